@@ -1,0 +1,21 @@
+# The two quickstart commands: `make run` (install + the main job) and `make test`.
+TASK ?= Create a file hello.py that prints exactly: Hello from Spud! Then run it with python3 to check it.
+WORKSPACE ?= demo-workspace
+
+.PHONY: setup run test lint bench
+
+setup:
+	./scripts/setup.sh
+
+run: setup
+	mkdir -p $(WORKSPACE)
+	.venv/bin/spud run "$(TASK)" --workspace $(WORKSPACE) --yes
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint:
+	.venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests bench
+
+bench: setup
+	.venv/bin/python bench/llm_bench.py

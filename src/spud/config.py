@@ -1,0 +1,80 @@
+"""Spud's one typed configuration object, read from a TOML file and SPUD_* variables."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from spud.core.agent import Limits
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("spud"))
+
+
+def cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("spud"))
+
+
+class Settings(BaseSettings):
+    """Everything configurable; env vars SPUD_<FIELD> override the config file."""
+
+    model_config = SettingsConfigDict(env_prefix="SPUD_", env_nested_delimiter="__")
+
+    home: Path = Field(default_factory=data_dir)
+    model_cache: Path = Field(default_factory=lambda: cache_dir() / "models")
+    db_url: str = ""
+    model: str = "qwen2.5-coder-0.5b"
+    context_window: int = 8192
+    threads: int = 0  # 0: all cores
+    temperature: float = 0.0
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    anthropic_api_key: str | None = None
+    sandbox_timeout_s: float = 60.0
+    sandbox_memory_mb: int = 2048
+    sandbox_network: bool = False
+    policy_file: Path | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'spud.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads $SPUD_CONFIG or <config dir>/config.toml when it exists."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        path = Path(os.environ.get("SPUD_CONFIG", platformdirs.user_config_dir("spud")))
+        if path.is_dir():
+            path = path / "config.toml"
+        if not path.is_file():
+            return {}
+        try:
+            return tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            from spud.core.errors import ConfigError
+
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None

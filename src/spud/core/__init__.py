@@ -1,0 +1,1 @@
+"""The agent core: the loop, its Protocols and the one message list."""

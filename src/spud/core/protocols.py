@@ -1,0 +1,101 @@
+"""The Protocols the agent loop runs over: Model, Tool, Store, Approver."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from spud.core.messages import Message, ModelReply, ToolCall, ToolResult
+
+
+class ToolSpec(BaseModel):
+    """What the model sees of a tool: a name, a description and a JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything that turns a message list into the next assistant message."""
+
+    name: str
+    context_window: int
+
+    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+        """Return the next assistant message; raise FormatError if it is not valid."""
+        ...
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
+        """How many prompt tokens these messages take for this model."""
+        ...
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """A small class with a name, a description and typed arguments."""
+
+    name: str
+    description: str
+    Args: type[BaseModel]
+
+    def run(self, args: Any) -> ToolResult:
+        """Run with validated arguments (an instance of Args)."""
+        ...
+
+
+class SessionInfo(BaseModel):
+    """A stored session without its messages."""
+
+    id: str
+    task: str
+    workspace: str
+    model: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    summary: str = ""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where sessions and their messages live; each append is durable on return."""
+
+    def create_session(self, task: str, workspace: str, model: str) -> str: ...
+
+    def append(self, session_id: str, message: Message) -> int:
+        """Persist one message (durable before returning); return its index."""
+        ...
+
+    def messages(self, session_id: str) -> list[Message]: ...
+
+    def get_session(self, session_id: str) -> SessionInfo: ...
+
+    def list_sessions(self, limit: int = 50) -> list[SessionInfo]: ...
+
+    def update_session(self, session_id: str, **fields: Any) -> None:
+        """Set status, summary, steps or token totals."""
+        ...
+
+
+Decision = Literal["allow", "deny"]
+
+
+class Approval(BaseModel):
+    """Whether a tool call may run, and why."""
+
+    decision: Decision
+    reason: str = ""
+
+
+@runtime_checkable
+class Approver(Protocol):
+    """Decides whether a tool call may run (policy as data, plus a human if asked)."""
+
+    def decide(self, call: ToolCall, untrusted_context: bool) -> Approval: ...

@@ -1,0 +1,1 @@
+"""Model adapters: local llama.cpp, OpenAI-compatible, Anthropic, replay."""

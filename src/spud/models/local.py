@@ -1,0 +1,146 @@
+"""The embedded model: llama.cpp in-process, tool calls constrained by a JSON-schema grammar."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from spud.core.errors import FormatError
+from spud.core.messages import Message, ModelReply, Usage
+from spud.core.protocols import ToolSpec
+from spud.models.toolcall import calls_schema, parse_calls
+
+TOOLS_HEADER = """
+
+# Tools
+
+You may call one of these functions. Their signatures are within <tools></tools> XML tags:
+<tools>
+{tools}
+</tools>
+
+Answer with one JSON object holding the function name and its arguments, within \
+<tool_call></tool_call> XML tags."""
+
+CALL_OPEN, CALL_CLOSE = "<tool_call>\n", "\n</tool_call>"
+
+
+def render_chatml(messages: list[Message], specs: list[ToolSpec]) -> str:
+    """The prompt in ChatML, Qwen's tool format; earlier turns render identically each step."""
+    tools = "\n".join(
+        json.dumps({"type": "function", "function": s.model_dump()}, separators=(",", ":"))
+        for s in specs
+    )
+    out: list[str] = []
+    for i, m in enumerate(messages):
+        if m.role == "system":
+            out.append(
+                f"<|im_start|>system\n{m.content}{TOOLS_HEADER.format(tools=tools)}<|im_end|>\n"
+            )
+        elif m.role == "user":
+            out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
+        elif m.role == "assistant":
+            out.append(f"<|im_start|>assistant\n{_assistant_text(m)}<|im_end|>\n")
+        else:
+            first = i == 0 or messages[i - 1].role != "tool"
+            last = i == len(messages) - 1 or messages[i + 1].role != "tool"
+            out.append(
+                ("<|im_start|>user\n" if first else "\n")
+                + f"<tool_response>\n{m.content}\n</tool_response>"
+                + ("<|im_end|>\n" if last else "")
+            )
+    return "".join(out)
+
+
+def _assistant_text(m: Message) -> str:
+    if "raw" in m.meta:  # replay exactly what the model produced, so the KV prefix is reused
+        return CALL_OPEN + m.meta["raw"] + CALL_CLOSE
+    calls = "".join(
+        CALL_OPEN + json.dumps({"name": c.name, "arguments": c.arguments}) + CALL_CLOSE
+        for c in m.tool_calls
+    )
+    return m.content + calls
+
+
+class LocalModel:
+    """A GGUF model run by llama-cpp-python in this process."""
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        context_window: int = 8192,
+        threads: int = 0,
+        temperature: float = 0.0,
+        max_output_tokens: int = 768,
+        seed: int = 0,
+    ) -> None:
+        from llama_cpp import Llama
+
+        self.name = name
+        self.context_window = context_window
+        self.temperature = temperature
+        self.max_output_tokens = max_output_tokens
+        self.llm = Llama(
+            model_path=str(path),
+            n_ctx=context_window,
+            n_threads=threads or None,
+            seed=seed,
+            verbose=False,
+        )
+        self._grammars: dict[str, object] = {}
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=True)
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
+        return len(self.tokenize(render_chatml(messages, tools))) + 8
+
+    def _grammar(self, specs: list[ToolSpec]) -> object:
+        from llama_cpp import LlamaGrammar
+
+        schema = json.dumps(calls_schema(specs), sort_keys=True)
+        if schema not in self._grammars:
+            self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        return self._grammars[schema]
+
+    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+        started = time.perf_counter()
+        prompt = render_chatml(messages, tools) + "<|im_start|>assistant\n" + CALL_OPEN
+        tokens = self.tokenize(prompt)
+        cached = _common_prefix(self.llm._input_ids.tolist(), tokens)
+        out = self.llm.create_completion(
+            tokens,
+            max_tokens=self.max_output_tokens,
+            temperature=self.temperature,
+            grammar=self._grammar(tools),
+            stop=["<|im_end|>"],
+        )
+        choice = out["choices"][0]
+        raw = choice["text"].strip()
+        usage = Usage(
+            prompt_tokens=out["usage"]["prompt_tokens"],
+            completion_tokens=out["usage"]["completion_tokens"],
+            prompt_eval_tokens=len(tokens) - min(cached, len(tokens) - 1),
+            seconds=time.perf_counter() - started,
+        )
+        if choice["finish_reason"] == "length":
+            raise FormatError(
+                f"the reply was cut at {self.max_output_tokens} tokens; keep arguments shorter "
+                "(write big files in several steps)",
+                raw=raw,
+            )
+        calls = parse_calls(raw, tools)
+        return ModelReply(
+            message=Message(role="assistant", tool_calls=calls, meta={"raw": raw}), usage=usage
+        )
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

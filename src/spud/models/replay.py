@@ -1,0 +1,69 @@
+"""A model that plays back recorded replies, for tests and benchmarks of the harness."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from spud.core.errors import ConfigError
+from spud.core.messages import Message, ModelReply, ToolCall, Usage
+from spud.core.protocols import ToolSpec
+from spud.models.local import render_chatml
+from spud.models.toolcall import parse_calls
+
+
+class ReplayModel:
+    """Each reply is a dict: {"calls": [{"name", "arguments"}]}, {"text": raw} or {"answer": s}.
+
+    "text" goes through the same parser as an unconstrained model, so it can produce format
+    errors; "answer" is a plain-text reply with no tool call. The reply played is chosen by
+    the number of assistant turns already in the list, so a resumed session picks up where
+    the recording left off.
+    """
+
+    def __init__(
+        self, replies: list[dict[str, Any]], name: str = "replay", context_window: int = 32768
+    ) -> None:
+        self.replies = list(replies)
+        self.name = name
+        self.context_window = context_window
+        self.calls = 0
+
+    @classmethod
+    def from_file(cls, path: Path) -> ReplayModel:
+        try:
+            return cls(json.loads(Path(path).read_text()), name=f"replay:{path}")
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read replay file {path}: {exc}") from None
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
+        return len(render_chatml(messages, tools)) // 4
+
+    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+        started = time.perf_counter()
+        index = sum(1 for m in messages if m.role == "assistant")
+        if index >= len(self.replies):
+            reply: dict[str, Any] = {
+                "calls": [{"name": "finish", "arguments": {"summary": "replay ended"}}]
+            }
+        else:
+            reply = self.replies[index]
+        self.calls += 1
+        usage = Usage(
+            prompt_tokens=self.count_tokens(messages, tools),
+            completion_tokens=len(json.dumps(reply)) // 4,
+            cost_usd=float(reply.get("cost_usd", 0.0)),
+        )
+        if "text" in reply:
+            message = Message(role="assistant", tool_calls=parse_calls(reply["text"], tools))
+        elif "answer" in reply:
+            message = Message(role="assistant", content=reply["answer"])
+        else:
+            calls = [
+                ToolCall(name=c["name"], arguments=c.get("arguments", {})) for c in reply["calls"]
+            ]
+            message = Message(role="assistant", tool_calls=calls)
+        usage.seconds = time.perf_counter() - started
+        return ModelReply(message=message, usage=usage)

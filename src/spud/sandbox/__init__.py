@@ -1,0 +1,1 @@
+"""Running commands safely: a bubblewrap sandbox and the approval policy."""

@@ -1,0 +1,1 @@
+"""The service layer: the one Python API that every surface calls."""

@@ -1,0 +1,94 @@
+"""Sessions: start, run, resume and chat with an agent over a workspace; list and show them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from spud.config import Settings
+from spud.core.agent import CHAT_PROMPT, SYSTEM_PROMPT, Agent, RunResult
+from spud.core.errors import ConfigError
+from spud.core.messages import Message, ToolCall
+from spud.core.protocols import Model, SessionInfo
+from spud.models.loader import load_model
+from spud.models.registry import Progress
+from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.sandbox.policy import Policy, PolicyApprover
+from spud.store.sql import SqlStore
+from spud.tools.shell import coding_tools
+
+Asker = Callable[[ToolCall, str], bool]
+
+
+def check_workspace(path: Path) -> Path:
+    """The workspace must be an existing directory; say so clearly if it is not."""
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(
+            f"workspace {path} does not exist (create it, or pass another --workspace)"
+        )
+    if not path.is_dir():
+        raise ConfigError(f"workspace {path} is not a directory")
+    return path
+
+
+class SessionService:
+    """Owns the store and builds agents; the CLI, server and API all go through it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = SqlStore(self.settings.database_url)
+        self._models: dict[str, Model] = {}
+
+    def model(self, name: str | None = None, progress: Progress | None = None) -> Model:
+        name = name or self.settings.model
+        if name not in self._models:
+            self._models[name] = load_model(name, self.settings, progress)
+        return self._models[name]
+
+    def agent(
+        self,
+        model: Model,
+        workspace: Path,
+        *,
+        auto_approve: bool = False,
+        ask: Asker | None = None,
+        on_message: Callable[[Message], None] | None = None,
+        chat: bool = False,
+    ) -> Agent:
+        s = self.settings
+        sandbox = Sandbox(
+            SandboxConfig(
+                workspace=workspace,
+                network=s.sandbox_network,
+                timeout_s=s.sandbox_timeout_s,
+                memory_mb=s.sandbox_memory_mb,
+            )
+        )
+        policy = Policy.from_file(s.policy_file) if s.policy_file else Policy.default()
+        return Agent(
+            model,
+            coding_tools(workspace, sandbox),
+            self.store,
+            approver=PolicyApprover(policy, ask=ask, auto_approve=auto_approve),
+            limits=s.limits,
+            require_action=not chat,
+            on_message=on_message,
+        )
+
+    def start(self, agent: Agent, task: str, workspace: Path, chat: bool = False) -> str:
+        if not task.strip():
+            raise ConfigError("the task is empty: say what Spud should do")
+        return agent.start(task, str(workspace), CHAT_PROMPT if chat else SYSTEM_PROMPT)
+
+    def run(self, agent: Agent, session_id: str) -> RunResult:
+        return agent.run(session_id)
+
+    def session(self, session_id: str) -> SessionInfo:
+        return self.store.get_session(session_id)
+
+    def messages(self, session_id: str) -> list[Message]:
+        return self.store.messages(self.session(session_id).id)
+
+    def sessions(self, limit: int = 50) -> list[SessionInfo]:
+        return self.store.list_sessions(limit)

@@ -1,0 +1,1 @@
+"""Where sessions and their messages are kept: SQLAlchemy models, Alembic migrations, SqlStore."""

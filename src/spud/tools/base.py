@@ -1,0 +1,42 @@
+"""Turning a tool class into the schema a model sees, and validating calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from spud.core.protocols import Tool, ToolSpec
+
+
+def _clean(schema: Any) -> Any:
+    """Drop pydantic's 'title' keys so the schema the model sees stays short."""
+    if isinstance(schema, dict):
+        return {k: _clean(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [_clean(v) for v in schema]
+    return schema
+
+
+def args_schema(args: type[BaseModel]) -> dict[str, Any]:
+    """A flat JSON schema for a tool's argument model."""
+    schema = _clean(args.model_json_schema())
+    schema.setdefault("properties", {})
+    schema["additionalProperties"] = False
+    return schema
+
+
+def tool_spec(tool: Tool) -> ToolSpec:
+    """The name, description and argument schema of a tool."""
+    return ToolSpec(name=tool.name, description=tool.description, parameters=args_schema(tool.Args))
+
+
+def validate_args(tool: Tool, arguments: dict[str, Any]) -> BaseModel:
+    """Validate raw arguments; raise ValueError with a short, model-friendly message."""
+    try:
+        return tool.Args.model_validate(arguments)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"invalid arguments for {tool.name}: {problems}") from None

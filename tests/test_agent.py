@@ -1,0 +1,242 @@
+"""The agent loop driven by the replay model: limits, feedback, repetition, context, resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from spud.core.agent import Agent, Limits
+from spud.core.messages import ToolResult
+from spud.models.replay import ReplayModel
+
+
+class Echo:
+    name = "echo"
+    description = "Echo the text back."
+
+    class Args(BaseModel):
+        text: str
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def run(self, args: Args) -> ToolResult:
+        self.seen.append(args.text)
+        return ToolResult(output=f"echo: {args.text}")
+
+
+class Big:
+    name = "big"
+    description = "Return a long output."
+
+    class Args(BaseModel):
+        size: int
+
+    def run(self, args: Args) -> ToolResult:
+        return ToolResult(output="".join(f"line {i}\n" for i in range(args.size)))
+
+
+def call(name: str, **arguments: object) -> dict:
+    return {"calls": [{"name": name, "arguments": arguments}]}
+
+
+def finish(summary: str = "done") -> dict:
+    return call("finish", summary=summary)
+
+
+def make(replies: list[dict], store, tools=None, **limits) -> tuple[Agent, str]:
+    agent = Agent(ReplayModel(replies), tools or [Echo()], store, limits=Limits(**limits))
+    return agent, agent.start("say hi", "/tmp")
+
+
+def test_finishes_and_persists_every_step(store):
+    echo = Echo()
+    agent, sid = make([call("echo", text="hi"), finish("said hi")], store, [echo])
+    result = agent.run(sid)
+    assert result.status == "finished" and result.summary == "said hi"
+    assert echo.seen == ["hi"]
+    roles = [m.role for m in store.messages(sid)]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    info = store.get_session(sid)
+    assert info.status == "finished" and info.steps == 2
+
+
+def test_step_limit_stops_with_status(store):
+    agent, sid = make([call("echo", text=str(i)) for i in range(10)], store, max_steps=3)
+    result = agent.run(sid)
+    assert result.status == "limit:step"
+    assert "3 of 3 steps" in result.summary
+    assert store.get_session(sid).status == "limit:step"
+
+
+def test_token_and_cost_limits(store):
+    agent, sid = make([call("echo", text=str(i)) for i in range(10)], store, max_tokens=50)
+    assert agent.run(sid).status == "limit:token"
+    replies = [{**call("echo", text=str(i)), "cost_usd": 0.5} for i in range(10)]
+    agent, sid = make(replies, store, max_cost_usd=1.0)
+    assert agent.run(sid).status == "limit:cost"
+
+
+def test_time_limit(store):
+    agent, sid = make([call("echo", text="x")], store, max_seconds=0)
+    assert agent.run(sid).status == "limit:time"
+
+
+def test_format_error_is_fed_back_and_run_recovers(store):
+    agent, sid = make(
+        [{"text": "```json\n{not json}\n```"}, call("echo", text="ok"), finish()], store
+    )
+    result = agent.run(sid)
+    assert result.status == "finished"
+    msgs = store.messages(sid)
+    notes = [m for m in msgs if m.role == "user" and m.kind == "format_error"]
+    assert len(notes) == 1 and "not valid JSON" in notes[0].content
+    assert "<" not in notes[0].content.replace("<tool_call>", "")  # no placeholder text
+
+
+def test_fenced_json_call_is_accepted(store):
+    echo = Echo()
+    text = '```json\n{"name": "echo", "arguments": {"text": "fenced"}}\n```'
+    agent, sid = make([{"text": text}, finish()], store, [echo])
+    assert agent.run(sid).status == "finished"
+    assert echo.seen == ["fenced"]
+
+
+def test_three_format_errors_in_a_row_stop(store):
+    agent, sid = make([{"text": "nope"}] * 5, store)
+    result = agent.run(sid)
+    assert result.status == "format_errors"
+    assert "3 invalid replies" in result.summary
+
+
+def test_unknown_tool_and_bad_arguments_get_clear_results(store):
+    agent, sid = make(
+        [call("rm_everything"), call("echo", txt="typo"), call("echo", text="x"), finish()], store
+    )
+    assert agent.run(sid).status == "finished"
+    tools = [m.content for m in store.messages(sid) if m.role == "tool"]
+    assert "Unknown tool 'rm_everything'" in tools[0]
+    assert "invalid arguments for echo" in tools[1] and "text" in tools[1]
+
+
+def test_repetition_is_flagged_then_stopped(store):
+    agent, sid = make([call("echo", text="same")] * 6, store)
+    result = agent.run(sid)
+    assert result.status == "repetition"
+    outputs = [m.content for m in store.messages(sid) if m.role == "tool"]
+    assert len(outputs) == 3
+    assert "do something different" in outputs[1]
+
+
+def test_finish_without_acting_is_refused_once(store):
+    agent, sid = make([finish("lied"), call("echo", text="work"), finish("real")], store)
+    result = agent.run(sid)
+    assert result.status == "finished" and result.summary == "real"
+    first = [m for m in store.messages(sid) if m.role == "tool"][0]
+    assert "no tool has been used yet" in first.content
+
+
+def test_long_output_is_cut_with_a_note(store):
+    agent, sid = make(
+        [call("big", size=5000), finish()], store, [Big()], max_tool_output_chars=2000
+    )
+    agent.run(sid)
+    out = [m for m in store.messages(sid) if m.role == "tool"][0].content
+    assert "[output cut:" in out and "start_line" in out
+    assert len(out) < 2600 and "line 4999" in out
+
+
+def test_old_outputs_are_elided_to_fit_then_overflow_refused(store):
+    model = ReplayModel(
+        [call("big", size=n) for n in (500, 501, 502)] + [finish()], context_window=3000
+    )
+    agent = Agent(model, [Big()], store, limits=Limits(max_output_tokens=200))
+    sid = agent.start("task", "/tmp")
+    seen: list[list] = []
+    orig = model.complete
+
+    def spy(messages, tools):
+        seen.append(messages)
+        return orig(messages, tools)
+
+    model.complete = spy  # type: ignore[method-assign]
+    result = agent.run(sid)
+    elided = [m for msgs in seen for m in msgs if m.meta.get("elided")]
+    assert elided and "removed to fit the context window" in elided[0].content
+    assert all(m.role != "tool" or not m.meta.get("elided") for m in store.messages(sid))
+    assert result.status == "finished"
+
+    tiny = ReplayModel([call("big", size=2000), finish()], context_window=600)
+    agent = Agent(
+        tiny, [Big()], store, limits=Limits(max_output_tokens=100, max_tool_output_chars=99999)
+    )
+    sid = agent.start("task", "/tmp")
+    result = agent.run(sid)
+    assert result.status == "context_overflow"
+    assert "context window" in result.summary
+
+
+CRASHER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from pydantic import BaseModel
+    from spud.core.agent import Agent
+    from spud.core.messages import ToolResult
+    from spud.models.replay import ReplayModel
+    from spud.store.sql import SqlStore
+
+    log = Path(sys.argv[2])
+
+    class Step:
+        name = "step"
+        description = "Record a step; the third one crashes the process once."
+        class Args(BaseModel):
+            n: int
+        def run(self, args):
+            if args.n == 3 and not (log.parent / "crashed").exists():
+                (log.parent / "crashed").touch()
+                os.kill(os.getpid(), 9)
+            with log.open("a") as f:
+                f.write(f"{args.n}\\n")
+            return ToolResult(output=f"step {args.n} done")
+
+    replies = [{"calls": [{"name": "step", "arguments": {"n": i}}]} for i in range(1, 6)]
+    replies.append({"calls": [{"name": "finish", "arguments": {"summary": "all steps"}}]})
+    agent = Agent(ReplayModel(replies), [Step()], SqlStore(sys.argv[1]))
+    sid = sys.argv[3] if len(sys.argv) > 3 else agent.start("five steps", "/tmp")
+    print(sid, flush=True)
+    print(agent.run(sid).status, flush=True)
+    """
+)
+
+
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'spud.db'}"
+    script = tmp_path / "crasher.py"
+    script.write_text(CRASHER)
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    first = subprocess.run(
+        [sys.executable, script, url, log], capture_output=True, text=True, env=env
+    )
+    assert first.returncode == -9
+    sid = first.stdout.split()[0]
+    assert log.read_text().split() == ["1", "2"]
+    second = subprocess.run(
+        [sys.executable, script, url, log, sid], capture_output=True, text=True, env=env
+    )
+    assert second.stdout.split()[1] == "finished", second.stderr
+    assert log.read_text().split() == ["1", "2", "3", "4", "5"]
+    from spud.store.sql import SqlStore
+
+    msgs = SqlStore(url).messages(sid)
+    calls = [c.arguments.get("n") for m in msgs if m.role == "assistant" for c in m.tool_calls]
+    assert calls == [1, 2, 3, 4, 5, None]
+    results = [m.tool_call_id for m in msgs if m.role == "tool"]
+    assert len(results) == len(set(results)) == 6
