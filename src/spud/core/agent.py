@@ -155,20 +155,41 @@ class Agent:
             msg.tool_calls = [ToolCall(name="finish", arguments={"summary": msg.content})]
         self._record(sid, messages, msg)
         self._totals(messages, result)
-        for call in msg.tool_calls:
-            self._execute(sid, messages, call, result, turn_start)
+        self._execute_all(sid, messages, msg.tool_calls, result, turn_start)
+
+    def _execute_all(
+        self,
+        sid: str,
+        messages: list[Message],
+        calls: list[ToolCall],
+        result: RunResult,
+        turn_start: int,
+    ) -> None:
+        """Run a step's calls in order; after one fails or ends the run, skip the rest.
+
+        Calls that already have a result (run before a crash) are never run again.
+        """
+        results = {m.tool_call_id: m for m in messages if m.role == "tool"}
+        blocked = False
+        for call in calls:
+            if call.id not in results:
+                if blocked or result.status != "running":
+                    self._record(sid, messages, _skipped(call))
+                else:
+                    self._execute(sid, messages, call, result, turn_start)
+                results[call.id] = messages[-1]
+            res = results[call.id]
+            if res.kind == "finish":
+                result.status = "finished"
+                result.summary = str(call.arguments.get("summary", ""))
+            blocked = blocked or not res.meta.get("ok")
 
     def _run_pending(self, sid: str, messages: list[Message], result: RunResult) -> None:
         """After a crash: run the tool calls of the last step that have no result yet."""
         last = next((m for m in reversed(messages) if m.role == "assistant"), None)
         if last is None or messages[-1].role == "user":
             return
-        done = {m.tool_call_id for m in messages if m.role == "tool"}
-        for call in last.tool_calls:
-            if call.id not in done:
-                self._execute(sid, messages, call, result, _last_user_turn(messages))
-        if last.tool_calls and last.tool_calls[-1].name == "finish" and result.status == "running":
-            result.status = "finished"
+        self._execute_all(sid, messages, last.tool_calls, result, _last_user_turn(messages))
 
     def _record(self, sid: str, messages: list[Message], msg: Message) -> None:
         self._append(sid, msg)
@@ -342,6 +363,16 @@ class Agent:
         result.prompt_tokens = sum(u.prompt_tokens for u in usages)
         result.completion_tokens = sum(u.completion_tokens for u in usages)
         result.cost_usd = sum(u.cost_usd for u in usages)
+
+
+def _skipped(call: ToolCall) -> Message:
+    return Message(
+        role="tool",
+        name=call.name,
+        tool_call_id=call.id,
+        content="Skipped: an earlier call in this step failed or ended the run.",
+        meta={"ok": False, "kind": "skipped"},
+    )
 
 
 def _digest(text: str) -> str:

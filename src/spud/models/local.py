@@ -24,6 +24,12 @@ Answer with one JSON object holding the function name and its arguments, within 
 <tool_call></tool_call> XML tags."""
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>\n", "\n</tool_call>"
+MAX_CALLS_PER_STEP = 4
+# One to four calls per reply; small models like to plan "write, run, finish" in one turn.
+MULTI_CALL = f"""
+root ::= call (call-sep call){{0,{MAX_CALLS_PER_STEP - 1}}}
+call-sep ::= "\\n" ("</tool_call>\\n<tool_call>\\n")?
+"""
 
 
 def render_chatml(messages: list[Message], specs: list[ToolSpec]) -> str:
@@ -99,10 +105,13 @@ class LocalModel:
 
     def _grammar(self, specs: list[ToolSpec]) -> object:
         from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        schema = json.dumps(calls_schema(specs), sort_keys=True)
+        schema = json.dumps(calls_schema(specs))  # key order matters: "name" comes first
         if schema not in self._grammars:
-            self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+            gbnf = json_schema_to_gbnf(schema, prop_order=["name", "arguments"])
+            gbnf = gbnf.replace("root ::=", "call ::=", 1) + MULTI_CALL
+            self._grammars[schema] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[schema]
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
@@ -131,7 +140,7 @@ class LocalModel:
                 "(write big files in several steps)",
                 raw=raw,
             )
-        calls = parse_calls(raw, tools)
+        calls = parse_calls(CALL_OPEN + raw, tools)
         return ModelReply(
             message=Message(role="assistant", tool_calls=calls, meta={"raw": raw}), usage=usage
         )

@@ -60,20 +60,28 @@ def _parse(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
     blocks = _TAGGED.findall(text) or _FENCE.findall(text) or [text]
     calls = []
     for block in blocks:
-        block = block.strip()
-        if not block:
-            continue
-        try:
-            data = json.loads(block)
-        except json.JSONDecodeError as exc:
-            raise FormatError(
-                f"the tool call is not valid JSON ({exc.msg} at character {exc.pos})", raw=text
-            ) from None
-        for item in data if isinstance(data, list) else [data]:
+        for item in _decode_all(block.strip()):
             calls.append(check_call(_to_call(item, text), specs))
     if not calls:
         raise FormatError("the reply holds no tool call", raw=text)
     return calls
+
+
+def _decode_all(block: str) -> list[Any]:
+    """Every JSON value in a block: one object, a list, or objects one after another."""
+    decoder, items, pos = json.JSONDecoder(), [], 0
+    while pos < len(block):
+        try:
+            value, end = decoder.raw_decode(block, pos)
+        except json.JSONDecodeError as exc:
+            raise FormatError(
+                f"the tool call is not valid JSON ({exc.msg} at character {exc.pos})"
+            ) from None
+        items += value if isinstance(value, list) else [value]
+        pos = end
+        while pos < len(block) and block[pos] in " \t\r\n,":
+            pos += 1
+    return items
 
 
 def _to_call(item: Any, raw: str) -> ToolCall:

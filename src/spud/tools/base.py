@@ -10,9 +10,18 @@ from spud.core.protocols import Tool, ToolSpec
 
 
 def _clean(schema: Any) -> Any:
-    """Drop pydantic's 'title' keys so the schema the model sees stays short."""
+    """Drop titles and null defaults, and unwrap Optional, so the schema stays short."""
     if isinstance(schema, dict):
-        return {k: _clean(v) for k, v in schema.items() if k != "title"}
+        options = schema.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            inner = next(o for o in options if o != {"type": "null"})
+            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+            schema = {**inner, **rest}
+        return {
+            k: _clean(v)
+            for k, v in schema.items()
+            if k != "title" and not (k == "default" and v is None)
+        }
     if isinstance(schema, list):
         return [_clean(v) for v in schema]
     return schema
