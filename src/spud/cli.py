@@ -119,9 +119,12 @@ def _progress_pull(name: str, settings: Settings):  # noqa: ANN202
         )
 
 
+def _asker():  # noqa: ANN202
+    """Ask the person at the terminal; with no terminal, the policy denies and says why."""
+    return _ask if sys.stdin.isatty() else None
+
+
 def _ask(call: ToolCall, reason: str) -> bool:
-    if not sys.stdin.isatty():
-        return False
     return Confirm.ask(f"[yellow]approve[/] {call.name} {escape(_args(call))} ({escape(reason)})?")
 
 
@@ -162,9 +165,9 @@ def run(
         svc.settings.limits.max_steps = max_steps
     with console.status("loading model…"):
         llm = svc.model()
-    agent = svc.agent(llm, ws, auto_approve=yes, ask=_ask, on_message=render)
+    agent = svc.agent(llm, ws, auto_approve=yes, ask=_asker(), on_message=render)
+    console.print(f"[dim]model {llm.name} · workspace {ws}[/]")
     sid = svc.start(agent, task, ws)
-    console.print(f"[dim]session {sid} · model {llm.name} · workspace {ws}[/]")
     _finish(svc.run(agent, sid), svc)
 
 
@@ -179,7 +182,7 @@ def resume(session_id: str, yes: bool = YesOpt, model: str = ModelOpt) -> None:
         console.print(f"session {info.id} is already finished: {escape(info.summary)}")
         return
     ws = check_workspace(Path(info.workspace))
-    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_ask, on_message=render)
+    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_asker(), on_message=render)
     console.print(f"[dim]resuming {info.id} at step {info.steps + 1}[/]")
     _finish(svc.run(agent, info.id), svc)
 
@@ -198,7 +201,7 @@ def chat(
 
     ws = check_workspace(workspace)
     svc = _service(model)
-    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_ask, on_message=None, chat=True)
+    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_asker(), on_message=None, chat=True)
     sid = svc.session(session).id if session else None
     console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
     while True:

@@ -269,8 +269,10 @@ class Agent:
         except ValueError as exc:
             return ToolResult(output=f"{exc}. Fix the arguments and call again.", ok=False)
         if tool.name == "finish":
-            if self.require_action and not _acted(messages[turn_start:]):
+            turn = messages[turn_start:]
+            if self.require_action and not _acted(turn) and not _refused_finish(turn):
                 return ToolResult(
+                    data={"kind": "finish_refused"},
                     output="Not finished: no tool has been used yet. Do the task first, "
                     "check the result, then call finish.",
                     ok=False,
@@ -385,6 +387,10 @@ def _last_user_turn(messages: list[Message]) -> int:
         if messages[i].role == "user" and messages[i].kind != "format_error":
             return i
     return 0
+
+
+def _refused_finish(messages: list[Message]) -> bool:
+    return any(m.role == "tool" and m.kind == "finish_refused" for m in messages)
 
 
 def _acted(messages: list[Message]) -> bool:

@@ -1,0 +1,146 @@
+"""The CLI as a user runs it: friendly errors, run/show/list, and resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPUD = [sys.executable, "-m", "spud"]
+
+
+def spud(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SPUD, *args], capture_output=True, text=True, env=_env(home), timeout=timeout
+    )
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPUD_HOME": str(home),
+        "SPUD_CONFIG": str(home / "none.toml"),
+        "COLUMNS": "200",
+    }
+
+
+def replay_file(tmp_path: Path, replies: list[dict]) -> str:
+    path = tmp_path / "replay.json"
+    path.write_text(json.dumps(replies))
+    return f"replay:{path}"
+
+
+def call(name: str, **arguments: object) -> dict:
+    return {"calls": [{"name": name, "arguments": arguments}]}
+
+
+def test_missing_workspace_is_a_clear_error(tmp_path: Path):
+    r = spud(tmp_path, "run", "do it", "--workspace", str(tmp_path / "nope"), "--model", "x")
+    assert r.returncode == 1
+    assert "does not exist" in r.stdout and "Traceback" not in r.stdout + r.stderr
+
+
+def test_unknown_model_is_a_clear_error(tmp_path: Path):
+    r = spud(tmp_path, "run", "do it", "--workspace", str(tmp_path), "--model", "gpt-17")
+    assert r.returncode == 1
+    assert "unknown model 'gpt-17'" in r.stdout and "qwen2.5-coder-0.5b" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_corrupt_model_file_is_a_clear_error(tmp_path: Path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(os.urandom(4096))
+    r = spud(tmp_path, "run", "do it", "--workspace", str(tmp_path), "--model", str(bad))
+    assert r.returncode == 1 and "cannot load model file" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_unknown_session_is_a_clear_error(tmp_path: Path):
+    r = spud(tmp_path, "sessions", "show", "deadbeef")
+    assert r.returncode == 1 and "no session" in r.stdout
+
+
+def test_run_streams_steps_and_show_renders_the_trajectory(tmp_path: Path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    model = replay_file(
+        tmp_path,
+        [
+            call("write_file", path="hello.py", content="print('hi there')\n"),
+            call("bash", command="python3 hello.py"),
+            call("finish", summary="wrote and ran hello.py"),
+        ],
+    )
+    r = spud(tmp_path, "run", "write hello.py", "--workspace", str(ws), "--model", model, "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (ws / "hello.py").read_text() == "print('hi there')\n"
+    assert "+print('hi there')" in r.stdout  # the diff is shown
+    assert "hi there" in r.stdout and "finished" in r.stdout
+    assert "Trajectory stored in" in r.stdout
+    listing = spud(tmp_path, "sessions", "list")
+    sid = listing.stdout.split("\n")[3].split()[1]
+    shown = spud(tmp_path, "sessions", "show", sid)
+    assert shown.returncode == 0
+    assert "→ write_file" in shown.stdout and "→ bash" in shown.stdout
+    assert "wrote and ran hello.py" in shown.stdout
+
+
+def test_risky_command_without_yes_is_denied_not_run(tmp_path: Path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "keep.txt").write_text("precious")
+    model = replay_file(
+        tmp_path, [call("bash", command="rm keep.txt"), call("finish", summary="x")]
+    )
+    r = spud(tmp_path, "run", "clean up", "--workspace", str(ws), "--model", model)
+    assert (ws / "keep.txt").read_text() == "precious"
+    assert "Not run" in r.stdout and "--yes" in r.stdout
+
+
+def test_resume_after_kill_9_continues_without_repeating(tmp_path: Path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    model = replay_file(
+        tmp_path,
+        [
+            call("bash", command="echo one >> log.txt"),
+            call("bash", command="sleep 30; echo two >> log.txt"),
+            call("bash", command="echo three >> log.txt"),
+            call("finish", summary="logged three lines"),
+        ],
+    )
+    proc = subprocess.Popen(
+        [*SPUD, "run", "log", "--workspace", str(ws), "--model", model, "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(tmp_path),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (ws / "log.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # now inside the sleeping second step
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (ws / "log.txt").read_text() == "one\n"
+    listing = spud(tmp_path, "sessions", "list")
+    assert "running" in listing.stdout
+    sid = listing.stdout.split("\n")[3].split()[1]
+    r = spud(tmp_path, "resume", sid, "--yes", timeout=120)
+    assert r.returncode == 0, r.stdout
+    assert (ws / "log.txt").read_text() == "one\ntwo\nthree\n"
+    shown = spud(tmp_path, "sessions", "show", sid).stdout
+    assert shown.count("echo one") == 1 and shown.count("echo three") == 1
+
+
+@pytest.mark.parametrize("args", [["models", "list"], ["--help"]])
+def test_informational_commands_work(tmp_path: Path, args: list[str]):
+    r = spud(tmp_path, *args)
+    assert r.returncode == 0 and r.stdout.strip()
