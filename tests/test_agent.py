@@ -141,6 +141,28 @@ def test_finish_without_acting_is_refused_once(store):
     assert "no tool has been used yet" in first.content
 
 
+def test_finishing_twice_without_acting_is_not_success(store):
+    agent, sid = make([finish("did it"), finish("really did it")], store)
+    result = agent.run(sid)
+    assert result.status == "no_action"
+    assert store.get_session(sid).status == "no_action"
+
+
+def test_finish_is_not_offered_until_something_ran(store):
+    offered: list[frozenset] = []
+    model = ReplayModel([call("echo", text="x"), finish()])
+    orig = model.complete
+
+    def spy(messages, tools, exclude=frozenset()):
+        offered.append(exclude)
+        return orig(messages, tools, exclude)
+
+    model.complete = spy  # type: ignore[method-assign]
+    agent = Agent(model, [Echo()], store)
+    agent.run(agent.start("task", "/tmp"))
+    assert offered == [frozenset({"finish"}), frozenset()]
+
+
 def test_long_output_is_cut_with_a_note(store):
     agent, sid = make(
         [call("big", size=5000), finish()], store, [Big()], max_tool_output_chars=2000
@@ -160,9 +182,9 @@ def test_old_outputs_are_elided_to_fit_then_overflow_refused(store):
     seen: list[list] = []
     orig = model.complete
 
-    def spy(messages, tools):
+    def spy(messages, tools, exclude=frozenset()):
         seen.append(messages)
-        return orig(messages, tools)
+        return orig(messages, tools, exclude)
 
     model.complete = spy  # type: ignore[method-assign]
     result = agent.run(sid)

@@ -144,3 +144,37 @@ def test_resume_after_kill_9_continues_without_repeating(tmp_path: Path):
 def test_informational_commands_work(tmp_path: Path, args: list[str]):
     r = spud(tmp_path, *args)
     assert r.returncode == 0 and r.stdout.strip()
+
+
+def test_chat_keeps_history_across_turns_and_sessions(tmp_path: Path):
+    model = replay_file(
+        tmp_path,
+        [
+            {"answer": "Hello! I am Spud."},
+            call("finish", summary="You said hello."),
+            call("finish", summary="Still here."),
+        ],
+    )
+    args = ["chat", "--workspace", str(tmp_path), "--model", model]
+    r = subprocess.run(
+        [*SPUD, *args],
+        input="hello\nwhat did I say?\n",
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "spud> Hello! I am Spud." in r.stdout and "spud> You said hello." in r.stdout
+    sid = r.stdout.strip().split()[-1]
+    again = subprocess.run(
+        [*SPUD, *args, "--session", sid],
+        input="still there?\n",
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=60,
+    )
+    assert "spud> Still here." in again.stdout
+    shown = spud(tmp_path, "sessions", "show", sid).stdout
+    assert shown.index("hello") < shown.index("what did I say?") < shown.index("still there?")

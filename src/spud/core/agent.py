@@ -144,8 +144,13 @@ class Agent:
 
     def _step(self, sid: str, messages: list[Message], result: RunResult, turn_start: int) -> None:
         prompt = self._fit_context(messages)
+        # Until something has been done, finishing is not on offer (small models like to
+        # "finish" at once); it stays described so the prompt prefix does not change.
+        idle = self.require_action and not _acted(messages[turn_start:])
         try:
-            reply = self.model.complete(prompt, self.specs)
+            reply = self.model.complete(
+                prompt, self.specs, frozenset({"finish"}) if idle else frozenset()
+            )
         except FormatError as exc:
             self._format_error(sid, messages, result, exc)
             return
@@ -182,6 +187,9 @@ class Agent:
             if res.kind == "finish":
                 result.status = "finished"
                 result.summary = str(call.arguments.get("summary", ""))
+            elif res.kind == "no_action":
+                result.status = "no_action"
+                result.summary = "stopped: the model tried to finish twice without doing anything"
             blocked = blocked or not res.meta.get("ok")
 
     def _run_pending(self, sid: str, messages: list[Message], result: RunResult) -> None:
@@ -270,7 +278,12 @@ class Agent:
             return ToolResult(output=f"{exc}. Fix the arguments and call again.", ok=False)
         if tool.name == "finish":
             turn = messages[turn_start:]
-            if self.require_action and not _acted(turn) and not _refused_finish(turn):
+            if self.require_action and not _acted(turn):
+                if _refused_finish(turn):
+                    meta["kind"] = "no_action"
+                    return ToolResult(
+                        output="Stopped: finished again without doing anything.", ok=False
+                    )
                 return ToolResult(
                     data={"kind": "finish_refused"},
                     output="Not finished: no tool has been used yet. Do the task first, "

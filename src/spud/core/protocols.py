@@ -25,8 +25,13 @@ class Model(Protocol):
     name: str
     context_window: int
 
-    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
-        """Return the next assistant message; raise FormatError if it is not valid."""
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
+        """Return the next assistant message; raise FormatError if it is not valid.
+
+        Tools named in exclude stay described but must not be called in this reply.
+        """
         ...
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:

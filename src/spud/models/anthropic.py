@@ -68,7 +68,9 @@ class AnthropicModel:
             len(system) + len(json.dumps(turns)) + len(json.dumps([t.model_dump() for t in tools]))
         ) // 3
 
-    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
         started = time.perf_counter()
         system, turns = to_anthropic(messages)
         resp = self.client.messages.create(
@@ -78,6 +80,7 @@ class AnthropicModel:
             tools=[
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in tools
+                if t.name not in exclude
             ],
             max_tokens=self.max_output_tokens,
         )

@@ -114,7 +114,9 @@ class LocalModel:
             self._grammars[schema] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[schema]
 
-    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
         started = time.perf_counter()
         prompt = render_chatml(messages, tools) + "<|im_start|>assistant\n" + CALL_OPEN
         tokens = self.tokenize(prompt)
@@ -123,7 +125,7 @@ class LocalModel:
             tokens,
             max_tokens=self.max_output_tokens,
             temperature=self.temperature,
-            grammar=self._grammar(tools),
+            grammar=self._grammar([t for t in tools if t.name not in exclude]),
             stop=["<|im_end|>"],
         )
         choice = out["choices"][0]

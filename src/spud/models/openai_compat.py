@@ -64,12 +64,18 @@ class OpenAICompatModel:
         text = json.dumps(to_openai(messages)) + json.dumps([t.model_dump() for t in tools])
         return len(text) // 3
 
-    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
         started = time.perf_counter()
         resp = self.client.chat.completions.create(
             model=self.model,
             messages=to_openai(messages),
-            tools=[{"type": "function", "function": t.model_dump()} for t in tools],
+            tools=[
+                {"type": "function", "function": t.model_dump()}
+                for t in tools
+                if t.name not in exclude
+            ],
             temperature=self.temperature,
             max_tokens=self.max_output_tokens,
         )

@@ -41,7 +41,9 @@ class ReplayModel:
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
         return len(render_chatml(messages, tools)) // 4
 
-    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply:
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
         started = time.perf_counter()
         index = sum(1 for m in messages if m.role == "assistant")
         if index >= len(self.replies):
