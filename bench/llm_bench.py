@@ -38,7 +38,7 @@ TASK = (
     "The tests in tests/test_fizzbuzz.py fail. Read fizzbuzz.py and the tests, fix the bug "
     "in fizzbuzz.py, then run the tests with python3 -m pytest -q to check that they pass."
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 

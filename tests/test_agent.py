@@ -133,6 +133,36 @@ def test_repetition_is_flagged_then_stopped(store):
     assert "do something different" in outputs[1]
 
 
+def test_same_call_twice_in_one_step_runs_once(store):
+    echo = Echo()
+    twice = {"calls": [{"name": "echo", "arguments": {"text": "a"}}] * 3}
+    agent, sid = make([twice, finish()], store, [echo])
+    assert agent.run(sid).status == "finished"
+    assert echo.seen == ["a"]
+
+
+class Clock:
+    name = "clock"
+    description = "Run the tests (reports a timing that changes every run)."
+
+    class Args(BaseModel):
+        pass
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self, args: Args) -> ToolResult:
+        self.runs += 1
+        return ToolResult(output=f"1 failed in 0.{self.runs}s")
+
+
+def test_repetition_ignores_changing_numbers(store):
+    clock = Clock()
+    agent, sid = make([call("clock")] * 6, store, [clock])
+    assert agent.run(sid).status == "repetition"
+    assert clock.runs == 3
+
+
 def test_finish_without_acting_is_refused_once(store):
     agent, sid = make([finish("lied"), call("echo", text="work"), finish("real")], store)
     result = agent.run(sid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -158,6 +159,8 @@ class Agent:
         msg.meta.update(usage=reply.usage.model_dump())
         if not msg.tool_calls:  # a plain-text answer from a remote model ends the turn
             msg.tool_calls = [ToolCall(name="finish", arguments={"summary": msg.content})]
+        unique = {c.signature(): c for c in reversed(msg.tool_calls)}  # same call twice: once
+        msg.tool_calls = [c for c in msg.tool_calls if unique[c.signature()] is c]
         self._record(sid, messages, msg)
         self._totals(messages, result)
         self._execute_all(sid, messages, msg.tool_calls, result, turn_start)
@@ -391,7 +394,8 @@ def _skipped(call: ToolCall) -> Message:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A fingerprint of a result that ignores numbers (timings, pids) so reruns match."""
+    return hashlib.sha256(re.sub(r"\d+", "#", text).encode()).hexdigest()[:16]
 
 
 def _last_user_turn(messages: list[Message]) -> int:
