@@ -148,10 +148,13 @@ class Agent:
         # Until something has been done, finishing is not on offer (small models like to
         # "finish" at once); it stays described so the prompt prefix does not change.
         idle = self.require_action and not _acted(messages[turn_start:])
+        exclude = {"finish"} if idle else set()
+        # After a call repeated with the same result, the next step must use another tool.
+        exclude |= {
+            m.name or "" for m in messages[-1:] if m.role == "tool" and m.meta.get("repeated")
+        }
         try:
-            reply = self.model.complete(
-                prompt, self.specs, frozenset({"finish"}) if idle else frozenset()
-            )
+            reply = self.model.complete(prompt, self.specs, frozenset(exclude))
         except FormatError as exc:
             self._format_error(sid, messages, result, exc)
             return
@@ -241,6 +244,7 @@ class Agent:
         output = self._cut(res.output)
         repeats = self._repeats(messages, call, output)
         if repeats >= REPEAT_WARN:
+            meta["repeated"] = repeats
             output += (
                 f"\n[note: this exact call gave this exact result {repeats} times; "
                 "do something different or finish]"
