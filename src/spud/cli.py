@@ -119,13 +119,27 @@ def _progress_pull(name: str, settings: Settings):  # noqa: ANN202
         )
 
 
-def _asker():  # noqa: ANN202
-    """Ask the person at the terminal; with no terminal, the policy denies and says why."""
-    return _ask if sys.stdin.isatty() else None
+class Terminal:
+    """The person at the terminal: a live "working" line, and approval questions."""
 
+    def __init__(self) -> None:
+        self.status = console.status("[dim]working… (Ctrl-C stops; `spud resume` continues)[/]")
 
-def _ask(call: ToolCall, reason: str) -> bool:
-    return Confirm.ask(f"[yellow]approve[/] {call.name} {escape(_args(call))} ({escape(reason)})?")
+    def asker(self):  # noqa: ANN201
+        """Ask at the terminal; with no terminal, the policy denies and says why."""
+        return self.ask if sys.stdin.isatty() else None
+
+    def ask(self, call: ToolCall, reason: str) -> bool:
+        self.status.stop()
+        try:
+            question = f"[yellow]approve[/] {call.name} {escape(_args(call))} ({escape(reason)})?"
+            return Confirm.ask(question)
+        finally:
+            self.status.start()
+
+    def run(self, svc, agent, session_id: str) -> RunResult:  # noqa: ANN001
+        with self.status:
+            return svc.run(agent, session_id)
 
 
 def _service(model: str | None):  # noqa: ANN202
@@ -165,10 +179,11 @@ def run(
         svc.settings.limits.max_steps = max_steps
     with console.status("loading model…"):
         llm = svc.model()
-    agent = svc.agent(llm, ws, auto_approve=yes, ask=_asker(), on_message=render)
+    term = Terminal()
+    agent = svc.agent(llm, ws, auto_approve=yes, ask=term.asker(), on_message=render)
     console.print(f"[dim]model {llm.name} · workspace {ws}[/]")
     sid = svc.start(agent, task, ws)
-    _finish(svc.run(agent, sid), svc)
+    _finish(term.run(svc, agent, sid), svc)
 
 
 @cli.command()
@@ -182,9 +197,10 @@ def resume(session_id: str, yes: bool = YesOpt, model: str = ModelOpt) -> None:
         console.print(f"session {info.id} is already finished: {escape(info.summary)}")
         return
     ws = check_workspace(Path(info.workspace))
-    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_asker(), on_message=render)
+    term = Terminal()
+    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=term.asker(), on_message=render)
     console.print(f"[dim]resuming {info.id} at step {info.steps + 1}[/]")
-    _finish(svc.run(agent, info.id), svc)
+    _finish(term.run(svc, agent, info.id), svc)
 
 
 @cli.command()
@@ -201,7 +217,9 @@ def chat(
 
     ws = check_workspace(workspace)
     svc = _service(model)
-    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=_asker(), on_message=None, chat=True)
+    agent = svc.agent(
+        svc.model(), ws, auto_approve=yes, ask=Terminal().asker(), on_message=None, chat=True
+    )
     sid = svc.session(session).id if session else None
     console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
     while True:
