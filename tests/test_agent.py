@@ -193,6 +193,38 @@ def test_finish_is_not_offered_until_something_ran(store):
     assert offered == [frozenset({"finish"}), frozenset()]
 
 
+class Flaky:
+    name = "tests"
+    description = "Run the tests."
+
+    class Args(BaseModel):
+        pass
+
+    def __init__(self, results: list[bool]) -> None:
+        self.results = results
+
+    def run(self, args: Args) -> ToolResult:
+        ok = self.results.pop(0)
+        return ToolResult(output="passed" if ok else "1 failed", ok=ok)
+
+
+def test_finish_right_after_a_failure_is_refused_once(store):
+    agent, sid = make(
+        [call("tests"), finish("all good"), finish("cannot fix it")], store, [Flaky([False])]
+    )
+    result = agent.run(sid)
+    assert result.status == "finished" and result.summary == "cannot fix it"
+    refusal = [m for m in store.messages(sid) if m.role == "tool"][1]
+    assert "the last tests call failed" in refusal.content
+
+    agent, sid = make(
+        [call("tests"), call("tests"), finish("fixed")], store, [Flaky([False, True])]
+    )
+    result = agent.run(sid)
+    assert result.status == "finished" and result.summary == "fixed"
+    assert all("Not finished" not in m.content for m in store.messages(sid))
+
+
 def test_long_output_is_cut_with_a_note(store):
     agent, sid = make(
         [call("big", size=5000), finish()], store, [Big()], max_tool_output_chars=2000

@@ -297,6 +297,14 @@ class Agent:
                     "check the result, then call finish.",
                     ok=False,
                 )
+            failed = _last_failure(turn)
+            if self.require_action and failed is not None:
+                return ToolResult(
+                    data={"kind": "finish_refused"},
+                    output=f"Not finished: the last {failed.name} call failed. Fix the problem "
+                    "and check again; if it cannot be fixed, say why in the summary.",
+                    ok=False,
+                )
             meta["kind"] = "finish"
             return tool.run(args)
         untrusted = any(m.untrusted for m in messages)
@@ -414,6 +422,18 @@ def _refused_finish(messages: list[Message]) -> bool:
     return any(m.role == "tool" and m.kind == "finish_refused" for m in messages)
 
 
+def _last_failure(messages: list[Message]) -> Message | None:
+    """The latest real tool result if it failed and finishing has not been refused since."""
+    for m in reversed(messages):
+        if m.role != "tool" or m.kind == "skipped":
+            continue
+        if m.kind == "finish_refused":
+            return None
+        if m.name != "finish":
+            return None if m.meta.get("ok") else m
+    return None
+
+
 def _acted(messages: list[Message]) -> bool:
-    """Whether any tool other than finish ran successfully in these messages."""
-    return any(m.role == "tool" and m.name != "finish" and m.meta.get("ok") for m in messages)
+    """Whether any tool other than finish actually ran (was allowed and called)."""
+    return any(m.role == "tool" and m.meta.get("approval") == "allow" for m in messages)
