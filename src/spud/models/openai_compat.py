@@ -19,7 +19,7 @@ def to_openai(messages: list[Message]) -> list[dict[str, Any]]:
         if m.role == "assistant":
             item: dict[str, Any] = {
                 "role": "assistant",
-                "content": m.content or m.meta.get("raw") or None,
+                "content": m.content or m.meta.get("raw") or "",
             }
             if m.tool_calls:
                 item["tool_calls"] = [
