@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx2 as httpx  # the openai and anthropic SDKs are built on httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spud.config import Settings
 from spud.core.errors import FormatError, ModelNotFound
@@ -222,3 +224,23 @@ def test_anthropic_adapter_merges_tool_results_and_reads_tool_use():
     assert reply.message.content == "Writing it."
     assert reply.message.tool_calls[0].arguments == {"path": "c", "content": "z"}
     assert reply.usage.prompt_tokens == 50
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_is_a_call_or_a_format_error(text: str):
+    """Whatever a model emits, parsing never crashes: it is a valid call or a FormatError."""
+    try:
+        calls = parse_calls(text, [SPEC])
+    except FormatError as exc:
+        assert exc.problem and exc.raw == text
+    else:
+        assert all(c.name == "write_file" for c in calls)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.text(min_size=1, max_size=40), content=st.text(max_size=200), fence=st.booleans())
+def test_valid_calls_round_trip(path: str, content: str, fence: bool):
+    body = json.dumps({"name": "write_file", "arguments": {"path": path, "content": content}})
+    [call] = parse_calls(f"```json\n{body}\n```" if fence else body, [SPEC])
+    assert call.arguments == {"path": path, "content": content}
