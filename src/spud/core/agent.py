@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from spud.core.context import cut_output, fit_context
 from spud.core.errors import ContextOverflow, FormatError, LimitReached
 from spud.core.messages import Message, ToolCall, ToolResult, Usage
 from spud.core.protocols import Approval, Approver, Model, Store, Tool, ToolSpec
@@ -144,7 +145,7 @@ class Agent:
         return result
 
     def _step(self, sid: str, messages: list[Message], result: RunResult, turn_start: int) -> None:
-        prompt = self._fit_context(messages)
+        prompt = fit_context(self.model, messages, self.specs, self.limits.max_output_tokens)
         # Until something has been done, finishing is not on offer (small models like to
         # "finish" at once); it stays described so the prompt prefix does not change.
         idle = self.require_action and not _acted(messages[turn_start:])
@@ -241,7 +242,7 @@ class Agent:
             res = ToolResult(output=f"Unknown tool {call.name!r}. Available: {names}.", ok=False)
         else:
             res = self._run_tool(tool, call, messages, turn_start, meta)
-        output = self._cut(res.output)
+        output = cut_output(res.output, self.limits.max_tool_output_chars)
         repeats = self._repeats(messages, call, output)
         if repeats >= REPEAT_WARN:
             meta["repeated"] = repeats
@@ -319,17 +320,6 @@ class Agent:
 
     # -- budgets --------------------------------------------------------------------------
 
-    def _cut(self, output: str) -> str:
-        cap = self.limits.max_tool_output_chars
-        if len(output) <= cap:
-            return output
-        head, tail = output[: cap * 3 // 4], output[-cap // 4 :]
-        return (
-            f"{head}\n[output cut: {len(output)} characters, showing the first {len(head)} "
-            f"and the last {len(tail)}. Read the rest with read_file and start_line/end_line, "
-            f"or narrow the command with grep, head or tail]\n{tail}"
-        )
-
     def _repeats(self, messages: list[Message], call: ToolCall, output: str) -> int:
         sig, digest = call.signature(), _digest(output)
         calls = {
@@ -343,31 +333,6 @@ class Agent:
             and m.meta.get("result_hash") == digest
         )
         return same + 1
-
-    def _fit_context(self, messages: list[Message]) -> list[Message]:
-        """Elide old tool outputs until the prompt fits; refuse if it still does not."""
-        budget = self.model.context_window - self.limits.max_output_tokens
-        prompt = list(messages)
-        if self.model.count_tokens(prompt, self.specs) <= budget:
-            return prompt
-        tool_idx = [i for i, m in enumerate(prompt) if m.role == "tool"][:-1]  # keep the latest
-        for i in tool_idx:
-            old = prompt[i]
-            marker = (
-                f"[elided: an older {old.name} output of {len(old.content)} characters was "
-                "removed to fit the context window; call the tool again if you need it]"
-            )
-            prompt[i] = old.model_copy(
-                update={"content": marker, "meta": {**old.meta, "elided": True}}
-            )
-            if self.model.count_tokens(prompt, self.specs) <= budget:
-                return prompt
-        used = self.model.count_tokens(prompt, self.specs)
-        raise ContextOverflow(
-            f"the conversation needs {used} tokens but {self.model.name} has room for {budget} "
-            f"(context window {self.model.context_window}); start a new session or use a model "
-            "with a larger context window"
-        )
 
     def _check_limits(self, result: RunResult, started: float) -> None:
         lim = self.limits

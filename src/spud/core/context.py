@@ -1,0 +1,49 @@
+"""Keeping the prompt inside the context window: elide old outputs, cut long ones, say so."""
+
+from __future__ import annotations
+
+from spud.core.errors import ContextOverflow
+from spud.core.messages import Message
+from spud.core.protocols import Model, ToolSpec
+
+
+def cut_output(output: str, cap: int) -> str:
+    """Keep the head and tail of a long tool output, with a note on how to read the rest."""
+    if len(output) <= cap:
+        return output
+    head, tail = output[: cap * 3 // 4], output[-cap // 4 :]
+    return (
+        f"{head}\n[output cut: {len(output)} characters, showing the first {len(head)} "
+        f"and the last {len(tail)}. Read the rest with read_file and start_line/end_line, "
+        f"or narrow the command with grep, head or tail]\n{tail}"
+    )
+
+
+def fit_context(
+    model: Model, messages: list[Message], specs: list[ToolSpec], reserve: int
+) -> list[Message]:
+    """The prompt to send: older tool outputs elided (oldest first) until it fits.
+
+    The stored list is never changed. If even the elided prompt does not fit, the run is
+    refused with ContextOverflow rather than silently truncated.
+    """
+    budget = model.context_window - reserve
+    prompt = list(messages)
+    if model.count_tokens(prompt, specs) <= budget:
+        return prompt
+    older_outputs = [i for i, m in enumerate(prompt) if m.role == "tool"][:-1]
+    for i in older_outputs:
+        old = prompt[i]
+        marker = (
+            f"[elided: an older {old.name} output of {len(old.content)} characters was "
+            "removed to fit the context window; call the tool again if you need it]"
+        )
+        prompt[i] = old.model_copy(update={"content": marker, "meta": {**old.meta, "elided": True}})
+        if model.count_tokens(prompt, specs) <= budget:
+            return prompt
+    used = model.count_tokens(prompt, specs)
+    raise ContextOverflow(
+        f"the conversation needs {used} tokens but {model.name} has room for {budget} "
+        f"(context window {model.context_window}); start a new session or use a model "
+        "with a larger context window"
+    )
