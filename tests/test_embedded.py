@@ -11,11 +11,11 @@ from spud.config import Settings
 from spud.core.agent import SYSTEM_PROMPT, Finish
 from spud.core.errors import FormatError
 from spud.core.messages import Message
+from spud.core.tooling import tool_spec
 from spud.models.loader import load_model
 from spud.models.toolcall import check_call
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.service.sessions import SessionService
-from spud.tools.base import tool_spec
 from spud.tools.shell import coding_tools
 
 pytestmark = pytest.mark.model

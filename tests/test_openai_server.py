@@ -15,6 +15,7 @@ import pytest
 from spud.config import Settings
 from spud.core.agent import Agent, Limits
 from spud.core.messages import Message, ToolCall
+from spud.core.tooling import tool_spec
 from spud.models.openai_compat import OpenAICompatModel
 from spud.models.registry import REGISTRY, pull
 from spud.tools.files import ReadFile, WriteFile
@@ -52,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_a_trajectory_with_tool_results_is_accepted_by_a_real_server(server: str, tmp_path: Path):
     model = OpenAICompatModel("qwen", base_url=server, api_key="none", max_output_tokens=64)
-    specs = [t for t in Agent(model, [ReadFile(tmp_path), WriteFile(tmp_path)], None).specs]  # type: ignore[arg-type]
+    specs = [tool_spec(t) for t in (ReadFile(tmp_path), WriteFile(tmp_path))]
     call = ToolCall(name="read_file", arguments={"path": "notes.txt"})
     history = [
         Message(role="system", content="You are a helpful assistant."),

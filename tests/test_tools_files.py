@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spud.core.protocols import Tool
-from spud.tools.base import tool_spec, validate_args
+from spud.core.tooling import tool_spec, validate_args
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
 
 

@@ -14,7 +14,7 @@ from spud.core.context import cut_output, fit_context
 from spud.core.errors import ContextOverflow, FormatError, LimitReached
 from spud.core.messages import Message, ToolCall, ToolResult, Usage
 from spud.core.protocols import Approval, Approver, Model, Store, Tool, ToolSpec
-from spud.tools.base import tool_spec, validate_args
+from spud.core.tooling import tool_spec, validate_args
 
 SYSTEM_PROMPT = """You are Spud, an agent that completes tasks by calling tools.
 All file paths are relative to the workspace folder, which is the current directory.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class LocalModel:
         self.llm = Llama(
             model_path=str(path),
             n_ctx=context_window,
-            n_threads=threads or None,
+            n_threads=threads or os.cpu_count(),  # llama.cpp's default is half the cores
             seed=seed,
             verbose=False,
         )
@@ -133,7 +134,7 @@ class LocalModel:
         usage = Usage(
             prompt_tokens=out["usage"]["prompt_tokens"],
             completion_tokens=out["usage"]["completion_tokens"],
-            prompt_eval_tokens=len(tokens) - min(cached, len(tokens) - 1),
+            prompt_eval_tokens=len(tokens) - cached,
             seconds=time.perf_counter() - started,
         )
         if choice["finish_reason"] == "length":

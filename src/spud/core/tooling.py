@@ -1,4 +1,4 @@
-"""Turning a tool class into the schema a model sees, and validating calls."""
+"""Turning a tool class into the schema a model sees, and validating its arguments."""
 
 from __future__ import annotations
 
