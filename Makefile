@@ -1,5 +1,5 @@
 # The two quickstart commands: `make run` (install + the main job) and `make test`.
-TASK ?= Create a file hello.py that prints exactly: Hello from Spud! Then run it with python3 to check it.
+TASK ?= Write a Python script hello.py that prints Hello from Spud! and then run python3 hello.py to check it.
 WORKSPACE ?= demo-workspace
 
 .PHONY: setup run test lint bench

@@ -24,7 +24,7 @@ from spud.core.errors import FormatError, SpudError
 from spud.core.messages import Message, ModelReply, ToolResult
 from spud.core.protocols import ToolSpec
 from spud.core.tooling import tool_spec
-from spud.models.local import CALL_OPEN, LocalModel, render_chatml
+from spud.models.local import CALL_OPEN, LocalModel, common_prefix, render_chatml
 from spud.models.registry import get_spec, model_path, sha256_file
 from spud.models.replay import ReplayModel
 from spud.store.sql import SqlStore
@@ -76,15 +76,6 @@ def eog_bias(llm: Any) -> dict[int, float]:
         if len(toks) == 1:
             ids.add(toks[0])
     return {i: -1000.0 for i in ids}
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def fs_type(path: str) -> str:

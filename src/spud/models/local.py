@@ -121,7 +121,7 @@ class LocalModel:
         started = time.perf_counter()
         prompt = render_chatml(messages, tools) + "<|im_start|>assistant\n" + CALL_OPEN
         tokens = self.tokenize(prompt)
-        cached = _common_prefix(self.llm._input_ids.tolist(), tokens)
+        cached = common_prefix(self.llm._input_ids.tolist(), tokens)
         out = self.llm.create_completion(
             tokens,
             max_tokens=self.max_output_tokens,
@@ -149,7 +149,8 @@ class LocalModel:
         )
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two sequences share (what llama.cpp's KV cache can reuse)."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
