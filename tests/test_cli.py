@@ -61,6 +61,17 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path: Path):
     assert "Traceback" not in r.stdout + r.stderr
 
 
+def test_bad_configuration_is_a_clear_error(tmp_path: Path):
+    env = {**_env(tmp_path), "SPUD_CONTEXT_WINDOW": "lots"}
+    r = subprocess.run([*SPUD, "sessions", "list"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "invalid configuration: context_window" in r.stdout
+    (tmp_path / "bad.toml").write_text("model = [unclosed")
+    env = {**_env(tmp_path), "SPUD_CONFIG": str(tmp_path / "bad.toml")}
+    r = subprocess.run([*SPUD, "sessions", "list"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "not valid TOML" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
 def test_unknown_session_is_a_clear_error(tmp_path: Path):
     r = spud(tmp_path, "sessions", "show", "deadbeef")
     assert r.returncode == 1 and "no session" in r.stdout

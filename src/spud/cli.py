@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -40,6 +41,10 @@ def app() -> None:
         cli()
     except SpudError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except ValidationError as exc:  # a bad value in the config file or a SPUD_* variable
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        console.print(f"[bold red]error:[/] invalid configuration: {escape(problems)}")
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; resume with `spud resume ID`[/]")
