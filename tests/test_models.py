@@ -244,3 +244,28 @@ def test_valid_calls_round_trip(path: str, content: str, fence: bool):
     body = json.dumps({"name": "write_file", "arguments": {"path": path, "content": content}})
     [call] = parse_calls(f"```json\n{body}\n```" if fence else body, [SPEC])
     assert call.arguments == {"path": path, "content": content}
+
+
+def test_model_service_errors_end_the_run_with_a_resumable_status(store):
+    import openai
+
+    from spud.core.agent import Agent
+    from spud.models.openai_compat import OpenAICompatModel
+
+    def down(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            503, json={"error": {"message": "overloaded", "type": "server_error"}}
+        )
+
+    client = openai.OpenAI(
+        api_key="k",
+        base_url="http://test/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(down)),
+    )
+    agent = Agent(OpenAICompatModel("m", client=client), [], store)
+    sid = agent.start("task", "/tmp")
+    result = agent.run(sid)
+    assert result.status == "model_error"
+    assert "openai:m failed" in result.summary and "resume" in result.summary
+    assert store.get_session(sid).status == "model_error"

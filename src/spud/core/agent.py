@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from spud.core.context import cut_output, fit_context
-from spud.core.errors import ContextOverflow, FormatError, LimitReached
+from spud.core.errors import ContextOverflow, FormatError, LimitReached, ModelError
 from spud.core.messages import Message, ToolCall, ToolResult, Usage
 from spud.core.protocols import Approval, Approver, Model, Store, Tool, ToolSpec
 from spud.core.tooling import tool_spec, validate_args
@@ -133,6 +133,8 @@ class Agent:
             result.status, result.summary = f"limit:{exc.which}", str(exc)
         except ContextOverflow as exc:
             result.status, result.summary = "context_overflow", str(exc)
+        except ModelError as exc:
+            result.status, result.summary = "model_error", f"{exc} (resume the session to retry)"
         result.seconds = time.monotonic() - started
         self.store.update_session(
             session_id,

@@ -26,6 +26,10 @@ class LimitReached(SpudError):
         self.which = which
 
 
+class ModelError(SpudError):
+    """The model could not be reached or answered with an error; the run can be resumed."""
+
+
 class ModelNotFound(SpudError):
     """An unknown model name, or a model file that is missing or corrupt."""
 

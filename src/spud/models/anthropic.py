@@ -6,6 +6,9 @@ import json
 import time
 from typing import Any
 
+import anthropic
+
+from spud.core.errors import ModelError
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import ToolSpec
 from spud.models.toolcall import check_call
@@ -54,8 +57,6 @@ class AnthropicModel:
         max_output_tokens: int = 4096,
         client: Any = None,
     ) -> None:
-        import anthropic
-
         self.name = f"anthropic:{model}"
         self.model = model
         self.context_window = context_window
@@ -73,17 +74,20 @@ class AnthropicModel:
     ) -> ModelReply:
         started = time.perf_counter()
         system, turns = to_anthropic(messages)
-        resp = self.client.messages.create(
-            model=self.model,
-            system=system,
-            messages=turns,
-            tools=[
-                {"name": t.name, "description": t.description, "input_schema": t.parameters}
-                for t in tools
-                if t.name not in exclude
-            ],
-            max_tokens=self.max_output_tokens,
-        )
+        try:
+            resp = self.client.messages.create(
+                model=self.model,
+                system=system,
+                messages=turns,
+                tools=[
+                    {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                    for t in tools
+                    if t.name not in exclude
+                ],
+                max_tokens=self.max_output_tokens,
+            )
+        except anthropic.APIError as exc:
+            raise ModelError(f"{self.name} failed: {exc}") from None
         text = "".join(b.text for b in resp.content if b.type == "text")
         calls = [
             check_call(ToolCall(id=b.id, name=b.name, arguments=dict(b.input)), tools)

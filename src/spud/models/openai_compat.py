@@ -6,7 +6,9 @@ import json
 import time
 from typing import Any
 
-from spud.core.errors import FormatError
+import openai
+
+from spud.core.errors import FormatError, ModelError
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import ToolSpec
 from spud.models.toolcall import check_call
@@ -51,8 +53,6 @@ class OpenAICompatModel:
         max_output_tokens: int = 2048,
         client: Any = None,
     ) -> None:
-        import openai
-
         self.name = f"openai:{model}"
         self.model = model
         self.context_window = context_window
@@ -68,17 +68,20 @@ class OpenAICompatModel:
         self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
     ) -> ModelReply:
         started = time.perf_counter()
-        resp = self.client.chat.completions.create(
-            model=self.model,
-            messages=to_openai(messages),
-            tools=[
-                {"type": "function", "function": t.model_dump()}
-                for t in tools
-                if t.name not in exclude
-            ],
-            temperature=self.temperature,
-            max_tokens=self.max_output_tokens,
-        )
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model,
+                messages=to_openai(messages),
+                tools=[
+                    {"type": "function", "function": t.model_dump()}
+                    for t in tools
+                    if t.name not in exclude
+                ],
+                temperature=self.temperature,
+                max_tokens=self.max_output_tokens,
+            )
+        except openai.APIError as exc:
+            raise ModelError(f"{self.name} failed: {exc}") from None
         choice = resp.choices[0].message
         calls = []
         for tc in choice.tool_calls or []:

@@ -26,17 +26,24 @@ class ReplayModel:
     def __init__(
         self, replies: list[dict[str, Any]], name: str = "replay", context_window: int = 32768
     ) -> None:
+        for i, reply in enumerate(replies):
+            if not isinstance(reply, dict) or not {"calls", "text", "answer"} & set(reply):
+                raise ConfigError(
+                    f'replay reply {i} must be an object with "calls", "text" or "answer"'
+                )
         self.replies = list(replies)
         self.name = name
         self.context_window = context_window
-        self.calls = 0
 
     @classmethod
     def from_file(cls, path: Path) -> ReplayModel:
         try:
-            return cls(json.loads(Path(path).read_text()), name=f"replay:{path}")
+            replies = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read replay file {path}: {exc}") from None
+        if not isinstance(replies, list):
+            raise ConfigError(f"replay file {path} must hold a JSON list of replies")
+        return cls(replies, name=f"replay:{path}")
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
         return len(render_chatml(messages, tools)) // 4
@@ -52,7 +59,6 @@ class ReplayModel:
             }
         else:
             reply = self.replies[index]
-        self.calls += 1
         usage = Usage(
             prompt_tokens=self.count_tokens(messages, tools),
             completion_tokens=len(json.dumps(reply)) // 4,
