@@ -163,6 +163,11 @@ def test_repetition_ignores_changing_numbers(store):
     assert clock.runs == 3
 
 
+def test_repetition_is_caught_for_long_outputs_too(store):
+    agent, sid = make([call("big", size=5000)] * 5, store, [Big()], max_tool_output_chars=500)
+    assert agent.run(sid).status == "repetition"
+
+
 def test_finish_without_acting_is_refused_once(store):
     agent, sid = make([finish("lied"), call("echo", text="work"), finish("real")], store)
     result = agent.run(sid)
