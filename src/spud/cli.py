@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -107,21 +109,19 @@ def summarize(result: RunResult, db: str) -> None:
     )
 
 
-def _progress_pull(name: str, settings: Settings):  # noqa: ANN202
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"preparing {name}", total=None)
-        return pull(
-            REGISTRY[name],
-            settings.model_cache,
-            lambda d, t: bar.update(task, completed=d, total=t),
-        )
+@contextmanager
+def _byte_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar; yields the (done, total) callback that moves it."""
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _load_model(svc):  # noqa: ANN001, ANN202
+    """Open the configured model, showing progress while it is assembled and verified."""
+    with _byte_progress(f"checking {svc.settings.model}") as progress:
+        return svc.model(progress=progress)
 
 
 class Terminal:
@@ -153,8 +153,6 @@ def _service(model: str | None):  # noqa: ANN202
     settings = Settings()
     if model:
         settings.model = model
-    if settings.model in REGISTRY:
-        _progress_pull(settings.model, settings)
     return SessionService(settings)
 
 
@@ -182,8 +180,7 @@ def run(
     svc = _service(model)
     if max_steps:
         svc.settings.limits.max_steps = max_steps
-    with console.status("loading model…"):
-        llm = svc.model()
+    llm = _load_model(svc)
     term = Terminal()
     agent = svc.agent(llm, ws, auto_approve=yes, ask=term.asker(), on_message=render)
     console.print(f"[dim]model {llm.name} · workspace {ws}[/]")
@@ -203,7 +200,7 @@ def resume(session_id: str, yes: bool = YesOpt, model: str = ModelOpt) -> None:
         return
     ws = check_workspace(Path(info.workspace))
     term = Terminal()
-    agent = svc.agent(svc.model(), ws, auto_approve=yes, ask=term.asker(), on_message=render)
+    agent = svc.agent(_load_model(svc), ws, auto_approve=yes, ask=term.asker(), on_message=render)
     console.print(f"[dim]resuming {info.id} at step {info.steps + 1}[/]")
     _finish(term.run(svc, agent, info.id), svc)
 
@@ -223,7 +220,7 @@ def chat(
     ws = check_workspace(workspace)
     svc = _service(model)
     agent = svc.agent(
-        svc.model(), ws, auto_approve=yes, ask=Terminal().asker(), on_message=None, chat=True
+        _load_model(svc), ws, auto_approve=yes, ask=Terminal().asker(), on_message=None, chat=True
     )
     sid = svc.session(session).id if session else None
     console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
@@ -297,5 +294,6 @@ def models_pull(name: str) -> None:
 
     settings = Settings()
     get_spec(name)
-    path = _progress_pull(name, settings)
+    with _byte_progress(f"preparing {name}") as progress:
+        path = pull(REGISTRY[name], settings.model_cache, progress)
     console.print(f"{name}: {path} (sha256 verified)")
