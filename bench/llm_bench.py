@@ -132,11 +132,12 @@ def bench_throughput(
 
     messages = [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=TASK)]
     err.log("loading raw llama-cpp-python and Spud's LocalModel")
-    raw = Llama(model_path=str(path), n_ctx=N_CTX, seed=0, verbose=False)
     spud = LocalModel(path, name, context_window=N_CTX, seed=0)
-    threads_all = Llama(
-        model_path=str(path), n_ctx=N_CTX, seed=0, verbose=False, n_threads=os.cpu_count()
+    # The same threads as Spud, and llama-cpp-python's default (half the cores) for reference.
+    raw = Llama(
+        model_path=str(path), n_ctx=N_CTX, seed=0, verbose=False, n_threads=spud.llm.n_threads
     )
+    threads_default = Llama(model_path=str(path), n_ctx=N_CTX, seed=0, verbose=False)
     prompt = render_chatml(messages, specs) + "<|im_start|>assistant\n" + CALL_OPEN
     tokens = spud.tokenize(prompt)
     grammar = spud._grammar(specs)
@@ -183,20 +184,21 @@ def bench_throughput(
             spud_call(DECODE_TOKENS),
             "LocalModel.complete(messages, specs): render, tokenize, grammar, parse",
         ),
-        "raw n_threads=cpu": (
-            threads_all,
+        "raw default threads": (
+            threads_default,
             None,
-            raw_call(threads_all, DECODE_TOKENS, logit_bias=ban),
-            f"as raw but Llama(n_threads={os.cpu_count()}); decode only (prefill already "
-            "uses n_threads_batch=cpu_count in every variant)",
+            raw_call(threads_default, DECODE_TOKENS, logit_bias=ban),
+            f"as raw but with llama-cpp-python's default n_threads "
+            f"({threads_default.n_threads}); decode only (prefill uses n_threads_batch="
+            "cpu_count in every variant)",
         ),
     }
     err.log(f"warming up ({len(tokens)} prompt tokens)")
-    for llm in (raw, spud.llm, threads_all):
+    for llm in (raw, spud.llm, threads_default):
         llm.reset()
         llm.create_completion(tokens[:32], max_tokens=2, temperature=0)
-    threads_all.reset()
-    threads_all.create_completion(tokens, max_tokens=1, temperature=0)  # cache its prompt once
+    threads_default.reset()
+    threads_default.create_completion(tokens, max_tokens=1, temperature=0)  # cache its prompt once
     # What the model does unconstrained after Spud's "<tool_call>\n" prefill (prompt cached).
     natural = raw.create_completion(tokens, max_tokens=DECODE_TOKENS, temperature=0, stop=stop)
 
@@ -255,7 +257,7 @@ def bench_throughput(
             "finish_reason": natural["choices"][0]["finish_reason"],
         },
     }
-    del raw, threads_all
+    del raw, threads_default
     return out, spud
 
 
@@ -270,7 +272,7 @@ def ratios(results: dict[str, Any], stat: str) -> dict[str, float]:
         "decode spud / raw": ("spud", "raw", "decode"),
         "decode spud / raw+grammar": ("spud", "raw+grammar", "decode"),
         "decode raw+grammar / raw": ("raw+grammar", "raw", "decode"),
-        "decode raw n_threads=cpu / raw": ("raw n_threads=cpu", "raw", "decode"),
+        "decode raw / raw default threads": ("raw", "raw default threads", "decode"),
     }
     return {k: ratio(rate(a, kind), rate(b, kind)) for k, (a, b, kind) in pairs.items()}
 
