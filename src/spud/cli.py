@@ -191,10 +191,11 @@ def run(
 @cli.command()
 def resume(session_id: str, yes: bool = YesOpt, model: str = ModelOpt) -> None:
     """Continue a session from its last completed step (e.g. after a crash)."""
-    from spud.service.sessions import SessionService, check_workspace
+    from spud.service.sessions import check_workspace
 
-    info = SessionService().session(session_id)
-    svc = _service(model or info.model)
+    svc = _service(None)
+    info = svc.session(session_id)
+    svc.settings.model = model or info.model
     if info.status == "finished":
         console.print(f"session {info.id} is already finished: {escape(info.summary)}")
         return
