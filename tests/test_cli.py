@@ -189,3 +189,25 @@ def test_chat_keeps_history_across_turns_and_sessions(tmp_path: Path):
     assert "spud> Still here." in again.stdout
     shown = spud(tmp_path, "sessions", "show", sid).stdout
     assert shown.index("hello") < shown.index("what did I say?") < shown.index("still there?")
+
+
+def test_a_run_stopped_by_the_step_limit_resumes_with_a_higher_limit(tmp_path: Path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    model = replay_file(
+        tmp_path,
+        [
+            call("write_file", path="a.txt", content="a"),
+            call("write_file", path="b.txt", content="b"),
+            call("finish", summary="both"),
+        ],
+    )
+    r = spud(
+        tmp_path, "run", "write two files", "-w", str(ws), "--model", model, "--max-steps", "1"
+    )
+    assert r.returncode == 2 and "limit:step" in r.stdout
+    assert (ws / "a.txt").exists() and not (ws / "b.txt").exists()
+    sid = r.stdout.split("view it with `spud sessions show ")[1].split("`")[0]
+    r = spud(tmp_path, "resume", sid, "--max-steps", "5")
+    assert r.returncode == 0, r.stdout
+    assert (ws / "b.txt").read_text() == "b" and "both" in r.stdout

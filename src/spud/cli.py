@@ -189,11 +189,18 @@ def run(
 
 
 @cli.command()
-def resume(session_id: str, yes: bool = YesOpt, model: str = ModelOpt) -> None:
-    """Continue a session from its last completed step (e.g. after a crash)."""
+def resume(
+    session_id: str,
+    yes: bool = YesOpt,
+    model: str = ModelOpt,
+    max_steps: int = typer.Option(None, help="Raise the step limit (counts all steps so far)."),
+) -> None:
+    """Continue a session from its last completed step (e.g. after a crash or a limit)."""
     from spud.service.sessions import check_workspace
 
     svc = _service(None)
+    if max_steps:
+        svc.settings.limits.max_steps = max_steps
     info = svc.session(session_id)
     svc.settings.model = model or info.model
     if info.status == "finished":
