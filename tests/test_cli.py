@@ -211,3 +211,36 @@ def test_a_run_stopped_by_the_step_limit_resumes_with_a_higher_limit(tmp_path: P
     r = spud(tmp_path, "resume", sid, "--max-steps", "5")
     assert r.returncode == 0, r.stdout
     assert (ws / "b.txt").read_text() == "b" and "both" in r.stdout
+
+
+def test_office_task_lists_verified_files_and_verify_command(tmp_path: Path):
+    from openpyxl import Workbook
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    wb = Workbook()
+    wb.active.append(["item", "amount"])
+    for row in (["a", 100], ["b", 50], ["c", 100]):
+        wb.active.append(row)
+    wb.save(ws / "sales.xlsx")
+    model = replay_file(
+        tmp_path,
+        [
+            call(
+                "sheet_write",
+                path="sales.xlsx",
+                cells={"A5": "total", "B5": "=SUM(B2:B4)", "C5": "=B5/0"},
+            ),
+            call("finish", summary="added a total"),
+        ],
+    )
+    r = spud(
+        tmp_path, "run", "Add a total row to sales.xlsx", "-w", str(ws), "--model", model, "--yes"
+    )
+    assert "office" in r.stdout  # the task names an .xlsx file, so office tools are on
+    assert "C5" in r.stdout and "#DIV/0!" in r.stdout  # the error is reported with its address
+    assert "files produced" in r.stdout and "sales.xlsx" in r.stdout
+    bad = spud(tmp_path, "verify", str(ws / "sales.xlsx"))
+    assert bad.returncode == 2 and "#DIV/0!" in bad.stdout
+    missing = spud(tmp_path, "verify", str(ws / "nope.xlsx"))
+    assert missing.returncode == 1 and "no such file" in missing.stdout

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from spud.config import Settings
 from spud.core.agent import RunResult
-from spud.core.errors import SpudError
+from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message, ToolCall
 from spud.models.registry import REGISTRY, model_path, pull
 
@@ -157,6 +157,14 @@ def _service(model: str | None):  # noqa: ANN202
 
 
 def _finish(result: RunResult, svc) -> None:  # noqa: ANN001
+    checks = svc.deliverables(result.session_id)
+    if checks:
+        table = Table("file", "verified", "problems", title="files produced")
+        for c in checks:
+            table.add_row(
+                c.path, "[green]ok[/]" if c.ok else "[red]no[/]", escape("; ".join(c.problems[:3]))
+            )
+        console.print(table)
     summarize(result, svc.settings.database_url)
     if result.status != "finished":
         raise typer.Exit(2)
@@ -172,18 +180,29 @@ def run(
     model: str = ModelOpt,
     yes: bool = YesOpt,
     max_steps: int = typer.Option(None, help="Stop after this many steps."),
+    tools: str = typer.Option(
+        "",
+        help="Extra tool sets, comma-separated: office (added anyway when the task names "
+        "an .xlsx/.docx/.pptx/.pdf/.csv file).",
+    ),
 ) -> None:
     """Run one task in a workspace and stream each step."""
-    from spud.service.sessions import check_workspace
+    from spud.service.sessions import check_workspace, toolsets_for
 
     ws = check_workspace(workspace)
     svc = _service(model)
     if max_steps:
         svc.settings.limits.max_steps = max_steps
+    extra = [t.strip() for t in tools.split(",") if t.strip()]
+    toolsets = toolsets_for(task, [*svc.settings.tools, *extra])
     llm = _load_model(svc)
     term = Terminal()
-    agent = svc.agent(llm, ws, auto_approve=yes, ask=term.asker(), on_message=render)
-    console.print(f"[dim]model {llm.name} · workspace {ws}[/]")
+    agent = svc.agent(
+        llm, ws, auto_approve=yes, ask=term.asker(), on_message=render, toolsets=toolsets
+    )
+    console.print(
+        f"[dim]model {llm.name} · workspace {ws} · tools {', '.join(sorted(toolsets))}[/]"
+    )
     sid = svc.start(agent, task, ws)
     _finish(term.run(svc, agent, sid), svc)
 
@@ -250,6 +269,21 @@ def chat(
         console.print(f"[bold green]spud>[/] {escape(answer)}")
     if sid:
         console.print(f"[dim]session {sid}[/]")
+
+
+@cli.command()
+def verify(
+    file: Path = typer.Argument(..., help="An .xlsx, .docx, .pptx, .pdf, .csv or .md file."),
+) -> None:
+    """Reopen an output file, recalculate it and list its problems (exit 2 if any)."""
+    from spud.tools.office_verify import verify_file
+
+    if not file.is_file():
+        raise ConfigError(f"no such file: {file}")
+    result = verify_file(file)
+    console.print(escape(result.text()))
+    if not result.ok:
+        raise typer.Exit(2)
 
 
 @sessions_cli.command("list")

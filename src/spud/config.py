@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = 2048
     sandbox_network: bool = False
     policy_file: Path | None = None
+    tools: list[str] = Field(default_factory=list)  # extra tool sets: "office"
     limits: Limits = Field(default_factory=Limits)
 
     @property

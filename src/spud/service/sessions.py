@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +16,27 @@ from spud.models.registry import Progress
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import Policy, PolicyApprover
 from spud.store.sql import SqlStore
+from spud.tools.office_verify import Verification, verify_outputs
+from spud.tools.sheets import office_tools
 from spud.tools.shell import coding_tools
 
 Asker = Callable[[ToolCall, str], bool]
+TOOLSETS = ("coding", "office")
+OFFICE_FILE = re.compile(r"\.(xlsx|xlsm|docx|pptx|pdf|csv)\b", re.IGNORECASE)
+
+
+def toolsets_for(task: str, configured: list[str]) -> set[str]:
+    """Coding tools always, the configured sets, and office tools when the task names a file.
+
+    Small models do better with fewer tool descriptions, so sets are added only when needed.
+    """
+    unknown = set(configured) - set(TOOLSETS)
+    if unknown:
+        raise ConfigError(f"unknown tool set(s) {sorted(unknown)}; known: {', '.join(TOOLSETS)}")
+    sets = {"coding", *configured}
+    if OFFICE_FILE.search(task):
+        sets.add("office")
+    return sets
 
 
 def check_workspace(path: Path) -> Path:
@@ -55,6 +74,7 @@ class SessionService:
         ask: Asker | None = None,
         on_message: Callable[[Message], None] | None = None,
         chat: bool = False,
+        toolsets: set[str] | None = None,
     ) -> Agent:
         s = self.settings
         sandbox = Sandbox(
@@ -66,9 +86,13 @@ class SessionService:
             )
         )
         policy = Policy.from_file(s.policy_file) if s.policy_file else Policy.default()
+        toolsets = toolsets or {"coding", *s.tools}
+        tools = coding_tools(workspace, sandbox)
+        if "office" in toolsets:
+            tools += office_tools(workspace)
         return Agent(
             model,
-            coding_tools(workspace, sandbox),
+            tools,
             self.store,
             approver=PolicyApprover(policy, ask=ask, auto_approve=auto_approve),
             limits=s.limits,
@@ -92,3 +116,8 @@ class SessionService:
 
     def sessions(self, limit: int = 50) -> list[SessionInfo]:
         return self.store.list_sessions(limit)
+
+    def deliverables(self, session_id: str) -> list[Verification]:
+        """The office files a session produced, each reopened and verified."""
+        info = self.session(session_id)
+        return verify_outputs(Path(info.workspace), self.store.messages(info.id))
