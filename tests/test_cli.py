@@ -244,3 +244,37 @@ def test_office_task_lists_verified_files_and_verify_command(tmp_path: Path):
     assert bad.returncode == 2 and "#DIV/0!" in bad.stdout
     missing = spud(tmp_path, "verify", str(ws / "nope.xlsx"))
     assert missing.returncode == 1 and "no such file" in missing.stdout
+
+
+def test_browser_task_from_the_cli_reads_a_local_page(tmp_path: Path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sites.server import SiteServer
+
+    site = SiteServer()
+    try:
+        ws = tmp_path / "ws"
+        ws.mkdir()
+        model = replay_file(
+            tmp_path,
+            [
+                call("browser_open", url=f"{site.url}/price.html"),
+                call("browser_read"),
+                call("write_file", path="price.txt", content="4.25"),
+                call("finish", summary="the Blue Widget costs 4.25"),
+            ],
+        )
+        env = {**_env(tmp_path), "SPUD_BROWSER_POLICY__ALLOW_LOOPBACK": "true"}
+        args = ["run", "Write the price of the Blue Widget to price.txt", "-w", str(ws)]
+        r = subprocess.run(
+            [*SPUD, *args, "--model", model, "--tools", "browser", "--yes"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "browser" in r.stdout and "untrusted content" in r.stdout
+        assert "Blue Widget" in r.stdout and (ws / "price.txt").read_text() == "4.25"
+        assert any("price.html" in line for line in site.log)
+    finally:
+        site.close()

@@ -81,6 +81,8 @@ def render(m: Message) -> None:
         console.print(f"[{color}]  {escape(shown)}[/]")
         if m.meta.get("diff"):
             console.print(Syntax(m.meta["diff"], "diff", theme="ansi_dark"))
+        if m.meta.get("image"):
+            console.print(f"[dim]  screenshot saved: {escape(str(m.meta['image']))}[/]")
 
 
 def _args(call: ToolCall) -> str:
@@ -143,8 +145,11 @@ class Terminal:
             self.status.start()
 
     def run(self, svc, agent, session_id: str) -> RunResult:  # noqa: ANN001
-        with self.status:
-            return svc.run(agent, session_id)
+        try:
+            with self.status:
+                return svc.run(agent, session_id)
+        finally:
+            svc.close(agent)
 
 
 def _service(model: str | None):  # noqa: ANN202
@@ -154,6 +159,10 @@ def _service(model: str | None):  # noqa: ANN202
     if model:
         settings.model = model
     return SessionService(settings)
+
+
+def _split(names: str) -> list[str]:
+    return [n.strip() for n in names.split(",") if n.strip()]
 
 
 def _finish(result: RunResult, svc) -> None:  # noqa: ANN001
@@ -193,8 +202,7 @@ def run(
     svc = _service(model)
     if max_steps:
         svc.settings.limits.max_steps = max_steps
-    extra = [t.strip() for t in tools.split(",") if t.strip()]
-    toolsets = toolsets_for(task, [*svc.settings.tools, *extra])
+    toolsets = toolsets_for(task, [*svc.settings.tools, *_split(tools)])
     llm = _load_model(svc)
     term = Terminal()
     agent = svc.agent(
@@ -227,7 +235,14 @@ def resume(
         return
     ws = check_workspace(Path(info.workspace))
     term = Terminal()
-    agent = svc.agent(_load_model(svc), ws, auto_approve=yes, ask=term.asker(), on_message=render)
+    agent = svc.agent(
+        _load_model(svc),
+        ws,
+        auto_approve=yes,
+        ask=term.asker(),
+        on_message=render,
+        toolsets=svc.toolsets_of(info.id),
+    )
     console.print(f"[dim]resuming {info.id} at step {info.steps + 1}[/]")
     _finish(term.run(svc, agent, info.id), svc)
 
@@ -238,16 +253,24 @@ def chat(
     model: str = ModelOpt,
     yes: bool = YesOpt,
     session: str = typer.Option(None, "--session", "-s", help="Continue this chat session."),
+    tools: str = typer.Option("", help="Extra tool sets, comma-separated: office, browser."),
 ) -> None:
     """A chat REPL with history; tools act in the workspace. Ctrl-D to leave."""
     import readline  # noqa: F401  (line editing and history for input())
 
-    from spud.service.sessions import check_workspace
+    from spud.service.sessions import check_workspace, toolsets_for
 
     ws = check_workspace(workspace)
     svc = _service(model)
+    toolsets = toolsets_for("", [*svc.settings.tools, *_split(tools)])
     agent = svc.agent(
-        _load_model(svc), ws, auto_approve=yes, ask=Terminal().asker(), on_message=None, chat=True
+        _load_model(svc),
+        ws,
+        auto_approve=yes,
+        ask=Terminal().asker(),
+        on_message=None,
+        chat=True,
+        toolsets=toolsets,
     )
     sid = svc.session(session).id if session else None
     console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
@@ -267,6 +290,7 @@ def chat(
             result.summary if result.status == "finished" else f"[{result.status}] {result.summary}"
         )
         console.print(f"[bold green]spud>[/] {escape(answer)}")
+    svc.close(agent)
     if sid:
         console.print(f"[dim]session {sid}[/]")
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from spud.core.agent import Limits
+from spud.tools.browser_policy import BrowserPolicy
 
 
 def data_dir() -> Path:
@@ -40,7 +41,8 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = 2048
     sandbox_network: bool = False
     policy_file: Path | None = None
-    tools: list[str] = Field(default_factory=list)  # extra tool sets: "office"
+    tools: list[str] = Field(default_factory=list)  # extra tool sets: "office", "browser"
+    browser_policy: BrowserPolicy = Field(default_factory=BrowserPolicy)
     limits: Limits = Field(default_factory=Limits)
 
     @property

@@ -16,12 +16,14 @@ from spud.models.registry import Progress
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import Policy, PolicyApprover
 from spud.store.sql import SqlStore
+from spud.tools.browser import BROWSER_PROMPT, browser_tools, close_browsers
+from spud.tools.browser_policy import default_policy_with_browser
 from spud.tools.office_verify import Verification, verify_outputs
 from spud.tools.sheets import office_tools
 from spud.tools.shell import coding_tools
 
 Asker = Callable[[ToolCall, str], bool]
-TOOLSETS = ("coding", "office")
+TOOLSETS = ("coding", "office", "browser")
 OFFICE_FILE = re.compile(r"\.(xlsx|xlsm|docx|pptx|pdf|csv)\b", re.IGNORECASE)
 
 
@@ -85,11 +87,13 @@ class SessionService:
                 memory_mb=s.sandbox_memory_mb,
             )
         )
-        policy = Policy.from_file(s.policy_file) if s.policy_file else Policy.default()
+        policy = Policy.from_file(s.policy_file) if s.policy_file else default_policy_with_browser()
         toolsets = toolsets or {"coding", *s.tools}
         tools = coding_tools(workspace, sandbox)
         if "office" in toolsets:
             tools += office_tools(workspace)
+        if "browser" in toolsets:  # listed first: small models favour the first tools
+            tools = browser_tools(workspace, s.browser_policy) + tools
         return Agent(
             model,
             tools,
@@ -103,10 +107,17 @@ class SessionService:
     def start(self, agent: Agent, task: str, workspace: Path, chat: bool = False) -> str:
         if not task.strip():
             raise ConfigError("the task is empty: say what Spud should do")
-        return agent.start(task, str(workspace), CHAT_PROMPT if chat else SYSTEM_PROMPT)
+        prompt = CHAT_PROMPT if chat else SYSTEM_PROMPT
+        if "browser_open" in agent.tools:
+            prompt += "\n" + BROWSER_PROMPT
+        return agent.start(task, str(workspace), prompt)
 
     def run(self, agent: Agent, session_id: str) -> RunResult:
         return agent.run(session_id)
+
+    def close(self, agent: Agent) -> None:
+        """End what an agent holds open (its browser); call from the thread that ran it."""
+        close_browsers(list(agent.tools.values()))
 
     def session(self, session_id: str) -> SessionInfo:
         return self.store.get_session(session_id)
@@ -116,6 +127,15 @@ class SessionService:
 
     def sessions(self, limit: int = 50) -> list[SessionInfo]:
         return self.store.list_sessions(limit)
+
+    def toolsets_of(self, session_id: str) -> set[str]:
+        """The tool sets a stored session needs to go on: from its task and the calls made."""
+        info = self.session(session_id)
+        sets = toolsets_for(info.task, self.settings.tools)
+        called = {c.name for m in self.store.messages(info.id) for c in m.tool_calls}
+        if any(name.startswith("browser_") for name in called):
+            sets.add("browser")
+        return sets
 
     def deliverables(self, session_id: str) -> list[Verification]:
         """The office files a session produced, each reopened and verified."""
