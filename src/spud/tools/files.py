@@ -270,6 +270,7 @@ class WriteFile(WorkspaceTool):
         else:
             added, removed = _counts(diff)
             summary = f"wrote {rel} ({lines} lines, +{added} -{removed})"
+        summary += ". If the task is done, call finish."  # small models otherwise rewrite it
         return ToolResult(output=summary, data={"path": rel, "diff": diff, "created": old is None})
 
 
