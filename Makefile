@@ -19,3 +19,5 @@ lint:
 
 bench: setup
 	.venv/bin/python bench/llm_bench.py
+	.venv/bin/python bench/office_bench.py
+	.venv/bin/python bench/browser_bench.py
