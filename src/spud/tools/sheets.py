@@ -570,6 +570,15 @@ class SheetTool(WorkspaceTool):
         names = ", ".join(ws.title for ws in wb.worksheets)
         return _error(f"no sheet {name!r}; the sheets are: {names}")
 
+    def open_sheet(self, path: str, name: str | None) -> tuple[Path, Any, Any] | ToolResult:
+        """The workbook file, the workbook and one of its sheets, or an error result."""
+        opened = self.open(path)
+        if isinstance(opened, ToolResult):
+            return opened
+        target, wb = opened
+        ws = self.sheet(wb, name)
+        return ws if isinstance(ws, ToolResult) else (target, wb, ws)
+
     def save(self, target: Path, wb: Any, done: str) -> tuple[ToolResult, Recalc | None]:
         if target.suffix.lower() == ".xlsm":
             msg = f"{target.name} is macro-enabled (.xlsm); Spud does not modify macro workbooks"
@@ -807,13 +816,10 @@ class SheetInsert(SheetTool):
         sheet: str | None = Field(None, description="Sheet name (default: the first sheet).")
 
     def run(self, args: Args) -> ToolResult:
-        opened = self.open(args.path)
+        opened = self.open_sheet(args.path, args.sheet)
         if isinstance(opened, ToolResult):
             return opened
-        target, wb = opened
-        ws = self.sheet(wb, args.sheet)
-        if isinstance(ws, ToolResult):
-            return ws
+        target, wb, ws = opened
         shift_sheet(wb, ws, args.axis, args.index, -args.count if args.delete else args.count)
         what = "deleted" if args.delete else "inserted"
         done = f"{what} {args.count} {args.axis} at {args.index} in {ws.title}"
@@ -909,13 +915,10 @@ class SheetFormat(SheetTool):
         from openpyxl.styles import PatternFill
         from openpyxl.utils import get_column_letter, range_boundaries
 
-        opened = self.open(args.path)
+        opened = self.open_sheet(args.path, args.sheet)
         if isinstance(opened, ToolResult):
             return opened
-        target, wb = opened
-        ws = self.sheet(wb, args.sheet)
-        if isinstance(ws, ToolResult):
-            return ws
+        target, wb, ws = opened
         try:
             c1, r1, c2, r2 = range_boundaries(args.range.replace("$", "").upper())
         except ValueError:
@@ -964,13 +967,10 @@ class SheetChart(SheetTool):
         from openpyxl.chart import BarChart, LineChart, PieChart, Reference
         from openpyxl.utils import range_boundaries
 
-        opened = self.open(args.path)
+        opened = self.open_sheet(args.path, args.sheet)
         if isinstance(opened, ToolResult):
             return opened
-        target, wb = opened
-        ws = self.sheet(wb, args.sheet)
-        if isinstance(ws, ToolResult):
-            return ws
+        target, wb, ws = opened
         try:
             c1, r1, c2, r2 = range_boundaries(args.data.replace("$", "").upper())
             cats = (
