@@ -61,6 +61,22 @@ def measure_recalc(path: Path) -> dict[str, float]:
     }
 
 
+def measure_baseline(path: Path) -> dict[str, float]:
+    """The same workbook through formulas.ExcelModel as a whole (the engine's own way)."""
+    import formulas
+
+    t0 = time.perf_counter()
+    model = formulas.ExcelModel().loads(str(path)).finish()
+    t1 = time.perf_counter()
+    model.calculate()
+    t2 = time.perf_counter()
+    return {
+        "load_s": t1 - t0,
+        "recalc_s": t2 - t1,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def measure_pdf(path: Path) -> dict[str, float]:
     from spud.tools.documents import pdf_pages
 
@@ -87,11 +103,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--pages", type=int, default=50)
+    parser.add_argument(
+        "--baseline-sizes",
+        type=int,
+        nargs="*",
+        default=[1_000],
+        help="sizes also recalculated by formulas.ExcelModel, for a same-run ratio",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, path = args.child
-        fn = measure_recalc if kind == "xlsx" else measure_pdf
+        fn = {"xlsx": measure_recalc, "baseline": measure_baseline, "pdf": measure_pdf}[kind]
         print(json.dumps(fn(Path(path))))
         return
     rows: list[dict[str, float | str]] = []
@@ -99,21 +122,26 @@ def main() -> None:
         for n in args.sizes:
             path = Path(tmp) / f"w{n}.xlsx"
             make_workbook(path, n)
-            rows.append({"case": f"recalc {n} formulas", **child("xlsx", str(path))})
+            spud = child("xlsx", str(path))
+            rows.append({"case": f"recalc {n} formulas", **spud})
+            if n in args.baseline_sizes:
+                base = child("baseline", str(path))
+                ratio = base["load_s"] + base["recalc_s"]
+                ratio /= spud["load_s"] + spud["recalc_s"]
+                rows.append({"case": f"  ExcelModel, {n} formulas", **base, "ratio": ratio})
         pdf = Path(tmp) / "doc.pdf"
         make_pdf(pdf, args.pages)
         rows.append({"case": f"read {args.pages}-page pdf", **child("pdf", str(pdf))})
     table = Table(title="office bench")
-    for col in ("case", "load_s", "recalc_s", "read_s", "peak_rss_mb"):
+    cols = ("case", "load_s", "recalc_s", "read_s", "peak_rss_mb", "ratio")
+    for col in cols:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            *(
-                f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, ""))
-                for c in ("case", "load_s", "recalc_s", "read_s", "peak_rss_mb")
-            )
+            *(f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols)
         )
     Console().print(table)
+    print("ratio: ExcelModel (load + recalc) time / Spud's, on the same workbook")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "machine": platform.machine()}
     RESULTS.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
