@@ -75,6 +75,13 @@ def load_workbook(path: Path, *, read_only: bool = False, data_only: bool = Fals
         raise OfficeError(f"{path.name} is corrupt or not a workbook: {exc}") from None
 
 
+def _bounds(rng: str) -> tuple[int, int, int, int]:
+    """(min_col, min_row, max_col, max_row) of a range a model wrote ('$b$2:c9' works too)."""
+    from openpyxl.utils import range_boundaries
+
+    return range_boundaries(rng.replace("$", "").upper())
+
+
 def workbook_size(path: Path) -> int:
     """Cells in the used ranges of all sheets, read from the sheet dimensions (cheap)."""
     wb = load_workbook(path, read_only=True)
@@ -682,7 +689,6 @@ class SheetRead(SheetTool):
         range: str | None = Field(None, description="Cells to read, e.g. 'A1:D20'.")
 
     def run(self, args: Args) -> ToolResult:
-        from openpyxl.utils import range_boundaries
 
         target = self.resolve(args.path)
         if isinstance(target, ToolResult):
@@ -696,7 +702,7 @@ class SheetRead(SheetTool):
         if isinstance(ws, ToolResult):
             return ws
         try:
-            c1, r1, c2, r2 = range_boundaries((args.range or "A1").replace("$", "").upper())
+            c1, r1, c2, r2 = _bounds(args.range or "A1")
         except ValueError:
             return _error(f"invalid range {args.range!r}; write it like 'A1:D20'")
         c1, r1 = c1 or 1, r1 or 1
@@ -913,14 +919,14 @@ class SheetFormat(SheetTool):
         from copy import copy
 
         from openpyxl.styles import PatternFill
-        from openpyxl.utils import get_column_letter, range_boundaries
+        from openpyxl.utils import get_column_letter
 
         opened = self.open_sheet(args.path, args.sheet)
         if isinstance(opened, ToolResult):
             return opened
         target, wb, ws = opened
         try:
-            c1, r1, c2, r2 = range_boundaries(args.range.replace("$", "").upper())
+            c1, r1, c2, r2 = _bounds(args.range)
         except ValueError:
             return _error(f"invalid range {args.range!r}; write it like 'B2:B10'")
         fill = (args.fill or "").lstrip("#").upper()
@@ -965,19 +971,14 @@ class SheetChart(SheetTool):
 
     def run(self, args: Args) -> ToolResult:
         from openpyxl.chart import BarChart, LineChart, PieChart, Reference
-        from openpyxl.utils import range_boundaries
 
         opened = self.open_sheet(args.path, args.sheet)
         if isinstance(opened, ToolResult):
             return opened
         target, wb, ws = opened
         try:
-            c1, r1, c2, r2 = range_boundaries(args.data.replace("$", "").upper())
-            cats = (
-                range_boundaries(args.categories.replace("$", "").upper())
-                if args.categories
-                else None
-            )
+            c1, r1, c2, r2 = _bounds(args.data)
+            cats = _bounds(args.categories) if args.categories else None
         except ValueError as exc:
             return _error(f"invalid range: {exc}; write ranges like 'B1:B5'")
         chart = {"bar": BarChart, "line": LineChart, "pie": PieChart}[args.kind]()
