@@ -96,7 +96,7 @@ class SqlStore:
             if self.is_sqlite:  # hold the write lock so two processes don't migrate at once
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")  # issue work may add parallel branches
 
     def close(self) -> None:
         """Release the database connections."""
