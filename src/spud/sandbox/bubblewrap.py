@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import selectors
 import shutil
 import signal
@@ -99,7 +98,11 @@ class Sandbox:
             raise ConfigError(f"workspace {workspace} is not a directory")
         if workspace == Path("/"):
             raise ConfigError("the workspace cannot be / (it would be writable as a whole)")
+        prlimit = shutil.which("prlimit")
+        if prlimit is None:
+            raise SpudError("prlimit is not installed: run `apt-get install -y util-linux`")
         self.bwrap = bwrap
+        self.prlimit = prlimit
         self.config = config.model_copy(update={"workspace": workspace})
 
     @property
@@ -165,19 +168,16 @@ class Sandbox:
         """Run one command; never longer than the time limit, never more output than the cap."""
         limit = self.config.timeout_s if timeout_s is None else timeout_s
         memory = self.config.memory_mb * 1024 * 1024
-
-        def limit_memory() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
         start = time.monotonic()
+        # prlimit sets the memory limit and execs bwrap (same pid): no preexec_fn, which is
+        # unsafe in a process with threads (the server runs agents on worker threads).
         proc = subprocess.Popen(
-            self.argv(command),
+            [self.prlimit, f"--as={memory}", "--", *self.argv(command)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=self._env(),
             start_new_session=True,
-            preexec_fn=limit_memory,
         )
         assert proc.stdout is not None
         output = _Output(self.config.output_cap_bytes)
