@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spud.config import Settings
 from spud.core.agent import CHAT_PROMPT, SYSTEM_PROMPT, Agent, RunResult
 from spud.core.errors import ConfigError
 from spud.core.messages import Message, ToolCall
 from spud.core.protocols import Model, SessionInfo
+from spud.memory.store import LOCAL_ORG, LOCAL_USER
 from spud.models.loader import load_model
 from spud.models.registry import Progress
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
@@ -22,8 +25,11 @@ from spud.tools.office_verify import Verification, verify_outputs
 from spud.tools.sheets import office_tools
 from spud.tools.shell import coding_tools
 
+if TYPE_CHECKING:
+    from spud.memory.service import MemoryService
+
 Asker = Callable[[ToolCall, str], bool]
-TOOLSETS = ("coding", "office", "browser")
+TOOLSETS = ("coding", "office", "browser", "memory")
 OFFICE_FILE = re.compile(r"\.(xlsx|xlsm|docx|pptx|pdf|csv)\b", re.IGNORECASE)
 
 
@@ -61,6 +67,12 @@ class SessionService:
         self.store = SqlStore(self.settings.database_url)
         self._models: dict[str, Model] = {}
 
+    @cached_property
+    def memory(self) -> MemoryService:
+        from spud.memory.service import MemoryService
+
+        return MemoryService(self.settings, self.store)
+
     def model(self, name: str | None = None, progress: Progress | None = None) -> Model:
         name = name or self.settings.model
         if name not in self._models:
@@ -77,6 +89,8 @@ class SessionService:
         on_message: Callable[[Message], None] | None = None,
         chat: bool = False,
         toolsets: set[str] | None = None,
+        user_id: str = LOCAL_USER,
+        org_id: str = LOCAL_ORG,
     ) -> Agent:
         s = self.settings
         sandbox = Sandbox(
@@ -92,6 +106,8 @@ class SessionService:
         tools = coding_tools(workspace, sandbox)
         if "office" in toolsets:
             tools += office_tools(workspace)
+        if chat or "memory" in toolsets:
+            tools += self.memory.tools(user_id, org_id)
         if "browser" in toolsets:  # listed first: small models favour the first tools
             tools = browser_tools(workspace, s.browser_policy) + tools
         return Agent(
@@ -104,12 +120,21 @@ class SessionService:
             on_message=on_message,
         )
 
-    def start(self, agent: Agent, task: str, workspace: Path, chat: bool = False) -> str:
+    def start(
+        self,
+        agent: Agent,
+        task: str,
+        workspace: Path,
+        chat: bool = False,
+        user_id: str = LOCAL_USER,
+        org_id: str = LOCAL_ORG,
+    ) -> str:
         if not task.strip():
             raise ConfigError("the task is empty: say what Spud should do")
         prompt = CHAT_PROMPT if chat else SYSTEM_PROMPT
         if "browser_open" in agent.tools:
             prompt += "\n" + BROWSER_PROMPT
+        prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
         return agent.start(task, str(workspace), prompt)
 
     def run(self, agent: Agent, session_id: str) -> RunResult:
