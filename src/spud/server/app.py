@@ -1,0 +1,56 @@
+"""The app factory: one FastAPI app over the services, every route signed in but sign-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from spud.server import api, auth, errors, openai_api
+from spud.server.settings import ServerSettings
+from spud.service.hub import Services
+
+
+def create_app(services: Services, server: ServerSettings | None = None) -> FastAPI:
+    """The server app; unfinished tasks are resumed when it starts."""
+    server = server or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.tasks.resume_unfinished()
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="Spud",
+        version="0.1.0",
+        description="An open agent workspace: OpenAI-compatible API, tasks, sessions.",
+        lifespan=lifespan,
+    )
+    app.state.spud = services
+    app.state.cookie_secure = server.cookie_secure
+    errors.install(app)
+    app.include_router(auth.router)
+    app.include_router(openai_api.router)
+    app.include_router(api.router)
+    app.add_middleware(auth.AuditTrail)
+    app.add_middleware(errors.BodyLimit, max_bytes=server.max_body_bytes)
+    return app
+
+
+def build(server: ServerSettings | None = None) -> FastAPI:
+    """The app from Settings() and ServerSettings() (what `spud serve` runs)."""
+    from spud.config import Settings
+
+    server = server or ServerSettings()
+    services = Services(
+        Settings(),
+        extra_models=server.models,
+        workers=server.workers,
+        approval_timeout_s=server.approval_timeout_s,
+        model_delay_s=server.model_delay_s,
+    )
+    return create_app(services, server)

@@ -1,0 +1,270 @@
+"""The OpenAI-compatible API: /v1/models and /v1/chat/completions (streaming or not)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from spud.core.errors import ModelNotFound, SpudError
+from spud.core.messages import Message, ToolCall, Usage
+from spud.server.auth import Svc, User
+from spud.server.errors import error_body
+from spud.service import completions
+from spud.service.chat import AGENT_MODEL
+from spud.service.tasks import require_write
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+KEEPALIVE_S = 10.0
+
+
+class FunctionCall(BaseModel):
+    name: str = Field(max_length=200)
+    arguments: str = ""
+
+
+class ToolCallIn(BaseModel):
+    id: str = Field(max_length=200)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation, as OpenAI's Chat Completions API has it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = Field(default=None, max_length=200)
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_needs_id(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a message with role 'tool' needs tool_call_id")
+        return self
+
+
+class FunctionDef(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolDef(BaseModel):
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """A chat completion request; OpenAI parameters Spud does not use are accepted and ignored
+    (sampling is the model's configuration). `session_id` continues a spud-agent chat."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(max_length=300)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[ToolDef] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    session_id: str | None = Field(default=None, max_length=32)
+
+
+@router.get("/models")
+def list_models(who: User, svc: Svc) -> dict[str, Any]:
+    """The models this server offers: spud-agent (the whole agent) and raw model names."""
+    names = [AGENT_MODEL, *svc.pool.names()]
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": 0, "owned_by": "spud"} for n in names],
+    }
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(body: ChatRequest, who: User, svc: Svc) -> Any:
+    """A completion from a raw model (tools passed through), or a whole agent turn."""
+    require_write(who)
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    if body.model == AGENT_MODEL:
+        return await _agent_turn(body, who, svc, cid)
+    if body.model not in svc.pool.names():
+        raise ModelNotFound(
+            f"The model {body.model!r} does not exist: see /v1/models for the models offered"
+        )
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    tools = [t.model_dump() for t in body.tools or []]
+    choice = (
+        body.tool_choice.model_dump()
+        if isinstance(body.tool_choice, BaseModel)
+        else body.tool_choice
+    )
+    reply = await anyio.to_thread.run_sync(
+        completions.complete, svc.pool, body.model, messages, tools, choice
+    )
+    usage = reply.usage
+    if body.stream:
+        return _sse(_chunks(cid, body, reply.message, usage))
+    return _completion(cid, body.model, reply.message, usage)
+
+
+async def _agent_turn(body: ChatRequest, who: Any, svc: Any, cid: str) -> Any:
+    """Run one agent turn on a worker; the answer is the finish summary."""
+    users = [i for i, m in enumerate(body.messages) if m.role == "user"]
+    if not users:
+        raise SpudError("spud-agent needs a user message")
+    last = body.messages[users[-1]]
+    text = completions.text_of(last.content)
+    history = ""
+    if body.session_id is None:
+        earlier = [
+            f"{m.role}: {completions.text_of(m.content)}"
+            for m in body.messages[: users[-1]]
+            if m.role in ("user", "assistant") and m.content
+        ]
+        history = "Earlier in this conversation:\n" + "\n".join(earlier) if earlier else ""
+    future = svc.chat.turn(who, text, body.session_id, history)
+    if not body.stream:
+        turn = await asyncio.wrap_future(future)
+        result = _completion(
+            cid, body.model, Message(role="assistant", content=turn.answer), turn.usage
+        )
+        result["spud_session_id"] = turn.session_id
+        return result
+
+    async def stream() -> AsyncIterator[str]:
+        yield _data(_chunk(cid, body.model, {"role": "assistant", "content": ""}))
+        waiting = asyncio.wrap_future(future)
+        while True:
+            try:
+                turn = await asyncio.wait_for(asyncio.shield(waiting), KEEPALIVE_S)
+                break
+            except TimeoutError:
+                yield ": working\n\n"  # a comment line keeps proxies from closing the stream
+            except SpudError as exc:
+                yield _data(error_body(400, str(exc), "agent_error"))
+                return
+        message = Message(role="assistant", content=turn.answer)
+        async for part in _chunks(
+            cid, body, message, turn.usage, role=False, session=turn.session_id
+        ):
+            yield part
+
+    return _sse(stream())
+
+
+def _completion(cid: str, model: str, message: Message, usage: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+    if message.tool_calls:
+        out["tool_calls"] = [_call(c) for c in message.tool_calls]
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": out,
+                "finish_reason": "tool_calls" if message.tool_calls else "stop",
+            }
+        ],
+        "usage": _usage(usage),
+    }
+
+
+def _call(c: ToolCall, index: int | None = None) -> dict[str, Any]:
+    call = {
+        "id": c.id,
+        "type": "function",
+        "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+    }
+    return call if index is None else {"index": index, **call}
+
+
+def _usage(u: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    }
+
+
+def _chunk(
+    cid: str, model: str, delta: dict[str, Any], finish: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _data(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj)}\n\n"
+
+
+def pieces(text: str) -> list[str]:
+    """The answer in small pieces (a few words each), as a streaming model would send it."""
+    return re.findall(r"\S+\s*(?:\S+\s*){0,3}|\s+", text) or [text]
+
+
+async def _chunks(
+    cid: str,
+    body: ChatRequest,
+    message: Message,
+    usage: Usage,
+    role: bool = True,
+    session: str | None = None,
+) -> AsyncIterator[str]:
+    if role:
+        yield _data(_chunk(cid, body.model, {"role": "assistant", "content": ""}))
+    for piece in pieces(message.content) if message.content else []:
+        yield _data(_chunk(cid, body.model, {"content": piece}))
+    if message.tool_calls:
+        calls = [_call(c, i) for i, c in enumerate(message.tool_calls)]
+        yield _data(_chunk(cid, body.model, {"tool_calls": calls}))
+    last = _chunk(cid, body.model, {}, "tool_calls" if message.tool_calls else "stop")
+    if session:
+        last["spud_session_id"] = session
+    yield _data(last)
+    if body.stream_options and body.stream_options.include_usage:
+        final = _chunk(cid, body.model, {})
+        final["choices"] = []
+        final["usage"] = _usage(usage)
+        yield _data(final)
+    yield "data: [DONE]\n\n"
+
+
+def _sse(stream: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,98 @@
+"""Chat turns with the whole agent (model `spud-agent`): Spud's tools in the org's workspace."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from pydantic import BaseModel
+
+from spud.core.errors import ConfigError
+from spud.core.messages import Usage
+from spud.service.modelpool import ModelPool
+from spud.service.owned import OwnedSessions
+from spud.service.sessions import SessionService, toolsets_for
+from spud.service.tasks import NotFound, TaskService, require_write
+from spud.service.users import Principal
+from spud.service.workspaces import Workspaces
+
+AGENT_MODEL = "spud-agent"
+CHAT_WORKSPACE = "default"
+
+
+class ChatTurn(BaseModel):
+    """What one chat turn produced: the answer, how the run ended, and what it cost."""
+
+    session_id: str
+    answer: str
+    status: str
+    usage: Usage
+
+
+class ChatService:
+    """Runs agent chat turns on the task workers; a session is continued by its id."""
+
+    def __init__(
+        self,
+        sessions: SessionService,
+        pool: ModelPool,
+        workspaces: Workspaces,
+        tasks: TaskService,
+    ) -> None:
+        self.sessions = sessions
+        self.pool = pool
+        self.workspaces = workspaces
+        self.tasks = tasks
+        self.owned = OwnedSessions(sessions.store)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def turn(
+        self, who: Principal, text: str, session_id: str | None = None, history: str = ""
+    ) -> Future[ChatTurn]:
+        """Queue one turn (a new session unless session_id is given); the Future gives the answer.
+
+        history is earlier conversation (from a client that keeps its own) prefixed to a new
+        session's first message.
+        """
+        require_write(who)
+        if not text.strip():
+            raise ConfigError("the message is empty")
+        if session_id is not None and self.owned.get(who.org_id, session_id) is None:
+            raise NotFound(f"no session {session_id!r}")
+        task = f"{history}\n\nNow: {text}" if history else text
+        return self.tasks.submit(lambda: self._turn(who, task, session_id))
+
+    def _turn(self, who: Principal, text: str, session_id: str | None) -> ChatTurn:
+        model = self.pool.get(self.pool.settings.model)
+        workspace = self.workspaces.workspace(who.org_id, CHAT_WORKSPACE)
+        sets = toolsets_for("", self.pool.settings.tools)
+        agent = self.sessions.agent(model, workspace, chat=True, toolsets=sets)
+        try:
+            if session_id is None:
+                session_id = self.sessions.start(agent, text, workspace, chat=True)
+                self.owned.own(session_id, who.org_id, who.user_id, "chat")
+                continued = False
+            else:
+                continued = True
+            with self._session_lock(session_id):  # one turn at a time per conversation
+                info = self.sessions.session(session_id)
+                before = (info.prompt_tokens, info.completion_tokens)
+                if continued:
+                    agent.add_user_message(session_id, text)
+                result = self.sessions.run(agent, session_id)
+        finally:
+            self.sessions.close(agent)
+        answer = (
+            result.summary if result.status == "finished" else f"[{result.status}] {result.summary}"
+        )
+        usage = Usage(
+            prompt_tokens=result.prompt_tokens - before[0],
+            completion_tokens=result.completion_tokens - before[1],
+            seconds=result.seconds,
+        )
+        return ChatTurn(session_id=session_id, answer=answer, status=result.status, usage=usage)
+
+    def _session_lock(self, session_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(session_id, threading.Lock())

@@ -1,0 +1,100 @@
+"""Models shared by the server's worker threads; one llama.cpp instance is used by one at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from spud.config import Settings
+from spud.core.messages import Message, ModelReply
+from spud.core.protocols import Model, ToolSpec
+from spud.models.loader import load_model
+from spud.models.registry import REGISTRY
+
+
+class Cancelled(Exception):
+    """A task was cancelled; raised in its worker thread at the next model call."""
+
+
+class SerializedModel:
+    """A model whose calls take a lock first (llama.cpp is not thread-safe); delay for tests."""
+
+    def __init__(self, inner: Model, lock: threading.Lock | None, delay_s: float = 0.0) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+        self.lock = lock
+        self.delay_s = delay_s
+
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
+        if self.delay_s:
+            time.sleep(self.delay_s)  # a slow fake model, outside the lock
+        if self.lock is None:
+            return self.inner.complete(messages, tools, exclude)
+        with self.lock:
+            return self.inner.complete(messages, tools, exclude)
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
+        if self.lock is None:
+            return self.inner.count_tokens(messages, tools)
+        with self.lock:
+            return self.inner.count_tokens(messages, tools)
+
+
+class CancellableModel:
+    """One task's view of a shared model: raises Cancelled before a step once `stop()` is true."""
+
+    def __init__(self, inner: Model, stop: Callable[[], bool]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+        self.stop = stop
+
+    def complete(
+        self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
+    ) -> ModelReply:
+        if self.stop():
+            raise Cancelled()
+        return self.inner.complete(messages, tools, exclude)
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
+        return self.inner.count_tokens(messages, tools)
+
+
+class ModelPool:
+    """Loads each model once, on first use, and hands out the shared (serialized) instance."""
+
+    def __init__(self, settings: Settings, extra: list[str] | None = None, delay_s: float = 0.0):
+        self.settings = settings
+        self.extra = list(extra or [])
+        self.delay_s = delay_s
+        self._models: dict[str, SerializedModel] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The model names the server offers: the configured one, extra ones, pulled ones."""
+        names = [self.settings.model, *self.extra]
+        for name, spec in REGISTRY.items():
+            from spud.models.registry import model_path
+
+            if model_path(spec, self.settings.model_cache).is_file():
+                names.append(name)
+        return list(dict.fromkeys(names))
+
+    def get(self, name: str) -> SerializedModel:
+        """The shared instance of a model the server offers (ModelNotFound otherwise)."""
+        with self._lock:  # loading twice at once would double the memory
+            if name not in self._models:
+                model = load_model(name, self.settings)
+                lock = threading.Lock() if _needs_lock(model) else None
+                self._models[name] = SerializedModel(model, lock, self.delay_s)
+            return self._models[name]
+
+
+def _needs_lock(model: Model) -> bool:
+    from spud.models.local import LocalModel
+
+    return isinstance(model, LocalModel)

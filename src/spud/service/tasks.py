@@ -1,0 +1,510 @@
+"""Background tasks: agents on a worker pool, live events, approvals over the API, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select, update
+from sqlalchemy.orm import sessionmaker
+
+from spud.core.errors import ConfigError, ModelNotFound, SpudError
+from spud.core.messages import Message, ToolCall
+from spud.sandbox.policy import Policy, PolicyApprover
+from spud.service.audit import AuditLog
+from spud.service.modelpool import CancellableModel, Cancelled, ModelPool
+from spud.service.owned import OwnedSessions
+from spud.service.sessions import SessionService, toolsets_for
+from spud.service.tables import ApprovalRow, TaskRow, UserRow
+from spud.service.users import Principal
+from spud.service.workspaces import Workspaces
+from spud.store.models import utcnow
+from spud.tools.browser_policy import default_policy_with_browser
+
+log = logging.getLogger(__name__)
+ACTIVE = ("queued", "running", "waiting")
+
+
+class Forbidden(SpudError):
+    """The user's role does not allow this action."""
+
+
+class NotFound(SpudError):
+    """No such thing in the user's organisation (other organisations' things are not found)."""
+
+
+class Conflict(SpudError):
+    """The thing is not in a state that allows this (e.g. an approval already decided)."""
+
+
+class TaskSpec(BaseModel):
+    """What a task is: the prompt, where it works, which model and which approval policy."""
+
+    prompt: str = Field(min_length=1, max_length=100_000)
+    workspace: str = Field(default="default", max_length=500)
+    model: str | None = Field(default=None, max_length=200)
+    policy: Policy | None = None  # default: Spud's default policy with the browser rules
+    auto_approve: bool = False  # approve what the policy would ask about (never what it denies)
+    tools: list[str] = Field(default_factory=list, max_length=3)  # extra sets: office, browser
+    max_steps: int | None = Field(default=None, ge=1, le=500)
+
+
+class TaskInfo(BaseModel):
+    """A task as the API shows it."""
+
+    id: str
+    session_id: str | None
+    prompt: str
+    workspace: str
+    model: str
+    status: str
+    summary: str
+    steps: int
+    user: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApprovalInfo(BaseModel):
+    """A tool call that waits for a person (or did)."""
+
+    id: str
+    task_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    reason: str
+    status: str  # pending | allow | deny | expired
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class TaskEvent(BaseModel):
+    """One live event: step, tool_call, result, user, approval, approval_decided, finish."""
+
+    id: str
+    event: str
+    data: dict[str, Any]
+
+
+class _Live:
+    """What the worker running a task shares with the API: cancel flag and approval waits."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.waiters: dict[str, threading.Event] = {}
+
+
+class TaskService:
+    """Creates, runs, cancels and reports tasks; each task runs wholly on one worker thread."""
+
+    def __init__(
+        self,
+        sessions: SessionService,
+        pool: ModelPool,
+        workspaces: Workspaces,
+        audit: AuditLog,
+        workers: int = 4,
+        approval_timeout_s: float = 600.0,
+    ) -> None:
+        self.sessions = sessions
+        self.pool = pool
+        self.workspaces = workspaces
+        self.audit = audit
+        self.approval_timeout_s = approval_timeout_s
+        self.owned = OwnedSessions(sessions.store)
+        self._db = sessionmaker(sessions.store.engine, expire_on_commit=False)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spud-task")
+        self._live: dict[str, _Live] = {}
+        self._versions: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- the API ----------------------------------------------------------------------
+
+    def create(self, who: Principal, spec: TaskSpec) -> TaskInfo:
+        """Check the spec, store the task and queue it; it runs in the background."""
+        require_write(who)
+        if not spec.prompt.strip():
+            raise ConfigError("the prompt is empty: say what Spud should do")
+        model = spec.model or self.pool.settings.model
+        if model not in self.pool.names():
+            offered = ", ".join(self.pool.names())
+            raise ModelNotFound(f"unknown model {model!r}: use one of {offered}")
+        toolsets_for(spec.prompt, [*self.pool.settings.tools, *spec.tools])  # unknown set: error
+        workspace = self.workspaces.workspace(who.org_id, spec.workspace)
+        policy = spec.policy or default_policy_with_browser()
+        meta = {"auto_approve": spec.auto_approve, "max_steps": spec.max_steps}
+        row = TaskRow(
+            org_id=who.org_id,
+            user_id=who.user_id,
+            prompt=spec.prompt,
+            workspace=str(workspace),
+            model=model,
+            policy=policy.model_dump_json(),
+            tools=json.dumps({"sets": spec.tools, **meta}),
+        )
+        with self._db.begin() as db:
+            db.add(row)
+        self._submit(row.id)
+        return self.get(who, row.id)
+
+    def list(self, who: Principal, limit: int = 50) -> list[TaskInfo]:
+        query = (
+            select(TaskRow)
+            .where(TaskRow.org_id == who.org_id)
+            .order_by(TaskRow.created_at.desc())
+            .limit(limit)
+        )
+        with self._db() as db:
+            rows = list(db.scalars(query))
+        return [self._info(r) for r in rows]
+
+    def get(self, who: Principal, task_id: str) -> TaskInfo:
+        return self._info(self._row(who, task_id))
+
+    def cancel(self, who: Principal, task_id: str) -> TaskInfo:
+        """Stop a queued or running task at its next step (or approval wait)."""
+        require_write(who)
+        row = self._row(who, task_id)
+        if row.status not in ACTIVE:
+            raise Conflict(f"task {task_id} is already {row.status}")
+        with self._lock:
+            live = self._live.get(task_id)
+        if live is not None:
+            live.cancelled.set()
+        else:  # not picked up by a worker (e.g. queued before a restart)
+            self._set_status(task_id, "cancelled", "cancelled before it ran")
+        return self.get(who, task_id)
+
+    def approvals(self, who: Principal, task_id: str) -> list[ApprovalInfo]:
+        self._row(who, task_id)
+        query = select(ApprovalRow).where(ApprovalRow.task_id == task_id)
+        with self._db() as db:
+            return [_approval(r) for r in db.scalars(query.order_by(ApprovalRow.created_at))]
+
+    def decide(
+        self, who: Principal, approval_id: str, decision: Literal["allow", "deny"]
+    ) -> ApprovalInfo:
+        """Answer a pending approval; the waiting worker goes on at once."""
+        require_write(who)
+        with self._db.begin() as db:
+            found = db.execute(
+                select(ApprovalRow, TaskRow.org_id)
+                .join(TaskRow, TaskRow.id == ApprovalRow.task_id)
+                .where(ApprovalRow.id == approval_id)
+            ).first()
+            if found is None or found[1] != who.org_id:
+                raise NotFound(f"no approval {approval_id!r}")
+            change = (
+                update(ApprovalRow)
+                .where(ApprovalRow.id == approval_id, ApprovalRow.status == "pending")
+                .values(status=decision, decided_by=who.user_id, decided_at=utcnow())
+            )
+            if db.execute(change).rowcount == 0:
+                raise Conflict(f"approval {approval_id} is already {found[0].status}")
+            task_id = found[0].task_id
+        with self._lock:
+            live = self._live.get(task_id)
+            waiter = live.waiters.get(approval_id) if live else None
+        if waiter is not None:
+            waiter.set()
+        self._bump(task_id)
+        with self._db() as db:
+            return _approval(db.get(ApprovalRow, approval_id))
+
+    def version(self, task_id: str) -> int:
+        """A counter that moves whenever the task has something new to show."""
+        return self._versions.get(task_id, 0)
+
+    def events(
+        self, who: Principal, task_id: str, after: int, approvals_seen: dict[str, str]
+    ) -> tuple[list[TaskEvent], int, bool]:
+        """Events since message index `after`; returns them, the next index and whether done.
+
+        approvals_seen (approval id -> status) is updated, so each approval change is sent once.
+        """
+        row = self._row(who, task_id)
+        events: list[TaskEvent] = []
+        next_idx = after
+        if row.session_id:
+            for idx, message in self._messages_from(row.session_id, after):
+                events += message_events(idx, message)
+                next_idx = idx + 1
+        for approval in self.approvals(who, task_id):
+            if approvals_seen.get(approval.id) == approval.status:
+                continue
+            kind = "approval" if approval.status == "pending" else "approval_decided"
+            approvals_seen[approval.id] = approval.status
+            events.append(
+                TaskEvent(id=str(next_idx - 1), event=kind, data=approval.model_dump(mode="json"))
+            )
+        done = row.status not in ACTIVE
+        if done:
+            info = self._info(row)
+            events.append(
+                TaskEvent(
+                    id=str(next_idx - 1),
+                    event="finish",
+                    data={"status": info.status, "summary": info.summary, "steps": info.steps},
+                )
+            )
+        return events, next_idx, done
+
+    def resume_unfinished(self) -> list[str]:
+        """After a restart: expire old approval waits and queue every unfinished task again."""
+        with self._db.begin() as db:
+            db.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.status == "pending")
+                .values(status="expired", decided_at=utcnow())
+            )
+            ids = list(
+                db.scalars(
+                    select(TaskRow.id)
+                    .where(TaskRow.status.in_(ACTIVE))
+                    .order_by(TaskRow.created_at)
+                )
+            )
+        for task_id in ids:
+            self._submit(task_id)
+        return ids
+
+    def shutdown(self) -> None:
+        """Stop taking work; running tasks stop at their next step and resume on restart."""
+        self._stopping.set()
+        with self._lock:
+            lives = list(self._live.values())
+        for live in lives:
+            for waiter in live.waiters.values():
+                waiter.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        """Run a job (e.g. a chat turn) wholly on one worker thread."""
+        return self._executor.submit(job)
+
+    # -- the worker -------------------------------------------------------------------
+
+    def _submit(self, task_id: str) -> None:
+        with self._lock:
+            if task_id in self._live:
+                return
+            self._live[task_id] = _Live()
+        self._executor.submit(self._run, task_id)
+
+    def _run(self, task_id: str) -> None:
+        """Start or resume one task; everything it opens lives and dies on this thread."""
+        live = self._live[task_id]
+        with self._db() as db:
+            row = db.get(TaskRow, task_id)
+        agent = None
+        status, summary = "error", ""
+        try:
+            if live.cancelled.is_set():
+                raise Cancelled()
+            options = json.loads(row.tools)
+            model = CancellableModel(self.pool.get(row.model), lambda: self._stops(live))
+            workspace = Path(row.workspace)
+            workspace.mkdir(parents=True, exist_ok=True)
+            sets = toolsets_for(row.prompt, [*self.pool.settings.tools, *options["sets"]])
+            agent = self.sessions.agent(
+                model, workspace, on_message=lambda m: self._bump(task_id), toolsets=sets
+            )
+            agent.approver = PolicyApprover(
+                Policy.model_validate_json(row.policy),
+                ask=lambda call, why: self._ask(task_id, live, call, why),
+                auto_approve=options["auto_approve"],
+            )
+            if options["max_steps"]:
+                agent.limits = agent.limits.model_copy(update={"max_steps": options["max_steps"]})
+            session_id = row.session_id
+            if session_id is None:
+                session_id = self.sessions.start(agent, row.prompt, workspace)
+                self.owned.own(session_id, row.org_id, row.user_id, "task")
+                with self._db.begin() as db:
+                    db.get(TaskRow, task_id).session_id = session_id
+            self._set_status(task_id, "running")
+            result = agent.run(session_id)
+            status, summary = result.status, result.summary
+        except Cancelled:
+            if live.cancelled.is_set():
+                status, summary = "cancelled", "cancelled by a user"
+                with self._db() as db:
+                    session_id = db.get(TaskRow, task_id).session_id
+                if session_id:
+                    self.sessions.store.update_session(session_id, status=status, summary=summary)
+            else:  # the server is stopping: the task stays unfinished and resumes on restart
+                status = ""
+        except SpudError as exc:
+            summary = str(exc)
+        except Exception as exc:  # a bug must not kill the worker; the task says what happened
+            log.exception("task %s failed", task_id)
+            summary = f"{type(exc).__name__}: {exc}"
+        finally:
+            if agent is not None:
+                self.sessions.close(agent)
+            if status:
+                self._set_status(task_id, status, summary)
+                self.audit.record(
+                    "spud",
+                    f"task.{status}",
+                    org_id=row.org_id,
+                    target=task_id,
+                    detail=summary[:500],
+                )
+            with self._lock:
+                self._live.pop(task_id, None)
+
+    def _ask(self, task_id: str, live: _Live, call: ToolCall, why: str) -> bool:
+        """The Approver's question: store it, wait for an answer over the API (or time out)."""
+        row = ApprovalRow(
+            task_id=task_id,
+            call_id=call.id,
+            tool=call.name,
+            arguments=json.dumps(call.arguments),
+            reason=why,
+        )
+        waiter = threading.Event()
+        with self._db.begin() as db:
+            db.add(row)
+        live.waiters[row.id] = waiter
+        self._set_status(task_id, "waiting")
+        try:
+            answered = waiter.wait(self.approval_timeout_s)
+            if self._stops(live):
+                raise Cancelled()
+            if not answered:
+                self._expire(row.id)
+            with self._db() as db:
+                decision = db.get(ApprovalRow, row.id).status
+            return decision == "allow"
+        finally:
+            live.waiters.pop(row.id, None)
+            if not self._stops(live):
+                self._set_status(task_id, "running")
+
+    def _stops(self, live: _Live) -> bool:
+        return live.cancelled.is_set() or self._stopping.is_set()
+
+    def _expire(self, approval_id: str) -> None:
+        change = (
+            update(ApprovalRow)
+            .where(ApprovalRow.id == approval_id, ApprovalRow.status == "pending")
+            .values(status="expired", decided_at=utcnow())
+        )
+        with self._db.begin() as db:
+            db.execute(change)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _bump(self, task_id: str) -> None:
+        self._versions[task_id] = self._versions.get(task_id, 0) + 1
+
+    def _set_status(self, task_id: str, status: str, summary: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        if summary is not None:
+            values["summary"] = summary
+        with self._db.begin() as db:
+            db.execute(update(TaskRow).where(TaskRow.id == task_id).values(**values))
+        self._bump(task_id)
+
+    def _row(self, who: Principal, task_id: str) -> TaskRow:
+        with self._db() as db:
+            row = db.get(TaskRow, task_id)
+        if row is None or row.org_id != who.org_id:
+            raise NotFound(f"no task {task_id!r}")
+        return row
+
+    def _info(self, row: TaskRow) -> TaskInfo:
+        steps = self.sessions.session(row.session_id).steps if row.session_id else 0
+        with self._db() as db:
+            user = db.get(UserRow, row.user_id)
+        return TaskInfo(
+            id=row.id,
+            session_id=row.session_id,
+            prompt=row.prompt,
+            workspace=self.workspaces.relative(row.org_id, row.workspace),
+            model=row.model,
+            status=row.status,
+            summary=row.summary,
+            steps=steps,
+            user=user.username if user else "",
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def _messages_from(self, session_id: str, after: int) -> list[tuple[int, Message]]:
+        from spud.store.models import MessageRow
+
+        query = (
+            select(MessageRow.idx, MessageRow.data)
+            .where(MessageRow.session_id == session_id, MessageRow.idx >= after)
+            .order_by(MessageRow.idx)
+        )
+        with self._db() as db:
+            return [(i, Message.model_validate_json(d)) for i, d in db.execute(query)]
+
+
+def require_write(who: Principal) -> None:
+    if not who.can_write:
+        raise Forbidden(f"{who.username} is a viewer: viewers can read but not change anything")
+
+
+def message_events(idx: int, m: Message) -> list[TaskEvent]:
+    """How one stored message is shown live: a step and its tool calls, a result, a user turn."""
+    eid = str(idx)
+    if m.role == "assistant":
+        step = {
+            "index": idx,
+            "content": m.content,
+            "kind": m.kind,
+            "raw": m.meta.get("raw", "") if m.kind == "format_error" else "",
+            "tool_calls": [c.model_dump() for c in m.tool_calls],
+            "usage": m.meta.get("usage", {}),
+        }
+        events = [TaskEvent(id=eid, event="step", data=step)]
+        events += [
+            TaskEvent(id=eid, event="tool_call", data={"index": idx, **c.model_dump()})
+            for c in m.tool_calls
+        ]
+        return events
+    if m.role == "tool":
+        keep = ("ok", "kind", "approval", "diff", "image", "exit_code", "timed_out", "repeated")
+        data = {
+            "index": idx,
+            "tool_call_id": m.tool_call_id,
+            "name": m.name,
+            "output": m.content,
+            "untrusted": m.untrusted,
+            **{k: m.meta[k] for k in keep if k in m.meta},
+        }
+        return [TaskEvent(id=eid, event="result", data=data)]
+    if m.role == "user":
+        return [
+            TaskEvent(
+                id=eid, event="user", data={"index": idx, "content": m.content, "kind": m.kind}
+            )
+        ]
+    return []
+
+
+def _approval(row: ApprovalRow) -> ApprovalInfo:
+    return ApprovalInfo(
+        id=row.id,
+        task_id=row.task_id,
+        call_id=row.call_id,
+        tool=row.tool,
+        arguments=json.loads(row.arguments),
+        reason=row.reason,
+        status=row.status,
+        created_at=row.created_at,
+        decided_at=row.decided_at,
+    )
