@@ -22,6 +22,7 @@ from spud.core.agent import RunResult
 from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message, ToolCall
 from spud.models.registry import REGISTRY, model_path, pull
+from spud.server.cli import register as add_server_commands
 
 cli = typer.Typer(
     help="Spud: an open agent workspace on an embedded local model.", no_args_is_help=True
@@ -30,6 +31,7 @@ sessions_cli = typer.Typer(help="List and show stored sessions.", no_args_is_hel
 models_cli = typer.Typer(help="List and pull embedded models.", no_args_is_help=True)
 cli.add_typer(sessions_cli, name="sessions")
 cli.add_typer(models_cli, name="models")
+add_server_commands(cli)  # serve, users, keys, audit
 console = Console(highlight=False)
 
 WorkspaceOpt = typer.Option(Path("."), "--workspace", "-w", help="Folder the agent works in.")

@@ -124,6 +124,13 @@ class UserService:
             user_id=user.id, username=user.username, org_id=user.org_id, org=org, role=user.role
         )
 
+    def by_name(self, username: str) -> Principal:
+        with self._db() as db:
+            user_id = db.scalar(select(UserRow.id).where(UserRow.username == username))
+        if user_id is None:
+            raise SpudError(f"no user {username!r} (add one with `spud users add`)")
+        return self.principal(user_id)
+
     def users(self, org_id: str | None = None) -> list[Principal]:
         """Users of one organisation (or all), oldest first."""
         query = select(UserRow.id).order_by(UserRow.created_at, UserRow.username)
