@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -29,7 +30,15 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
         version="0.1.0",
         description="An open agent workspace: OpenAI-compatible API, tasks, sessions.",
         lifespan=lifespan,
+        openapi_url=None,  # served below, signed in like everything else
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(who: auth.User) -> dict[str, Any]:
+        return app.openapi()
+
     app.state.spud = services
     app.state.cookie_secure = server.cookie_secure
     errors.install(app)

@@ -180,6 +180,8 @@ class TaskService:
             live = self._live.get(task_id)
         if live is not None:
             live.cancelled.set()
+            for waiter in list(live.waiters.values()):
+                waiter.set()
         else:  # not picked up by a worker (e.g. queued before a restart)
             self._set_status(task_id, "cancelled", "cancelled before it ran")
         return self.get(who, task_id)
@@ -378,11 +380,10 @@ class TaskService:
         live.waiters[row.id] = waiter
         self._set_status(task_id, "waiting")
         try:
-            answered = waiter.wait(self.approval_timeout_s)
+            waiter.wait(self.approval_timeout_s)
+            self._expire(row.id)  # unless it was answered: timed out, cancelled or stopping
             if self._stops(live):
                 raise Cancelled()
-            if not answered:
-                self._expire(row.id)
             with self._db() as db:
                 decision = db.get(ApprovalRow, row.id).status
             return decision == "allow"
