@@ -18,7 +18,8 @@ from spud.core.messages import Message
 from spud.core.protocols import SessionInfo
 from spud.server.auth import Admin, Svc, User
 from spud.service.audit import AuditEntry
-from spud.service.tasks import ApprovalInfo, NotFound, TaskInfo, TaskSpec
+from spud.service.errors import NotFound
+from spud.service.tasks import ApprovalInfo, TaskInfo, TaskSpec
 from spud.service.users import KeyInfo, Principal, Role
 from spud.service.workspaces import FileEntry
 

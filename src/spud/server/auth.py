@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spud.server.errors import Unauthorized, error_response
+from spud.service.errors import Forbidden
 from spud.service.hub import Services
-from spud.service.tasks import Forbidden
 from spud.service.users import LOGIN_DAYS, Principal
 
 COOKIE = "spud_session"

@@ -20,7 +20,7 @@ from spud.core.errors import (
     SpudError,
 )
 from spud.service.completions import ContextTooLong
-from spud.service.tasks import Conflict, Forbidden, NotFound
+from spud.service.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 TYPES = {

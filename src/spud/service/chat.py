@@ -9,10 +9,11 @@ from pydantic import BaseModel
 
 from spud.core.errors import ConfigError
 from spud.core.messages import Usage
+from spud.service.errors import NotFound
 from spud.service.modelpool import ModelPool
 from spud.service.owned import OwnedSessions
 from spud.service.sessions import SessionService, toolsets_for
-from spud.service.tasks import NotFound, TaskService, require_write
+from spud.service.tasks import TaskService, require_write
 from spud.service.users import Principal
 from spud.service.workspaces import Workspaces
 

@@ -19,6 +19,7 @@ from spud.core.errors import ConfigError, ModelNotFound, SpudError
 from spud.core.messages import Message, ToolCall
 from spud.sandbox.policy import Policy, PolicyApprover
 from spud.service.audit import AuditLog
+from spud.service.errors import Conflict, Forbidden, NotFound
 from spud.service.modelpool import CancellableModel, Cancelled, ModelPool
 from spud.service.owned import OwnedSessions
 from spud.service.sessions import SessionService, toolsets_for
@@ -30,18 +31,6 @@ from spud.tools.browser_policy import default_policy_with_browser
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running", "waiting")
-
-
-class Forbidden(SpudError):
-    """The user's role does not allow this action."""
-
-
-class NotFound(SpudError):
-    """No such thing in the user's organisation (other organisations' things are not found)."""
-
-
-class Conflict(SpudError):
-    """The thing is not in a state that allows this (e.g. an approval already decided)."""
 
 
 class TaskSpec(BaseModel):

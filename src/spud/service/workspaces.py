@@ -6,7 +6,8 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
-from spud.core.errors import ConfigError, SpudError
+from spud.core.errors import ConfigError
+from spud.service.errors import NotFound
 
 
 class FileEntry(BaseModel):
@@ -62,7 +63,7 @@ class Workspaces:
         """The folder's entries, folders first, then by name."""
         folder = self.resolve(org_id, relative)
         if not folder.is_dir():
-            raise SpudError(f"no folder {relative!r} in your workspaces")
+            raise NotFound(f"no folder {relative!r} in your workspaces")
         root = self.root(org_id)
         entries = [
             FileEntry(
@@ -80,5 +81,5 @@ class Workspaces:
         """A file to download; a clear error when it is missing or a folder."""
         path = self.resolve(org_id, relative)
         if not path.is_file():
-            raise SpudError(f"no file {relative!r} in your workspaces")
+            raise NotFound(f"no file {relative!r} in your workspaces")
         return path
