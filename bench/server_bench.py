@@ -1,4 +1,4 @@
-"""/v1 streaming overhead of `spud serve` against the model adapter called directly, and a load run."""
+"""/v1 streaming overhead of `spud serve` against the adapter called directly, and a load run."""
 
 from __future__ import annotations
 
