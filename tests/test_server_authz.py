@@ -14,6 +14,7 @@ from server_fixtures import replay_file
 
 from spud.config import Settings
 from spud.server.app import create_app
+from spud.server.auth import PageUser
 from spud.server.settings import ServerSettings
 from spud.service.hub import Services
 from spud.service.tasks import TaskSpec
@@ -229,3 +230,18 @@ def test_sign_in_cookie_works_and_sign_out_ends_it(world: tuple[World, TestClien
     assert form.status_code == 303 and form.headers["location"] == "/tasks"
     client.cookies.clear()
     assert json.loads(client.post("/auth/login", content=b"{").text)["error"]["code"]
+
+
+def test_pages_redirect_to_sign_in_and_back(world: tuple[World, TestClient]) -> None:
+    w, client = world
+
+    @w.app.get("/test-page")
+    def page(who: PageUser) -> dict[str, str]:
+        return {"user": who.username}
+
+    client.cookies.clear()
+    r = client.get("/test-page?tab=2", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Ftest-page%3Ftab%3D2"
+    client.post("/auth/login", json={"username": "viewer-B", "password": "password-123"})
+    assert client.get("/test-page").json() == {"user": "viewer-B"}
+    client.cookies.clear()

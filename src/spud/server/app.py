@@ -42,6 +42,7 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
     app.state.spud = services
     app.state.cookie_secure = server.cookie_secure
     errors.install(app)
+    app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)
     app.include_router(auth.router)
     app.include_router(openai_api.router)
     app.include_router(api.router)

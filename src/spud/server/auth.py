@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -51,6 +52,28 @@ def principal(request: Request) -> Principal:
     return who
 
 
+class SignInRequired(Exception):
+    """A page was asked for without a sign-in: answered with a redirect to /login."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def page_user(request: Request) -> Principal:
+    """For HTML pages: the signed-in user, or a redirect to /login?next=<this page>."""
+    try:
+        return principal(request)
+    except Unauthorized:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(target) from None
+
+
+async def sign_in_redirect(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    return RedirectResponse(f"/login?next={quote(exc.next_path, safe='')}", 303)
+
+
 def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """The signed-in user, who must be an admin of their organisation."""
     if not who.is_admin:
@@ -59,6 +82,7 @@ def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
 
 
 User = Annotated[Principal, Depends(principal)]
+PageUser = Annotated[Principal, Depends(page_user)]
 Admin = Annotated[Principal, Depends(admin)]
 Svc = Annotated[Services, Depends(services)]
 

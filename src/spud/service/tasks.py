@@ -226,8 +226,12 @@ class TaskService:
         events: list[TaskEvent] = []
         next_idx = after
         if row.session_id:
+            workspace = self.workspaces.relative(row.org_id, row.workspace)
             for idx, message in self._messages_from(row.session_id, after):
-                events += message_events(idx, message)
+                for event in message_events(idx, message):
+                    if "image" in event.data:  # where /api/files/download finds it
+                        event.data["image_file"] = f"{workspace}/{event.data['image']}"
+                    events.append(event)
                 next_idx = idx + 1
         for approval in self.approvals(who, task_id):
             if approvals_seen.get(approval.id) == approval.status:

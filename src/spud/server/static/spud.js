@@ -1,0 +1,303 @@
+// Spud's web app: streaming chat, the live task view with approvals, task cancel.
+"use strict";
+
+// An element with text and children; text always goes in as text, never as HTML.
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+// POST JSON to the API; resolves to the answer, or throws its error message.
+async function postJSON(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body || {}),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error((data.error && data.error.message) || `${response.status} ${response.statusText}`);
+  }
+  return data;
+}
+
+// -- chat ------------------------------------------------------------------------------
+
+// Read an OpenAI-style SSE stream, calling onChunk for each JSON data line.
+async function readStream(response, onChunk) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      for (const line of block.split("\n")) {
+        if (!line.startsWith("data:")) continue; // ": working" keep-alives
+        const data = line.slice(5).trim();
+        if (data && data !== "[DONE]") onChunk(JSON.parse(data));
+      }
+    }
+  }
+}
+
+function setupChat() {
+  const form = document.getElementById("chat-form");
+  if (!form) return;
+  const transcript = document.getElementById("transcript");
+  const status = document.getElementById("chat-status");
+  const input = document.getElementById("message");
+  const button = form.querySelector("button[type=submit]");
+  let session = transcript.dataset.session || null;
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    transcript.append(
+      el("li", { class: "turn user" }, el("span", { class: "who", text: "You" }), el("div", { class: "text", text }))
+    );
+    const answer = el("div", { class: "text" });
+    const turn = el("li", { class: "turn assistant", "aria-busy": "true" }, el("span", { class: "who", text: "Spud" }), answer);
+    transcript.append(turn);
+    input.value = "";
+    button.disabled = true;
+    status.textContent = "Spud is working…";
+    try {
+      const response = await fetch("/v1/chat/completions", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          model: transcript.dataset.model,
+          stream: true,
+          messages: [{ role: "user", content: text }],
+          session_id: session,
+        }),
+      });
+      if (!response.ok) {
+        const data = await response.json().catch(() => ({}));
+        throw new Error((data.error && data.error.message) || `${response.status} ${response.statusText}`);
+      }
+      await readStream(response, (chunk) => {
+        if (chunk.error) throw new Error(chunk.error.message);
+        const choice = chunk.choices && chunk.choices[0];
+        if (choice && choice.delta && choice.delta.content) {
+          answer.textContent += choice.delta.content;
+          status.textContent = "Spud is answering…";
+        }
+        if (chunk.spud_session_id && chunk.spud_session_id !== session) {
+          const isNew = !session;
+          session = chunk.spud_session_id;
+          transcript.dataset.session = session;
+          history.replaceState(null, "", `/chat?session=${encodeURIComponent(session)}`);
+          if (isNew) addToHistory(session, text);
+        }
+      });
+      status.textContent = "Answered.";
+    } catch (error) {
+      turn.classList.add("failed");
+      answer.textContent = answer.textContent || "(no answer)";
+      status.textContent = `Error: ${error.message}`;
+    } finally {
+      turn.removeAttribute("aria-busy");
+      button.disabled = false;
+      input.focus();
+    }
+  });
+}
+
+function addToHistory(session, text) {
+  const list = document.getElementById("chat-history");
+  if (!list) return;
+  for (const empty of list.querySelectorAll("li.muted")) empty.remove();
+  const title = text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  list.prepend(el("li", {}, el("a", { href: `/chat?session=${encodeURIComponent(session)}`, "aria-current": "page", text: title })));
+}
+
+// -- the task view ---------------------------------------------------------------------
+
+function diffBlock(diff) {
+  const pre = el("pre", { class: "diff" });
+  for (const line of diff.split("\n")) {
+    let kind = "";
+    if (line.startsWith("+") && !line.startsWith("+++")) kind = "add";
+    else if (line.startsWith("-") && !line.startsWith("---")) kind = "del";
+    else if (line.startsWith("@@")) kind = "hunk";
+    pre.append(el("span", { class: kind, text: line }), "\n");
+  }
+  return pre;
+}
+
+function callBlock(call) {
+  const block = el("div", { class: "call" }, el("span", { class: "tool", text: call.name }));
+  if (call.name === "bash") block.append(el("pre", { class: "command", text: `$ ${call.arguments.command || ""}` }));
+  else if (call.name === "finish") block.append(el("div", { class: "text", text: call.arguments.summary || "" }));
+  else block.append(el("pre", { class: "args", text: JSON.stringify(call.arguments, null, 1) }));
+  return block;
+}
+
+function fileURL(workspace, path) {
+  return `/api/files/download?path=${encodeURIComponent(`${workspace}/${path}`)}`;
+}
+
+function setupTask() {
+  const card = document.getElementById("task");
+  if (!card) return;
+  const taskId = card.dataset.task;
+  const workspace = card.dataset.workspace;
+  const canWrite = card.dataset.canWrite === "true";
+  const list = document.getElementById("trajectory");
+  const statusBadge = document.getElementById("task-status");
+  const summary = document.getElementById("task-summary");
+  const cancel = document.getElementById("cancel-task");
+  const seen = new Set(); // message events already shown (a reconnect may repeat them)
+  const approvals = new Map(); // approval id -> its card
+
+  function setStatus(status) {
+    statusBadge.textContent = status;
+    statusBadge.className = `badge ${status.split(":")[0]}`;
+  }
+
+  function show(kind, data, render) {
+    const key = `${kind}:${data.index}:${data.tool_call_id || ""}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    list.append(render());
+  }
+
+  function approvalCard(data) {
+    const args = data.tool === "bash" ? `$ ${data.arguments.command || ""}` : JSON.stringify(data.arguments, null, 1);
+    const state = el("p", { class: "decision", role: "status" });
+    const item = el(
+      "li",
+      { class: "item approval", "aria-label": `Approval for ${data.tool}` },
+      el("span", { class: "who", text: `Approval needed: ${data.tool}` }),
+      el("pre", { class: "command", text: args }),
+      el("p", { class: "muted", text: data.reason }),
+      state
+    );
+    if (canWrite) {
+      const buttons = el("div", { class: "buttons" });
+      for (const [decision, label] of [["allow", "Approve"], ["deny", "Deny"]]) {
+        const button = el("button", { type: "button", class: decision === "deny" ? "secondary" : "", text: label });
+        button.addEventListener("click", async () => {
+          for (const b of buttons.querySelectorAll("button")) b.disabled = true;
+          try {
+            const answer = await postJSON(`/api/approvals/${encodeURIComponent(data.id)}`, { decision });
+            decided(answer);
+          } catch (error) {
+            state.textContent = `Error: ${error.message}`;
+            for (const b of buttons.querySelectorAll("button")) b.disabled = false;
+          }
+        });
+        buttons.append(button);
+      }
+      item.append(buttons);
+    } else {
+      state.textContent = "Waiting for a member or admin to approve.";
+    }
+    return item;
+  }
+
+  function decided(data) {
+    const item = approvals.get(data.id);
+    if (!item) return;
+    const words = { allow: "Approved", deny: "Denied", expired: "Expired (not answered in time)" };
+    item.querySelector(".decision").textContent = words[data.status] || data.status;
+    item.classList.add(data.status);
+    const buttons = item.querySelector(".buttons");
+    if (buttons) buttons.remove();
+  }
+
+  const handlers = {
+    user(d) {
+      show("user", d, () =>
+        el("li", { class: "item user" }, el("span", { class: "who", text: d.kind ? "Feedback" : d.index <= 1 ? "Task" : "You" }), el("div", { class: "text", text: d.content }))
+      );
+    },
+    step(d) {
+      show("step", d, () => {
+        const item = el("li", { class: "item step" }, el("span", { class: "who", text: `Step ${d.index}` }));
+        if (d.content) item.append(el("div", { class: "text", text: d.content }));
+        if (d.raw) item.append(el("pre", { class: "raw", text: d.raw }));
+        for (const call of d.tool_calls) item.append(callBlock(call));
+        return item;
+      });
+    },
+    result(d) {
+      show("result", d, () => {
+        let head = `${d.name} ${d.ok ? "ok" : "failed"}`;
+        if (d.approval) head += ` · ${d.approval}`;
+        if (d.exit_code !== undefined && d.exit_code !== null) head += ` · exit ${d.exit_code}`;
+        const item = el("li", { class: `item result ${d.ok ? "ok" : "failed"}` }, el("span", { class: "who", text: head }), el("pre", { class: "output", text: d.output }));
+        if (d.diff) item.append(diffBlock(d.diff));
+        if (d.image) item.append(el("img", { class: "shot", src: fileURL(workspace, d.image), alt: `Screenshot ${d.image}` }));
+        return item;
+      });
+    },
+    approval(d) {
+      if (approvals.has(d.id)) return;
+      const item = approvalCard(d);
+      approvals.set(d.id, item);
+      list.append(item);
+      setStatus("waiting");
+    },
+    approval_decided(d) {
+      if (!approvals.has(d.id)) {
+        const item = approvalCard(d);
+        approvals.set(d.id, item);
+        list.append(item);
+      }
+      decided(d);
+    },
+    finish(d) {
+      setStatus(d.status);
+      summary.textContent = d.summary;
+      if (cancel) cancel.remove();
+      source.close();
+    },
+  };
+
+  const source = new EventSource(`/api/tasks/${encodeURIComponent(taskId)}/events`);
+  for (const [name, handle] of Object.entries(handlers)) {
+    source.addEventListener(name, (event) => {
+      handle(JSON.parse(event.data));
+      if (name !== "finish" && name !== "approval" && statusBadge.textContent === "queued") setStatus("running");
+    });
+  }
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) summary.textContent = "Lost the live view: reload the page.";
+  });
+
+  if (cancel) {
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try {
+        const task = await postJSON(`/api/tasks/${encodeURIComponent(taskId)}/cancel`);
+        setStatus(task.status);
+      } catch (error) {
+        summary.textContent = `Error: ${error.message}`;
+        cancel.disabled = false;
+      }
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupChat();
+  setupTask();
+});

@@ -1,0 +1,351 @@
+"""The web app: server-rendered pages for chat, tasks, sessions, files and the audit log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from spud.core.errors import SpudError
+from spud.core.messages import Message
+from spud.sandbox.policy import Policy, Rule
+from spud.server import auth
+from spud.server.errors import MAPPING, Unauthorized
+from spud.service.chat import AGENT_MODEL
+from spud.service.errors import Forbidden, NotFound
+from spud.service.tasks import ACTIVE, TaskSpec, message_events
+from spud.service.users import Principal
+from spud.tools.browser_policy import default_policy_with_browser
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+# no inline script or style: everything the pages run comes from /static
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
+APPROVALS = {
+    "default": "Ask only before risky commands (Spud's default policy)",
+    "commands": "Ask before every shell command",
+    "auto": "Approve automatically (what the policy denies stays denied)",
+}
+NAV = [("chat", "Chat"), ("tasks", "Tasks"), ("sessions", "Sessions"), ("files", "Files")]
+
+
+class SignInNeeded(Exception):
+    """A page was asked for without a valid sign-in; the answer is the sign-in page."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def page_user(request: Request) -> Principal:
+    """The signed-in user, or a redirect to the sign-in page that comes back here."""
+    try:
+        return auth.principal(request)
+    except Unauthorized:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInNeeded(here) from None
+
+
+Viewer = Annotated[Principal, Depends(page_user)]
+
+
+def _to_sign_in(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInNeeded)
+    return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages, their static files and the redirect to sign-in to the app."""
+    app.add_exception_handler(SignInNeeded, _to_sign_in)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def render(
+    request: Request,
+    name: str,
+    who: Principal | None,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """A page from templates/, with the navigation for who is signed in."""
+    nav = [*NAV, ("admin", "Admin")] if who and who.is_admin else NAV
+    response = templates.TemplateResponse(
+        request, name, {"who": who, "nav": nav, **context}, status_code=status
+    )
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def status_of(exc: SpudError) -> int:
+    """The HTTP status the API gives this error (the same table)."""
+    return next((status for cls, status, _ in MAPPING if isinstance(exc, cls)), 400)
+
+
+def error_page(request: Request, who: Principal, exc: SpudError) -> Response:
+    return render(request, "error.html", who, status_of(exc), message=str(exc), page="error")
+
+
+def _same_site(request: Request) -> bool:
+    """A form post must come from this site (the Origin header, when the browser sends one)."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+def trajectory(messages: list[Message]) -> list[dict[str, Any]]:
+    """A stored trajectory as the live task view shows it: the task API's event data."""
+    return [
+        {"event": e.event, **e.data}
+        for idx, m in enumerate(messages)
+        for e in message_events(idx, m)
+        if e.event != "tool_call"  # each step lists its calls
+    ]
+
+
+def chat_turns(messages: list[Message]) -> list[dict[str, Any]]:
+    """A chat as turns: what the person wrote, then the answer and the tools used for it."""
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "user" and not m.kind:
+            turns += [{"role": "user", "text": m.content}, {"role": "assistant", "text": ""}]
+            turns[-1]["tools"] = []
+        elif m.role == "assistant" and turns:
+            answer = turns[-1]
+            answer["text"] = m.content or answer["text"]
+            for call in m.tool_calls:
+                if call.name == "finish":
+                    answer["text"] = str(call.arguments.get("summary", ""))
+                else:
+                    answer["tools"].append(call.name)
+    return turns
+
+
+def breadcrumbs(path: str) -> list[tuple[str, str]]:
+    """(name, path) for each folder above and including path; the top is 'workspaces'."""
+    parts = [p for p in path.split("/") if p]
+    return [("workspaces", "")] + [(p, "/".join(parts[: i + 1])) for i, p in enumerate(parts)]
+
+
+# -- sign-in ------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/", error: int = 0) -> Response:
+    """The sign-in form (the one page that needs no sign-in)."""
+    try:
+        auth.principal(request)
+        return RedirectResponse(auth._local(next), 303)
+    except Unauthorized:
+        pass
+    message = "Wrong username or password." if error else ""
+    return render(request, "login.html", None, next=auth._local(next), error=message)
+
+
+@router.get("/")
+def home(who: Viewer) -> Response:
+    return RedirectResponse("/chat", 303)
+
+
+# -- chat ---------------------------------------------------------------------------------
+
+
+@router.get("/chat")
+def chat(
+    request: Request, who: Viewer, svc: auth.Svc, session: str | None = Query(None, max_length=64)
+) -> Response:
+    """Talk with the agent (model spud-agent); past chats on the side."""
+    chats = svc.owned.list(who.org_id, "", "chat", 50)
+    turns: list[dict[str, Any]] = []
+    if session:
+        if svc.owned.get(who.org_id, session) is None:
+            return error_page(request, who, NotFound(f"no chat {session!r}"))
+        turns = chat_turns(svc.sessions.messages(session))
+    return render(
+        request,
+        "chat.html",
+        who,
+        page="chat",
+        chats=chats,
+        session=session or "",
+        turns=turns,
+        model=AGENT_MODEL,
+    )
+
+
+# -- tasks --------------------------------------------------------------------------------
+
+
+def _tasks_page(
+    request: Request, who: Principal, svc: Any, status: int = 200, **form: Any
+) -> Response:
+    workspaces = [e.name for e in svc.workspaces.list(who.org_id, "") if e.is_dir]
+    return render(
+        request,
+        "tasks.html",
+        who,
+        status,
+        page="tasks",
+        tasks=svc.tasks.list(who, 100),
+        workspaces=workspaces or ["default"],
+        models=svc.pool.names(),
+        default_model=svc.pool.settings.model,
+        approvals=APPROVALS,
+        form={"workspace": "default", "approvals": "default", **form},
+    )
+
+
+@router.get("/tasks")
+def tasks(request: Request, who: Viewer, svc: auth.Svc) -> Response:
+    """The organisation's tasks and a form to start one."""
+    return _tasks_page(request, who, svc)
+
+
+def policy_for(approvals: str) -> tuple[Policy | None, bool]:
+    """The policy and auto_approve for a choice of the task form."""
+    if approvals == "commands":
+        base = default_policy_with_browser()
+        denies = [r for r in base.rules if r.action == "deny"]
+        rules = [*denies, Rule(tool="bash", action="ask"), *base.rules]
+        return Policy(rules=rules, default_action=base.default_action), False
+    return None, approvals == "auto"
+
+
+@router.post("/tasks")
+def start_task(
+    request: Request,
+    who: Viewer,
+    svc: auth.Svc,
+    prompt: Annotated[str, Form(max_length=100_000)] = "",
+    workspace: Annotated[str, Form(max_length=500)] = "default",
+    model: Annotated[str, Form(max_length=300)] = "",
+    approvals: Annotated[Literal["default", "commands", "auto"], Form()] = "default",
+    browser: Annotated[bool, Form()] = False,
+    office: Annotated[bool, Form()] = False,
+) -> Response:
+    """Start a task from the form, then show it."""
+    if not _same_site(request):
+        return error_page(request, who, Forbidden("this form must be sent from Spud's own pages"))
+    form = {"prompt": prompt, "workspace": workspace, "model": model, "approvals": approvals}
+    try:
+        if not prompt.strip():
+            raise SpudError("Say what the task is: the prompt is empty.")
+        policy, auto = policy_for(approvals)
+        tools = [name for name, on in (("browser", browser), ("office", office)) if on]
+        spec = TaskSpec(
+            prompt=prompt,
+            workspace=workspace.strip() or "default",
+            model=model or None,
+            policy=policy,
+            auto_approve=auto,
+            tools=tools,
+        )
+        task = svc.tasks.create(who, spec)
+    except ValidationError as exc:
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _tasks_page(request, who, svc, 400, error=message, **form)
+    except SpudError as exc:
+        return _tasks_page(request, who, svc, status_of(exc), error=str(exc), **form)
+    return RedirectResponse(f"/tasks/{task.id}", 303)
+
+
+@router.get("/tasks/{task_id}")
+def task(request: Request, task_id: str, who: Viewer, svc: auth.Svc) -> Response:
+    """One task, its trajectory live, and its approvals."""
+    try:
+        info = svc.tasks.get(who, task_id)
+    except SpudError as exc:
+        return error_page(request, who, exc)
+    return render(request, "task.html", who, page="task", task=info, active=info.status in ACTIVE)
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+
+@router.get("/sessions")
+def sessions(
+    request: Request,
+    who: Viewer,
+    svc: auth.Svc,
+    q: str = Query("", max_length=200),
+    kind: Literal["", "task", "chat"] = "",
+) -> Response:
+    """The organisation's sessions, searchable by task and summary."""
+    found = svc.owned.list(who.org_id, q, kind or None, 100)
+    return render(request, "sessions.html", who, page="sessions", sessions=found, q=q, kind=kind)
+
+
+@router.get("/sessions/{session_id}")
+def session(request: Request, session_id: str, who: Viewer, svc: auth.Svc) -> Response:
+    """One session's whole trajectory."""
+    info = svc.owned.get(who.org_id, session_id)
+    if info is None:
+        return error_page(request, who, NotFound(f"no session {session_id!r}"))
+    owner = svc.owned.owner(session_id)
+    return render(
+        request,
+        "session.html",
+        who,
+        page="sessions",
+        session=info,
+        kind=owner.kind if owner else "",
+        workspace=svc.workspaces.relative(who.org_id, info.workspace),
+        items=trajectory(svc.sessions.messages(session_id)),
+    )
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+@router.get("/files")
+def files(
+    request: Request, who: Viewer, svc: auth.Svc, path: str = Query("", max_length=1000)
+) -> Response:
+    """Browse the organisation's workspaces; files download."""
+    try:
+        entries = svc.workspaces.list(who.org_id, path)
+    except SpudError as exc:
+        return error_page(request, who, exc)
+    path = path.strip().strip("/")
+    return render(
+        request,
+        "files.html",
+        who,
+        page="files",
+        path=path,
+        parent="/".join(path.split("/")[:-1]) if path else None,
+        crumbs=breadcrumbs(path),
+        entries=entries,
+    )
+
+
+# -- admin --------------------------------------------------------------------------------
+
+
+@router.get("/admin")
+def admin(
+    request: Request, who: Viewer, svc: auth.Svc, limit: int = Query(200, ge=1, le=1000)
+) -> Response:
+    """The organisation's audit log and users (admins only)."""
+    if not who.is_admin:
+        return error_page(
+            request, who, Forbidden(f"{who.username} is a {who.role}: the admin page is for admins")
+        )
+    return render(
+        request,
+        "admin.html",
+        who,
+        page="admin",
+        entries=svc.audit.entries(who.org_id, limit),
+        users=svc.users.users(who.org_id),
+    )
