@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from spud.server import api, auth, errors, openai_api
+from spud.server import api, auth, errors, openai_api, web
 from spud.server.settings import ServerSettings
 from spud.service.hub import Services
 
@@ -46,6 +46,7 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
     app.include_router(auth.router)
     app.include_router(openai_api.router)
     app.include_router(api.router)
+    web.install(app)
     app.add_middleware(auth.AuditTrail)
     app.add_middleware(errors.BodyLimit, max_bytes=server.max_body_bytes)
     return app

@@ -105,12 +105,16 @@ def _same_site(request: Request) -> bool:
 
 def trajectory(messages: list[Message]) -> list[dict[str, Any]]:
     """A stored trajectory as the live task view shows it: the task API's event data."""
-    return [
+    items = [
         {"event": e.event, **e.data}
         for idx, m in enumerate(messages)
         for e in message_events(idx, m)
         if e.event != "tool_call"  # each step lists its calls
     ]
+    steps = [i for i in items if i["event"] == "step"]
+    for number, item in enumerate(steps, 1):
+        item["number"] = number
+    return items
 
 
 def chat_turns(messages: list[Message]) -> list[dict[str, Any]]:

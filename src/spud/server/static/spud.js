@@ -166,6 +166,7 @@ function setupTask() {
   const cancel = document.getElementById("cancel-task");
   const seen = new Set(); // message events already shown (a reconnect may repeat them)
   const approvals = new Map(); // approval id -> its card
+  let steps = 0;
 
   function setStatus(status) {
     statusBadge.textContent = status;
@@ -221,6 +222,7 @@ function setupTask() {
     item.classList.add(data.status);
     const buttons = item.querySelector(".buttons");
     if (buttons) buttons.remove();
+    if (statusBadge.textContent === "waiting") setStatus("running");
   }
 
   const handlers = {
@@ -231,7 +233,7 @@ function setupTask() {
     },
     step(d) {
       show("step", d, () => {
-        const item = el("li", { class: "item step" }, el("span", { class: "who", text: `Step ${d.index}` }));
+        const item = el("li", { class: "item step" }, el("span", { class: "who", text: `Step ${++steps}` }));
         if (d.content) item.append(el("div", { class: "text", text: d.content }));
         if (d.raw) item.append(el("pre", { class: "raw", text: d.raw }));
         for (const call of d.tool_calls) item.append(callBlock(call));
