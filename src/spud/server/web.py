@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -36,34 +36,8 @@ APPROVALS = {
 NAV = [("chat", "Chat"), ("tasks", "Tasks"), ("sessions", "Sessions"), ("files", "Files")]
 
 
-class SignInNeeded(Exception):
-    """A page was asked for without a valid sign-in; the answer is the sign-in page."""
-
-    def __init__(self, next_url: str) -> None:
-        super().__init__(next_url)
-        self.next_url = next_url
-
-
-def page_user(request: Request) -> Principal:
-    """The signed-in user, or a redirect to the sign-in page that comes back here."""
-    try:
-        return auth.principal(request)
-    except Unauthorized:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInNeeded(here) from None
-
-
-Viewer = Annotated[Principal, Depends(page_user)]
-
-
-def _to_sign_in(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SignInNeeded)
-    return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
-
-
 def install(app: FastAPI) -> None:
-    """Add the pages, their static files and the redirect to sign-in to the app."""
-    app.add_exception_handler(SignInNeeded, _to_sign_in)
+    """Add the pages and their static files to the app."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
 
@@ -157,7 +131,7 @@ def login_page(request: Request, next: str = "/", error: int = 0) -> Response:
 
 
 @router.get("/")
-def home(who: Viewer) -> Response:
+def home(who: auth.PageUser) -> Response:
     return RedirectResponse("/chat", 303)
 
 
@@ -166,7 +140,10 @@ def home(who: Viewer) -> Response:
 
 @router.get("/chat")
 def chat(
-    request: Request, who: Viewer, svc: auth.Svc, session: str | None = Query(None, max_length=64)
+    request: Request,
+    who: auth.PageUser,
+    svc: auth.Svc,
+    session: str | None = Query(None, max_length=64),
 ) -> Response:
     """Talk with the agent (model spud-agent); past chats on the side."""
     chats = svc.owned.list(who.org_id, "", "chat", 50)
@@ -210,7 +187,7 @@ def _tasks_page(
 
 
 @router.get("/tasks")
-def tasks(request: Request, who: Viewer, svc: auth.Svc) -> Response:
+def tasks(request: Request, who: auth.PageUser, svc: auth.Svc) -> Response:
     """The organisation's tasks and a form to start one."""
     return _tasks_page(request, who, svc)
 
@@ -228,7 +205,7 @@ def policy_for(approvals: str) -> tuple[Policy | None, bool]:
 @router.post("/tasks")
 def start_task(
     request: Request,
-    who: Viewer,
+    who: auth.PageUser,
     svc: auth.Svc,
     prompt: Annotated[str, Form(max_length=100_000)] = "",
     workspace: Annotated[str, Form(max_length=500)] = "default",
@@ -264,7 +241,7 @@ def start_task(
 
 
 @router.get("/tasks/{task_id}")
-def task(request: Request, task_id: str, who: Viewer, svc: auth.Svc) -> Response:
+def task(request: Request, task_id: str, who: auth.PageUser, svc: auth.Svc) -> Response:
     """One task, its trajectory live, and its approvals."""
     try:
         info = svc.tasks.get(who, task_id)
@@ -279,7 +256,7 @@ def task(request: Request, task_id: str, who: Viewer, svc: auth.Svc) -> Response
 @router.get("/sessions")
 def sessions(
     request: Request,
-    who: Viewer,
+    who: auth.PageUser,
     svc: auth.Svc,
     q: str = Query("", max_length=200),
     kind: Literal["", "task", "chat"] = "",
@@ -290,7 +267,7 @@ def sessions(
 
 
 @router.get("/sessions/{session_id}")
-def session(request: Request, session_id: str, who: Viewer, svc: auth.Svc) -> Response:
+def session(request: Request, session_id: str, who: auth.PageUser, svc: auth.Svc) -> Response:
     """One session's whole trajectory."""
     info = svc.owned.get(who.org_id, session_id)
     if info is None:
@@ -313,7 +290,7 @@ def session(request: Request, session_id: str, who: Viewer, svc: auth.Svc) -> Re
 
 @router.get("/files")
 def files(
-    request: Request, who: Viewer, svc: auth.Svc, path: str = Query("", max_length=1000)
+    request: Request, who: auth.PageUser, svc: auth.Svc, path: str = Query("", max_length=1000)
 ) -> Response:
     """Browse the organisation's workspaces; files download."""
     try:
@@ -338,7 +315,7 @@ def files(
 
 @router.get("/admin")
 def admin(
-    request: Request, who: Viewer, svc: auth.Svc, limit: int = Query(200, ge=1, le=1000)
+    request: Request, who: auth.PageUser, svc: auth.Svc, limit: int = Query(200, ge=1, le=1000)
 ) -> Response:
     """The organisation's audit log and users (admins only)."""
     if not who.is_admin:

@@ -150,8 +150,8 @@ function callBlock(call) {
   return block;
 }
 
-function fileURL(workspace, path) {
-  return `/api/files/download?path=${encodeURIComponent(`${workspace}/${path}`)}`;
+function fileURL(path) {
+  return `/api/files/download?path=${encodeURIComponent(path)}`;
 }
 
 function setupTask() {
@@ -247,7 +247,7 @@ function setupTask() {
         if (d.exit_code !== undefined && d.exit_code !== null) head += ` · exit ${d.exit_code}`;
         const item = el("li", { class: `item result ${d.ok ? "ok" : "failed"}` }, el("span", { class: "who", text: head }), el("pre", { class: "output", text: d.output }));
         if (d.diff) item.append(diffBlock(d.diff));
-        if (d.image) item.append(el("img", { class: "shot", src: fileURL(workspace, d.image), alt: `Screenshot ${d.image}` }));
+        if (d.image) item.append(el("img", { class: "shot", src: fileURL(d.image_file || `${workspace}/${d.image}`), alt: `Screenshot ${d.image}` }));
         return item;
       });
     },
