@@ -250,3 +250,30 @@ def test_bad_task_input_is_a_clear_4xx(server: ServerProc) -> None:
 def test_the_first_run_printed_the_admin_login(server: ServerProc, tmp_path: Path) -> None:
     log = server.log.read_text()
     assert "created the admin admin" in log and "http://127.0.0.1:" in log
+
+
+def test_a_spud_agent_chat_goes_on_in_the_same_session(server: ServerProc) -> None:
+    client = server.openai()
+    first = client.chat.completions.create(
+        model="spud-agent", messages=[{"role": "user", "content": "First question"}]
+    )
+    session = first.model_extra["spud_session_id"]
+    second = client.chat.completions.create(
+        model="spud-agent",
+        messages=[{"role": "user", "content": "Second question"}],
+        extra_body={"session_id": session},
+    )
+    assert second.model_extra["spud_session_id"] == session
+    with server.client() as http:
+        messages = http.get(f"/api/sessions/{session}").json()["messages"]
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        assert users == ["First question", "Second question"]
+        unknown = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "spud-agent",
+                "messages": [{"role": "user", "content": "hi"}],
+                "session_id": "0" * 32,
+            },
+        )
+        assert unknown.status_code == 404

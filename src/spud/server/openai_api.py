@@ -21,7 +21,9 @@ from spud.server.auth import Svc, User
 from spud.server.errors import error_body
 from spud.service import completions
 from spud.service.chat import AGENT_MODEL
+from spud.service.hub import Services
 from spud.service.tasks import require_write
+from spud.service.users import Principal
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 KEEPALIVE_S = 10.0
@@ -132,7 +134,7 @@ async def chat_completions(body: ChatRequest, who: User, svc: Svc) -> Any:
     return _completion(cid, body.model, reply.message, usage)
 
 
-async def _agent_turn(body: ChatRequest, who: Any, svc: Any, cid: str) -> Any:
+async def _agent_turn(body: ChatRequest, who: Principal, svc: Services, cid: str) -> Any:
     """Run one agent turn on a worker; the answer is the finish summary."""
     users = [i for i, m in enumerate(body.messages) if m.role == "user"]
     if not users:
@@ -165,8 +167,9 @@ async def _agent_turn(body: ChatRequest, who: Any, svc: Any, cid: str) -> Any:
                 break
             except TimeoutError:
                 yield ": working\n\n"  # a comment line keeps proxies from closing the stream
-            except SpudError as exc:
-                yield _data(error_body(400, str(exc), "agent_error"))
+            except Exception as exc:  # the status line is sent: report it in the stream
+                message = str(exc) if isinstance(exc, SpudError) else type(exc).__name__
+                yield _data(error_body(500, f"the agent turn failed: {message}", "agent_error"))
                 return
         message = Message(role="assistant", content=turn.answer)
         async for part in _chunks(

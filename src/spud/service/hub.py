@@ -47,8 +47,10 @@ class Services:
         if self.users.has_users():
             return None
         password = password or secrets.token_urlsafe(12)
-        self.users.add_user(FIRST_ADMIN, password, FIRST_ORG, "admin")
-        self.audit.record("spud", "user.add", target=FIRST_ADMIN, detail="first-run admin")
+        admin = self.users.add_user(FIRST_ADMIN, password, FIRST_ORG, "admin")
+        self.audit.record(
+            "spud", "user.add", org_id=admin.org_id, target=FIRST_ADMIN, detail="first-run admin"
+        )
         return FIRST_ADMIN, password
 
     def close(self) -> None:
