@@ -168,7 +168,7 @@ def chat(
 
 
 def _tasks_page(
-    request: Request, who: Principal, svc: Any, status: int = 200, **form: Any
+    request: Request, who: Principal, svc: Any, status: int = 200, error: str = "", **form: Any
 ) -> Response:
     workspaces = [e.name for e in svc.workspaces.list(who.org_id, "") if e.is_dir]
     return render(
@@ -182,6 +182,7 @@ def _tasks_page(
         models=svc.pool.names(),
         default_model=svc.pool.settings.model,
         approvals=APPROVALS,
+        error=error,
         form={"workspace": "default", "approvals": "default", **form},
     )
 
