@@ -1,4 +1,4 @@
-"""Server tables: organisations, users, API keys, logins, session owners, tasks, approvals, audit."""
+"""Server tables: orgs, users, API keys, logins, session owners, tasks, approvals, audit."""
 
 import sqlalchemy as sa
 from alembic import op
