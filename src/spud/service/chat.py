@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from pydantic import BaseModel
 
@@ -13,7 +13,7 @@ from spud.service.errors import NotFound
 from spud.service.modelpool import ModelPool
 from spud.service.owned import OwnedSessions
 from spud.service.sessions import SessionService, toolsets_for
-from spud.service.tasks import TaskService, require_write
+from spud.service.tasks import require_write
 from spud.service.users import Principal
 from spud.service.workspaces import Workspaces
 
@@ -31,19 +31,20 @@ class ChatTurn(BaseModel):
 
 
 class ChatService:
-    """Runs agent chat turns on the task workers; a session is continued by its id."""
+    """Runs agent chat turns on worker threads; a session is continued by its id."""
 
     def __init__(
         self,
         sessions: SessionService,
         pool: ModelPool,
         workspaces: Workspaces,
-        tasks: TaskService,
+        workers: int = 4,
     ) -> None:
         self.sessions = sessions
         self.pool = pool
         self.workspaces = workspaces
-        self.tasks = tasks
+        # Separate from the task workers, so tasks waiting for approvals never hold up chat.
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spud-chat")
         self.owned = OwnedSessions(sessions.store)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -62,7 +63,7 @@ class ChatService:
         if session_id is not None and self.owned.get(who.org_id, session_id) is None:
             raise NotFound(f"no session {session_id!r}")
         task = f"{history}\n\nNow: {text}" if history else text
-        return self.tasks.submit(lambda: self._turn(who, task, session_id))
+        return self._executor.submit(self._turn, who, task, session_id)
 
     def _turn(self, who: Principal, text: str, session_id: str | None) -> ChatTurn:
         model = self.pool.get(self.pool.settings.model)
@@ -93,6 +94,9 @@ class ChatService:
             seconds=result.seconds,
         )
         return ChatTurn(session_id=session_id, answer=answer, status=result.status, usage=usage)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _session_lock(self, session_id: str) -> threading.Lock:
         with self._guard:

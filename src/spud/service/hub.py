@@ -40,7 +40,7 @@ class Services:
         self.tasks = TaskService(
             self.sessions, self.pool, self.workspaces, self.audit, workers, approval_timeout_s
         )
-        self.chat = ChatService(self.sessions, self.pool, self.workspaces, self.tasks)
+        self.chat = ChatService(self.sessions, self.pool, self.workspaces, workers)
 
     def first_admin(self, password: str | None = None) -> tuple[str, str] | None:
         """On first run: create the admin (and organisation); returns the login, else None."""
@@ -55,4 +55,5 @@ class Services:
 
     def close(self) -> None:
         self.tasks.shutdown()
+        self.chat.shutdown()
         self.sessions.store.close()

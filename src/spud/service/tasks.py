@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -281,10 +280,6 @@ class TaskService:
             for waiter in live.waiters.values():
                 waiter.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def submit(self, job: Callable[[], Any]) -> Future[Any]:
-        """Run a job (e.g. a chat turn) wholly on one worker thread."""
-        return self._executor.submit(job)
 
     # -- the worker -------------------------------------------------------------------
 
