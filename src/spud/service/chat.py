@@ -69,10 +69,14 @@ class ChatService:
         model = self.pool.get(self.pool.settings.model)
         workspace = self.workspaces.workspace(who.org_id, CHAT_WORKSPACE)
         sets = toolsets_for("", self.pool.settings.tools)
-        agent = self.sessions.agent(model, workspace, chat=True, toolsets=sets)
+        agent = self.sessions.agent(
+            model, workspace, chat=True, toolsets=sets, user_id=who.user_id, org_id=who.org_id
+        )
         try:
             if session_id is None:
-                session_id = self.sessions.start(agent, text, workspace, chat=True)
+                session_id = self.sessions.start(
+                    agent, text, workspace, chat=True, user_id=who.user_id, org_id=who.org_id
+                )
                 self.owned.own(session_id, who.org_id, who.user_id, "chat")
                 continued = False
             else:

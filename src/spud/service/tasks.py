@@ -40,7 +40,7 @@ class TaskSpec(BaseModel):
     model: str | None = Field(default=None, max_length=200)
     policy: Policy | None = None  # default: Spud's default policy with the browser rules
     auto_approve: bool = False  # approve what the policy would ask about (never what it denies)
-    tools: list[str] = Field(default_factory=list, max_length=3)  # extra sets: office, browser
+    tools: list[str] = Field(default_factory=list, max_length=4)  # extra sets: office, browser, …
     max_steps: int | None = Field(default=None, ge=1, le=500)
 
 
@@ -306,7 +306,12 @@ class TaskService:
             workspace.mkdir(parents=True, exist_ok=True)
             sets = toolsets_for(row.prompt, [*self.pool.settings.tools, *options["sets"]])
             agent = self.sessions.agent(
-                model, workspace, on_message=lambda m: self._bump(task_id), toolsets=sets
+                model,
+                workspace,
+                on_message=lambda m: self._bump(task_id),
+                toolsets=sets,
+                user_id=row.user_id,  # memory is per user and organisation
+                org_id=row.org_id,
             )
             agent.approver = PolicyApprover(
                 Policy.model_validate_json(row.policy),
@@ -317,7 +322,9 @@ class TaskService:
                 agent.limits = agent.limits.model_copy(update={"max_steps": options["max_steps"]})
             session_id = row.session_id
             if session_id is None:
-                session_id = self.sessions.start(agent, row.prompt, workspace)
+                session_id = self.sessions.start(
+                    agent, row.prompt, workspace, user_id=row.user_id, org_id=row.org_id
+                )
                 self.owned.own(session_id, row.org_id, row.user_id, "task")
                 with self._db.begin() as db:
                     db.get(TaskRow, task_id).session_id = session_id
