@@ -153,20 +153,32 @@ def _alembic_version(db_path: Path) -> list[str]:
 
 def test_migrations_reach_head_and_are_idempotent(db_path: Path) -> None:
     url = f"sqlite:///{db_path}"
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    heads = sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    assert len(heads) >= 1
     SqlStore(url).close()
-    assert _alembic_version(db_path) == [head]
+    assert sorted(_alembic_version(db_path)) == heads
     with SqlStore(url) as store:
         sid = store.create_session("kept", "/w", "m")
         store.append(sid, Message(role="user", content="still here"))
     with SqlStore(url) as store:
-        assert _alembic_version(db_path) == [head]
+        assert sorted(_alembic_version(db_path)) == heads
         assert [m.content for m in store.messages(sid)] == ["still here"]
 
 
+def _not_fts(obj: object, name: str | None, type_: str, *_: object) -> bool:
+    """FTS5 virtual tables (and their shadow tables) live outside the ORM metadata."""
+    return not (type_ == "table" and name is not None and "_fts" in name)
+
+
 def test_migrated_schema_matches_models(store: SqlStore) -> None:
+    import spud.eval.records  # noqa: F401  (each branch's tables join Base.metadata)
+    import spud.memory.tables  # noqa: F401
+    import spud.service.tables  # noqa: F401
+
+    options = {"include_object": _not_fts}
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts=options)
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_corrupt_database_file(tmp_path: Path) -> None:
@@ -214,7 +226,8 @@ def test_schema_from_a_newer_version(db_path: Path) -> None:
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        conn.execute(text("DELETE FROM alembic_version"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('9999')"))
     engine.dispose()
     with pytest.raises(SpudError, match="newer version"):
         SqlStore(url)
