@@ -21,3 +21,4 @@ bench: setup
 	.venv/bin/python bench/llm_bench.py
 	.venv/bin/python bench/office_bench.py
 	.venv/bin/python bench/browser_bench.py
+	.venv/bin/python bench/server_bench.py
