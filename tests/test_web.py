@@ -103,7 +103,7 @@ def test_pages_redirect_to_sign_in_and_come_back(site: Site, path: str) -> None:
 def test_a_wrong_password_shows_an_alert_and_no_cookie(site: Site) -> None:
     client = site.client()
     r = client.post("/auth/login", data={"username": "admin-A", "password": "nope-nope"})
-    assert r.status_code == 303 and r.headers["location"] == "/login?error=1"
+    assert r.status_code == 303 and r.headers["location"] == "/login?error=1&next=%2F"
     page = client.get("/login?error=1")
     assert 'role="alert">Wrong username or password.' in page.text
     assert "spud_session" not in client.cookies

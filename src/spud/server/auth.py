@@ -135,7 +135,7 @@ def _local(path: str) -> str:
 async def login(request: Request) -> Response:
     """Sign in with a JSON or form body; sets the `spud_session` cookie.
 
-    A form post is redirected (303) to `next`, or back to /login?error=1 when it fails.
+    A form post is redirected (303) to `next`, or to /login?error=1&next=… when it fails.
     """
     svc = services(request)
     fields, is_form, problem = await _login_fields(request)
@@ -145,7 +145,8 @@ async def login(request: Request) -> Response:
     who = await anyio.to_thread.run_sync(svc.users.authenticate, fields.username, fields.password)
     if who is None:
         if is_form:
-            return RedirectResponse("/login?error=1", 303)
+            back = quote(_local(fields.next), safe="")
+            return RedirectResponse(f"/login?error=1&next={back}", 303)
         return error_response(401, "wrong username or password", "invalid_login")
     request.state.principal = who
     token = await anyio.to_thread.run_sync(svc.users.login, who.user_id)
