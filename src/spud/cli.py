@@ -21,6 +21,7 @@ from spud.config import Settings
 from spud.core.agent import RunResult
 from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message, ToolCall
+from spud.memory.cli import learn_command, memory_cli, sleep_command
 from spud.models.registry import REGISTRY, model_path, pull
 from spud.server.cli import register as add_server_commands
 
@@ -31,6 +32,9 @@ sessions_cli = typer.Typer(help="List and show stored sessions.", no_args_is_hel
 models_cli = typer.Typer(help="List and pull embedded models.", no_args_is_help=True)
 cli.add_typer(sessions_cli, name="sessions")
 cli.add_typer(models_cli, name="models")
+cli.add_typer(memory_cli, name="memory")
+cli.command("learn")(learn_command)
+cli.command("sleep")(sleep_command)
 add_server_commands(cli)  # serve, users, keys, audit
 console = Console(highlight=False)
 

@@ -150,6 +150,17 @@ def render(memory: Memory) -> str:
     return f"[{memory.cite}] ({label}, {when}) {memory.text}"
 
 
+def passage_block(hits: list[Hit], budget_tokens: int = 600) -> str:
+    """Recalled texts for answering a question: plain, the most relevant last (nearest it)."""
+    kept, used = [], 0
+    for hit in hits:
+        cost = estimate_tokens(hit.memory.text)
+        if used + cost <= budget_tokens:
+            kept.append(hit.memory.text)
+            used += cost
+    return "Text:\n" + "\n\n".join(reversed(kept)) if kept else ""
+
+
 def context_block(hits: list[Hit], budget_tokens: int = 800) -> str:
     """Recalled memories as a prompt section within a token budget; '' when there are none."""
     header = "What you remember (cite a memory as [m<id>] when you use it; newer facts win):"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from spud.core.messages import Message
 from spud.core.protocols import Model, SessionInfo
 from spud.memory import generate
-from spud.memory.retrieve import context_block, recall
+from spud.memory.retrieve import passage_block, recall
 from spud.memory.score import f1
 from spud.memory.store import Memory, MemoryStore, NewMemory
 from spud.memory.tables import SleepRunRow, SleptRow
@@ -230,14 +230,14 @@ class Sleeper:
     def _score(self, tests: list[tuple[str, str]]) -> list[float]:
         scores = []
         for question, truth in tests:
-            hits = recall(self.memories, self.user_id, self.org_id, question, k=4)
-            reply = generate.answer(self.model, question, context_block(hits, 400))
+            hits = recall(self.memories, self.user_id, self.org_id, question, k=3)
+            reply = generate.answer(self.model, question, passage_block(hits, 400))
             scores.append(f1(reply, truth))
         return scores
 
     def _chunk(self, chunk: Memory) -> None:
         """SEAL-style: write facts (the self-edit) and quiz questions; keep what helps."""
-        tests = generate.self_tests(self.model, chunk.text)[: self.tests_per_chunk]
+        tests = generate.self_tests(self.model, chunk.text, self.tests_per_chunk)
         before = self._score(tests)
         added = []
         for statement in generate.text_facts(self.model, chunk.text):
