@@ -1,4 +1,4 @@
-"""SEAL-style knowledge incorporation on SQuAD: learn passages, sleep, answer next day; forgetting."""
+"""SEAL-style knowledge incorporation on SQuAD: learn, sleep, answer the next day, then forget?"""
 
 from __future__ import annotations
 
@@ -168,7 +168,8 @@ def main() -> None:
     first, end = passage_range(args.passages)
     later_end = end + args.days * args.per_day
     if not 0 <= first < end <= len(data) or later_end > len(data):
-        raise SystemExit(f"{args.data} has passages 0-{len(data) - 1}; need {first}-{later_end - 1}")
+        have, need = f"0-{len(data) - 1}", f"{first}-{later_end - 1}"
+        raise SystemExit(f"{args.data} has passages {have}; this run needs {need}")
     for i, p in enumerate(data):
         p["source"] = f"squad:{i}"
     day1 = data[first:end]
