@@ -271,8 +271,20 @@ function setupTask() {
       summary.textContent = d.summary;
       if (cancel) cancel.remove();
       source.close();
+      showSession();
     },
   };
+
+  // A task's session exists once it runs: link it when the page was opened before that.
+  async function showSession() {
+    const facts = card.querySelector(".facts");
+    if (facts.querySelector(".session-link")) return;
+    const response = await fetch(`/api/tasks/${encodeURIComponent(taskId)}`);
+    const task = response.ok ? await response.json() : {};
+    if (!task.session_id) return;
+    const link = el("a", { href: `/sessions/${encodeURIComponent(task.session_id)}`, text: task.session_id });
+    facts.append(el("dt", { text: "Session" }), el("dd", { class: "session-link" }, link));
+  }
 
   const source = new EventSource(`/api/tasks/${encodeURIComponent(taskId)}/events`);
   for (const [name, handle] of Object.entries(handlers)) {
