@@ -165,6 +165,7 @@ class Agent:
         msg.meta.update(usage=reply.usage.model_dump())
         if not msg.tool_calls:  # a plain-text answer from a remote model ends the turn
             msg.tool_calls = [ToolCall(name="finish", arguments={"summary": msg.content})]
+            msg.meta["text_answer"] = True
         unique = {c.signature(): c for c in reversed(msg.tool_calls)}  # same call twice: once
         msg.tool_calls = [c for c in msg.tool_calls if unique[c.signature()] is c]
         self._record(sid, messages, msg)

@@ -31,6 +31,12 @@ MULTI_CALL = f"""
 root ::= call (call-sep call){{0,{MAX_CALLS_PER_STEP - 1}}}
 call-sep ::= "\\n" ("</tool_call>\\n<tool_call>\\n")?
 """
+# With answers allowed a reply is tool calls (after Qwen's <tool_call> token, or straight JSON)
+# or plain text that starts like prose (not "<", "{", "[" or a code fence).
+ANSWER_OR_CALLS = """
+reply ::= <tool_call> "\\n" calls | calls | answer
+answer ::= [^<{[`] [^<]*
+"""
 
 
 def render_chatml(messages: list[Message], specs: list[ToolSpec]) -> str:
@@ -82,6 +88,7 @@ class LocalModel:
         temperature: float = 0.0,
         max_output_tokens: int = 768,
         seed: int = 0,
+        allow_answer: bool = False,
     ) -> None:
         from llama_cpp import Llama
 
@@ -89,6 +96,9 @@ class LocalModel:
         self.context_window = context_window
         self.temperature = temperature
         self.max_output_tokens = max_output_tokens
+        # When True, a reply may be a plain-text answer instead of tool calls (the grammar
+        # offers both), e.g. to say that none of the tools fits the request.
+        self.allow_answer = allow_answer
         self.llm = Llama(
             model_path=str(path),
             n_ctx=context_window,
@@ -106,20 +116,22 @@ class LocalModel:
 
     def _grammar(self, specs: list[ToolSpec]) -> object:
         from llama_cpp import LlamaGrammar
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        schema = json.dumps(calls_schema(specs))  # key order matters: "name" comes first
-        if schema not in self._grammars:
-            gbnf = json_schema_to_gbnf(schema, prop_order=["name", "arguments"])
-            gbnf = gbnf.replace("root ::=", "call ::=", 1) + MULTI_CALL
-            self._grammars[schema] = LlamaGrammar.from_string(gbnf, verbose=False)
-        return self._grammars[schema]
+        key = json.dumps([calls_schema(specs), self.allow_answer])
+        if key not in self._grammars:
+            gbnf = calls_gbnf(specs)
+            if self.allow_answer:
+                gbnf = gbnf.replace("root ::=", "calls ::=", 1) + ANSWER_OR_CALLS
+                gbnf = gbnf.replace("reply ::=", "root ::=", 1)
+            self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[key]
 
     def complete(
         self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
     ) -> ModelReply:
         started = time.perf_counter()
-        prompt = render_chatml(messages, tools) + "<|im_start|>assistant\n" + CALL_OPEN
+        opening = "" if self.allow_answer else CALL_OPEN
+        prompt = render_chatml(messages, tools) + "<|im_start|>assistant\n" + opening
         tokens = self.tokenize(prompt)
         cached = common_prefix(self.llm._input_ids.tolist(), tokens)
         out = self.llm.create_completion(
@@ -143,10 +155,23 @@ class LocalModel:
                 "(write big files in several steps)",
                 raw=raw,
             )
+        if self.allow_answer:
+            raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
+            if not raw.startswith("{"):
+                return ModelReply(message=Message(role="assistant", content=raw), usage=usage)
         calls = parse_calls(CALL_OPEN + raw, tools)
         return ModelReply(
             message=Message(role="assistant", tool_calls=calls, meta={"raw": raw}), usage=usage
         )
+
+
+def calls_gbnf(specs: list[ToolSpec]) -> str:
+    """GBNF for one to four schema-valid calls of these tools, joined by tool_call tags."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    schema = json.dumps(calls_schema(specs))  # key order matters: "name" comes first
+    gbnf = json_schema_to_gbnf(schema, prop_order=["name", "arguments"])
+    return gbnf.replace("root ::=", "call ::=", 1) + MULTI_CALL
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

@@ -1,0 +1,1 @@
+"""`spud eval`: suites of tasks with automatic checkers, BFCL scoring, stored runs, comparisons."""

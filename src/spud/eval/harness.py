@@ -1,0 +1,32 @@
+"""The configurations an eval compares: Spud's harness, calls only, or the raw model."""
+
+from __future__ import annotations
+
+from spud.config import Settings
+from spud.core.errors import ConfigError
+from spud.core.protocols import Model
+from spud.models.loader import load_model
+from spud.models.local import LocalModel
+
+HARNESSES = ("spud", "spud-calls", "raw")
+
+
+def model_for(name: str, harness: str, settings: Settings, answers: bool = True) -> Model:
+    """Load a model for a harness: "raw" wraps llama.cpp's plain chat completion.
+
+    With answers, Spud's grammar also allows a plain-text answer (BFCL's irrelevance cases
+    need one); "spud-calls" always forces tool calls.
+    """
+    if harness not in HARNESSES:
+        raise ConfigError(f"unknown harness {harness!r}; known: {', '.join(HARNESSES)}")
+    model = load_model(name, settings)
+    if not isinstance(model, LocalModel):
+        if harness == "raw":
+            raise ConfigError("the raw harness needs an embedded (GGUF) model")
+        return model
+    if harness == "raw":
+        from spud.eval.raw import RawChatModel
+
+        return RawChatModel(model)
+    model.allow_answer = answers and harness == "spud"
+    return model

@@ -1,0 +1,262 @@
+"""Runs a suite: each task in a fresh workspace, up to N at once, checked and stored."""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from spud.core.errors import ConfigError
+from spud.core.messages import Message
+from spud.core.protocols import Model
+from spud.eval.bfcl import BfclCase, messages_for, run_case
+from spud.eval.checks import CheckContext, run_checks
+from spud.eval.harness import model_for
+from spud.eval.records import EvalRun, EvalStore, TaskResult
+from spud.eval.suite import Suite, Task
+from spud.service.sessions import SessionService, toolsets_for
+
+OnResult = Callable[[TaskResult], None]
+
+
+class Models:
+    """One model per worker (llama.cpp is not thread-safe); replay folders give one per task."""
+
+    def __init__(self, service: SessionService, name: str, harness: str, answers: bool) -> None:
+        self.service, self.name, self.harness, self.answers = service, name, harness, answers
+        self._idle: queue.Queue[Model] = queue.Queue()
+        self._lock = threading.Lock()
+        self.replay_dir = _replay_dir(name)
+
+    def check(self, task_ids: list[str]) -> None:
+        """A replay folder must hold a recording for every task, before anything runs."""
+        if self.replay_dir is None:
+            return
+        missing = [t for t in task_ids if not (self.replay_dir / f"{t}.json").is_file()]
+        if missing:
+            raise ConfigError(
+                f"replay folder {self.replay_dir} has no recording for: {', '.join(missing)}"
+            )
+
+    @contextmanager
+    def take(self, task_id: str) -> Iterator[Model]:
+        if self.replay_dir is not None:
+            from spud.models.replay import ReplayModel
+
+            yield ReplayModel.from_file(self.replay_dir / f"{task_id}.json")
+            return
+        try:
+            model = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:  # load one at a time: loading is memory- and disk-heavy
+                model = model_for(self.name, self.harness, self.service.settings, self.answers)
+        try:
+            yield model
+        finally:
+            self._idle.put(model)
+
+
+def _replay_dir(name: str) -> Path | None:
+    if not name.startswith("replay:"):
+        return None
+    path = Path(name.removeprefix("replay:")).expanduser()
+    return path if path.is_dir() else None
+
+
+def run_suite(
+    service: SessionService,
+    suite: Suite | list[BfclCase],
+    *,
+    suite_name: str,
+    model: str,
+    harness: str,
+    workers: int,
+    out_dir: Path,
+    on_result: OnResult = lambda r: None,
+) -> EvalRun:
+    """Run every task (or BFCL case), store each result as it comes, return the whole run."""
+    bfcl = isinstance(suite, list)
+    models = Models(service, model, harness, answers=bfcl)
+    items: list[Any] = suite if bfcl else suite.tasks
+    models.check([item.id for item in items])
+    evals = EvalStore(service.store)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_id = evals.create_run(suite_name, model, harness, workers, str(out_dir))
+    if bfcl:
+        job = partial(_bfcl_job, service, models)
+    else:
+        job = partial(_task_job, service, models, suite, out_dir / "workspaces", harness)
+    lock = threading.Lock()
+
+    def one(item: Any) -> None:
+        result = job(item)
+        with lock:
+            evals.add_result(run_id, result)
+            on_result(result)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(one, item) for item in items]:
+            future.result()
+    return evals.get_run(run_id)
+
+
+# -- agent tasks ---------------------------------------------------------------------------
+
+
+def _task_job(
+    service: SessionService, models: Models, suite: Suite, root: Path, harness: str, task: Task
+) -> TaskResult:
+    ws = root / task.id
+    if ws.exists():
+        shutil.rmtree(ws)
+    ws.mkdir(parents=True)
+    prepare(task, ws)
+    started = time.monotonic()
+    with models.take(task.id) as model, serve(task.site) as url:
+        prompt = task.prompt.replace("{site}", url)
+        agent = service.agent(
+            model, ws, auto_approve=True, toolsets=toolsets_for(prompt, task.tools)
+        )
+        agent.limits = agent.limits.model_copy(update={"max_steps": task.max_steps})
+        if harness == "raw":  # no finish refusals either: the plain loop ends on a text answer
+            agent.require_action = False
+        sid = service.start(agent, prompt, ws)
+        try:
+            result = service.run(agent, sid)
+        finally:
+            service.close(agent)
+    messages = service.messages(sid)
+    ctx = CheckContext(
+        workspace=ws,
+        messages=messages,
+        status=result.status,
+        summary=result.summary,
+        original=dict(task.files),
+    )
+    problem = run_checks(ctx, task.checks, suite.checkers)
+    calls, valid = call_counts(messages)
+    return TaskResult(
+        task_id=task.id,
+        category=task.category,
+        passed=problem is None,
+        status=result.status,
+        detail=problem or "",
+        steps=result.steps,
+        tokens=result.prompt_tokens + result.completion_tokens,
+        seconds=round(time.monotonic() - started, 2),
+        calls=calls,
+        valid_calls=valid,
+        session_id=sid,
+    )
+
+
+def prepare(task: Task, ws: Path) -> None:
+    """Write the task's files and workbooks into a fresh workspace."""
+    for rel, text in task.files.items():
+        target = ws / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    for rel, sheets in task.sheets.items():
+        import openpyxl
+
+        wb = openpyxl.Workbook()
+        wb.remove(wb.active)
+        for title, rows in sheets.items():
+            ws_ = wb.create_sheet(title)
+            for row in rows:
+                ws_.append(row)
+        target = ws / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        wb.save(target)
+
+
+@contextmanager
+def serve(pages: dict[str, str]) -> Iterator[str]:
+    """Serve a task's pages on a loopback port while it runs; yields the base URL."""
+    if not pages:
+        yield ""
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="spud-site-") as root:
+        for rel, html in pages.items():
+            target = Path(root) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(html)
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=root, **kwargs)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def call_counts(messages: list[Message]) -> tuple[int, int]:
+    """Replies that tried to call a tool, and how many of them were schema-valid calls."""
+    tried = valid = 0
+    for m in messages:
+        if m.role != "assistant":
+            continue
+        if m.kind == "format_error" or "invalid_call" in m.meta:
+            tried += 1
+        elif m.tool_calls and not _text_answer(m):
+            tried += 1
+            valid += 1
+    return tried, valid
+
+
+def _text_answer(m: Message) -> bool:
+    """A plain-text reply the loop turned into finish (not a call the model made)."""
+    return bool(m.meta.get("text_answer"))
+
+
+# -- BFCL -----------------------------------------------------------------------------------
+
+
+def _bfcl_job(service: SessionService, models: Models, case: BfclCase) -> TaskResult:
+    started = time.monotonic()
+    with models.take(case.id) as model:
+        outcome = run_case(model, case)
+    store = service.store
+    sid = store.create_session(task=f"BFCL {case.id}", workspace="", model=model.name)
+    for m in messages_for(case):
+        store.append(sid, m)
+    usage: dict[str, Any] = {}
+    if outcome.reply is not None:
+        store.append(sid, outcome.reply)
+        usage = outcome.reply.meta.get("usage", {})
+    tokens = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
+    store.update_session(
+        sid, status="passed" if outcome.passed else "failed", summary=outcome.error, steps=1
+    )
+    return TaskResult(
+        task_id=case.id,
+        category=case.category,
+        passed=outcome.passed,
+        status="passed" if outcome.passed else "failed",
+        detail=outcome.error,
+        steps=1,
+        tokens=tokens,
+        seconds=round(time.monotonic() - started, 2),
+        calls=int(outcome.attempted_call),
+        valid_calls=int(outcome.schema_valid),
+        session_id=sid,
+    )
