@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from spud.core.errors import SpudError
 from spud.memory.embed import Embedder, from_blobs, to_blob
@@ -217,10 +217,16 @@ class MemoryStore:
         return self.get(user_id, org_id, memory_id)
 
     def forget(self, user_id: str, org_id: str, memory_id: int) -> list[int]:
-        """Delete a memory and the history it superseded: rows, vectors and text index."""
+        """Delete a memory and the history it superseded: rows, vectors and text index.
+
+        On SQLite the freed pages are zeroed, the text index is merged and the write-ahead
+        log is checkpointed, so the words are gone from the files too, not just unlinked.
+        """
         self._row(user_id, org_id, memory_id)
         gone = [memory_id]
         with self.session.begin() as db:
+            if self.lexical:
+                db.execute(text("PRAGMA secure_delete=ON"))
             frontier = [memory_id]
             while frontier:
                 older = db.scalars(
@@ -233,6 +239,11 @@ class MemoryStore:
                 gone += older
                 frontier = list(older)
             db.execute(delete(MemoryRow).where(MemoryRow.id.in_(gone)))
+            if self.lexical:
+                db.execute(text("INSERT INTO memory_fts(memory_fts) VALUES('optimize')"))
+        if self.lexical:
+            with self.sql.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone
 
     # -- reading --------------------------------------------------------------------------
