@@ -87,6 +87,7 @@ def recall(
     query: str,
     k: int = 5,
     kinds: set[str] | None = None,
+    query_vector: np.ndarray | None = None,
 ) -> list[Hit]:
     """The k most relevant current memories of this user in this org.
 
@@ -96,7 +97,7 @@ def recall(
     """
     if not query.strip():
         return []
-    qvec = store.embedder.embed([query])[0]
+    qvec = store.embedder.embed([query])[0] if query_vector is None else query_vector
     lex = lexical(store, user_id, org_id, query, CANDIDATES)
     near = dense(store, user_id, org_id, qvec, CANDIDATES)
     fused: dict[int, float] = {}

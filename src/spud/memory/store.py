@@ -138,18 +138,21 @@ class MemoryStore:
             if len(item.text) > MAX_TEXT:
                 raise SpudError(f"a memory holds at most {MAX_TEXT} characters; split the text")
         hashes = [content_hash(i.kind, i.text) for i in items]
+        existing: dict[str, MemoryRow] = {}
+        wanted = sorted(set(hashes))
         with self.session() as db:
-            existing = {
-                row.content_hash: row
-                for row in db.scalars(
-                    select(MemoryRow).where(
-                        MemoryRow.user_id == user_id,
-                        MemoryRow.org_id == org_id,
-                        MemoryRow.superseded_by.is_(None),
-                        MemoryRow.content_hash.in_(set(hashes)),
+            for start in range(0, len(wanted), 500):  # stay under SQL's parameter limits
+                existing |= {
+                    row.content_hash: row
+                    for row in db.scalars(
+                        select(MemoryRow).where(
+                            MemoryRow.user_id == user_id,
+                            MemoryRow.org_id == org_id,
+                            MemoryRow.superseded_by.is_(None),
+                            MemoryRow.content_hash.in_(wanted[start : start + 500]),
+                        )
                     )
-                )
-            }
+                }
         first: dict[str, int] = {}
         for n, digest in enumerate(hashes):
             if digest not in existing:
@@ -161,10 +164,10 @@ class MemoryStore:
             new_vectors = np.asarray(vectors, dtype=np.float32)[todo]
         made: dict[str, MemoryRow] = {}
         with self.session.begin() as db:
+            now = utcnow()
             for n, vector in zip(todo, new_vectors, strict=True):
                 item, digest = items[n], hashes[n]
-                now = utcnow()
-                row = MemoryRow(
+                made[digest] = MemoryRow(
                     user_id=user_id,
                     org_id=org_id,
                     kind=item.kind,
@@ -178,22 +181,22 @@ class MemoryStore:
                     created_at=now,
                     updated_at=now,
                 )
-                db.add(row)
-                db.flush()
-                if row.key and item.kind in ("fact", "preference"):
+            db.add_all(made.values())
+            db.flush()
+            for row in made.values():  # in order: of two with one key, the later one wins
+                if row.key and row.kind in ("fact", "preference"):
                     db.execute(
                         update(MemoryRow)
                         .where(
                             MemoryRow.user_id == user_id,
                             MemoryRow.org_id == org_id,
-                            MemoryRow.kind == item.kind,
+                            MemoryRow.kind == row.kind,
                             MemoryRow.key == row.key,
                             MemoryRow.superseded_by.is_(None),
-                            MemoryRow.id != row.id,
+                            MemoryRow.id < row.id,
                         )
                         .values(superseded_by=row.id, updated_at=now)
                     )
-                made[digest] = row
         rows = {**existing, **made}
         return [_memory(rows[h]) for h in hashes]
 
