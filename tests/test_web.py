@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from server_fixtures import replay_file
 
 from spud.config import Settings
+from spud.core.messages import Message, ToolCall
 from spud.server.app import create_app
 from spud.service.hub import Services
 from spud.service.tasks import TaskInfo, TaskSpec
@@ -300,3 +301,16 @@ def test_a_chat_turn_appears_in_the_history_with_its_answer(site: Site) -> None:
     assert '<div class="text">hello chat</div>' in chat.text
     assert '<div class="text">secret A summary</div>' in chat.text
     assert "used write_file, bash" in chat.text
+
+
+def test_a_chat_that_stopped_says_why_in_its_history(site: Site) -> None:
+    member = site.users["member-A"]
+    store = site.svc.sessions.store
+    sid = store.create_session("loop forever", "default", "replay")
+    store.append(sid, Message(role="user", content="loop forever"))
+    store.append(sid, Message(role="assistant", tool_calls=[ToolCall(name="search")]))
+    store.update_session(sid, status="repetition", summary="search repeated 3 times")
+    site.svc.owned.own(sid, member.org_id, member.user_id, "chat")
+    page = site.client("member-A").get("/chat", params={"session": sid})
+    assert '<div class="text">[repetition] search repeated 3 times</div>' in page.text
+    assert "used search" in page.text

@@ -162,3 +162,29 @@ def test_sign_in_chat_start_a_task_and_approve_it(server: ServerProc, page: Page
     audit = page.get_by_role("table").last
     expect(audit).to_contain_text("POST /tasks")
     expect(audit).to_contain_text("POST /api/approvals/")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    env = {"SPUD_MODEL": "qwen2.5-coder-0.5b", "SPUD_THREADS": "2", "SPUD_CONTEXT_WINDOW": "4096"}
+    s = start_server(tmp_path_factory.mktemp("webmodel") / "home", env)
+    yield s
+    s.stop()
+
+
+@pytest.mark.model
+def test_a_chat_in_the_browser_on_the_embedded_model(embedded: ServerProc, page: Page) -> None:
+    expect.set_options(timeout=540_000)  # a shared 2-core machine is slow
+    page.goto(embedded.url)
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Message").fill("What is 2 + 3? Answer with the number.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("status")).to_have_text("Answered.")
+    answer = page.locator("#transcript .turn.assistant .text").last.text_content() or ""
+    print(f"\nthe embedded model answered in the browser: {answer!r}")
+    assert answer.strip() and answer != "(no answer)"
+    page.reload()  # kept in the history
+    kept = page.locator("#transcript .turn.assistant .text").last
+    expect(kept).to_have_text(answer, timeout=30_000)

@@ -96,8 +96,8 @@ def chat_turns(messages: list[Message]) -> list[dict[str, Any]]:
     turns: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "user" and not m.kind:
-            turns += [{"role": "user", "text": m.content}, {"role": "assistant", "text": ""}]
-            turns[-1]["tools"] = []
+            turns.append({"role": "user", "text": m.content, "tools": []})
+            turns.append({"role": "assistant", "text": "", "tools": []})
         elif m.role == "assistant" and turns:
             answer = turns[-1]
             answer["text"] = m.content or answer["text"]
@@ -149,9 +149,12 @@ def chat(
     chats = svc.owned.list(who.org_id, "", "chat", 50)
     turns: list[dict[str, Any]] = []
     if session:
-        if svc.owned.get(who.org_id, session) is None:
+        info = svc.owned.get(who.org_id, session)
+        if info is None:
             return error_page(request, who, NotFound(f"no chat {session!r}"))
         turns = chat_turns(svc.sessions.messages(session))
+        if turns and not turns[-1]["text"] and info.status not in ("running", "finished"):
+            turns[-1]["text"] = f"[{info.status}] {info.summary}"  # as the stream said it
     return render(
         request,
         "chat.html",
