@@ -41,31 +41,34 @@ def main() -> None:
                 )
             )
             print(f"{case.id:32} {'PASS' if o.passed else 'fail'} {o.error[:80]}", flush=True)
+            write(a, rows)
+    summary, valid, att = write(a, rows)
+    print(f"\n{a.model} {a.harness}: " + "  ".join(f"{k} {v:.0%}" for k, v in summary.items()))
+    print(f"schema-valid calls: {valid:.0%} of {len(att)} replies that called")
+
+
+def write(a: argparse.Namespace, rows: list[dict]) -> tuple[dict, float, list]:
+    """Scores so far, written after every case so a stopped run keeps what it measured."""
     summary = {}
-    for cat in a.categories.split(","):
+    for cat in dict.fromkeys(x["category"] for x in rows):
         r = [x for x in rows if x["category"] == cat]
         summary[cat] = sum(x["passed"] for x in r) / len(r)
     att = [x for x in rows if x["attempted_call"]]
     valid = sum(x["schema_valid"] for x in att) / len(att) if att else 1.0
-    print(f"\n{a.model} {a.harness}: " + "  ".join(f"{k} {v:.0%}" for k, v in summary.items()))
-    print(f"schema-valid calls: {valid:.0%} of {len(att)} replies that called")
     a.out.mkdir(parents=True, exist_ok=True)
     name = f"eval_bfcl_{a.model}_{a.harness}.json"
-    (a.out / name).write_text(
-        json.dumps(
-            dict(
-                model=a.model,
-                harness=a.harness,
-                per_category=a.per_category,
-                seed=a.seed,
-                scores=summary,
-                schema_valid=valid,
-                attempted=len(att),
-                rows=rows,
-            ),
-            indent=1,
-        )
+    data = dict(
+        model=a.model,
+        harness=a.harness,
+        per_category=a.per_category,
+        seed=a.seed,
+        scores=summary,
+        schema_valid=valid,
+        attempted=len(att),
+        rows=rows,
     )
+    (a.out / name).write_text(json.dumps(data, indent=1))
+    return summary, valid, att
 
 
 if __name__ == "__main__":

@@ -41,6 +41,13 @@ class Limits(BaseModel):
     max_tool_output_chars: int = 6000
 
 
+class Harness(BaseModel):
+    """Opt-in helps for small models; `spud eval --harness spud-check` measures them."""
+
+    self_check: bool = False  # the first finish after changes is refused once, with a review
+    rerun_guard: bool = False  # a failed command is not rerun while nothing has changed
+
+
 class RunResult(BaseModel):
     """How a run ended."""
 
@@ -87,6 +94,7 @@ class Agent:
         limits: Limits | None = None,
         require_action: bool = True,
         on_message: Callable[[Message], None] | None = None,
+        harness: Harness | None = None,
     ) -> None:
         self.model = model
         self.tools: dict[str, Tool] = {t.name: t for t in [*tools, Finish()]}
@@ -96,6 +104,7 @@ class Agent:
         self.limits = limits or Limits()
         self.require_action = require_action
         self.on_message = on_message or (lambda m: None)
+        self.harness = harness or Harness()
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -307,8 +316,19 @@ class Agent:
                     "and check again; if it cannot be fixed, say why in the summary.",
                     ok=False,
                 )
+            if self.harness.self_check and not _self_checked(turn):
+                review = _review(turn)
+                if review:
+                    return ToolResult(data={"kind": "self_check"}, output=review, ok=False)
             meta["kind"] = "finish"
             return tool.run(args)
+        if self.harness.rerun_guard and _failed_rerun(messages[turn_start:], call):
+            return ToolResult(
+                output="Not run again: this exact call just failed and no file has changed "
+                "since, so it would fail the same way. Read the code the error points to and "
+                "fix it with edit_file or write_file, then run it.",
+                ok=False,
+            )
         untrusted = any(m.untrusted for m in messages)
         approval = self.approver.decide(call, untrusted)
         meta["approval"] = approval.decision
@@ -399,6 +419,44 @@ def _last_failure(messages: list[Message]) -> Message | None:
         if m.name != "finish":
             return None if m.meta.get("ok") else m
     return None
+
+
+def _self_checked(messages: list[Message]) -> bool:
+    return any(m.role == "tool" and m.kind == "self_check" for m in messages)
+
+
+def _review(turn: list[Message]) -> str:
+    """What the turn changed, next to the task, for a look before finishing ("" if nothing)."""
+    calls = {c.id: c for m in turn if m.role == "assistant" for c in m.tool_calls}
+    changes = []
+    for m in turn:
+        call = calls.get(m.tool_call_id or "")
+        if m.role != "tool" or call is None or not m.meta.get("ok") or "diff" not in m.meta:
+            continue
+        text = call.arguments.get("content", call.arguments.get("new"))
+        shown = repr(text) if isinstance(text, str) and len(text) <= 300 else "(long)"
+        changes.append(f"- {call.name} {call.arguments.get('path', '')}: {shown}")
+    if not changes:
+        return ""
+    task = turn[0].content if turn and turn[0].role == "user" else ""
+    return (
+        f"Before finishing, compare your changes with the task.\nTask: {task[:400]}\n"
+        "Changes:\n" + "\n".join(changes[-6:]) + "\nIf a file holds other or more text than "
+        "the task asks for, or the tests were not run after the last change, fix that now. "
+        "If everything is right, call finish again."
+    )
+
+
+def _failed_rerun(turn: list[Message], call: ToolCall) -> bool:
+    """The same call failed as the latest result, with no other tool run since."""
+    sig = call.signature()
+    calls = {c.id: c for m in turn if m.role == "assistant" for c in m.tool_calls}
+    for m in reversed(turn):
+        if m.role != "tool" or m.kind == "skipped":
+            continue
+        earlier = calls.get(m.tool_call_id or "")
+        return earlier is not None and earlier.signature() == sig and not m.meta.get("ok")
+    return False
 
 
 def _acted(messages: list[Message]) -> bool:

@@ -160,7 +160,7 @@ def score(case: BfclCase, calls: list[dict[str, Any]]) -> tuple[bool, str]:
     verdict = ast_checker()(
         case.functions, calls, case.answer, Language.PYTHON, case.category, "spud"
     )
-    return bool(verdict["valid"]), "; ".join(verdict.get("error", []))[:300]
+    return bool(verdict["valid"]), "; ".join(map(str, verdict.get("error", [])))[:300]
 
 
 def run_case(model: Model, case: BfclCase) -> BfclOutcome:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from spud.config import Settings
+from spud.core.agent import Harness
 from spud.core.errors import ConfigError
 from spud.core.protocols import Model
 from spud.models.loader import load_model
 from spud.models.local import LocalModel
 
-HARNESSES = ("spud", "spud-calls", "raw")
+HARNESSES = ("spud", "spud-check", "spud-calls", "raw")
 
 
 def model_for(name: str, harness: str, settings: Settings, answers: bool = True) -> Model:
     """Load a model for a harness: "raw" wraps llama.cpp's plain chat completion.
 
     With answers, Spud's grammar also allows a plain-text answer (BFCL's irrelevance cases
-    need one); "spud-calls" always forces tool calls.
+    need one); "spud-calls" always forces tool calls; "spud-check" is "spud" plus the agent's
+    opt-in self-check and rerun guard (see `agent_harness`).
     """
     if harness not in HARNESSES:
         raise ConfigError(f"unknown harness {harness!r}; known: {', '.join(HARNESSES)}")
@@ -28,5 +30,11 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
         from spud.eval.raw import RawChatModel
 
         return RawChatModel(model)
-    model.allow_answer = answers and harness == "spud"
+    model.allow_answer = answers and harness in ("spud", "spud-check")
     return model
+
+
+def agent_harness(harness: str) -> Harness:
+    """The agent loop's opt-in helps for a harness name."""
+    on = harness == "spud-check"
+    return Harness(self_check=on, rerun_guard=on)

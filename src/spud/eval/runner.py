@@ -19,7 +19,7 @@ from spud.core.messages import Message
 from spud.core.protocols import Model
 from spud.eval.bfcl import BfclCase, messages_for, run_case
 from spud.eval.checks import CheckContext, run_checks
-from spud.eval.harness import model_for
+from spud.eval.harness import agent_harness, model_for
 from spud.eval.records import EvalRun, EvalStore, TaskResult
 from spud.eval.suite import Suite, Task
 from spud.service.sessions import SessionService, toolsets_for
@@ -128,6 +128,7 @@ def _task_job(
         agent.limits = agent.limits.model_copy(update={"max_steps": task.max_steps})
         if harness == "raw":  # no finish refusals either: the plain loop ends on a text answer
             agent.require_action = False
+        agent.harness = agent_harness(harness)
         sid = service.start(agent, prompt, ws)
         try:
             result = service.run(agent, sid)
