@@ -29,9 +29,9 @@ router = APIRouter(include_in_schema=False)
 # no inline script or style: everything the pages run comes from /static
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
 APPROVALS = {
-    "default": "Ask only before risky commands (Spud's default policy)",
+    "default": "Ask before risky commands (default)",
     "commands": "Ask before every shell command",
-    "auto": "Approve automatically (what the policy denies stays denied)",
+    "auto": "Approve automatically",  # what the policy denies stays denied
 }
 NAV = [("chat", "Chat"), ("tasks", "Tasks"), ("sessions", "Sessions"), ("files", "Files")]
 
