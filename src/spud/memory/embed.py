@@ -41,7 +41,9 @@ class Embedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import torch
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
 
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar over Spud's output
                 torch.set_num_threads(self.threads)
                 _models[self.threads] = SentenceTransformer(model_dir(), device="cpu")
             return _models[self.threads]
