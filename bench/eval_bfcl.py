@@ -20,11 +20,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--categories", default=",".join(CATEGORIES))
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--resume", action="store_true", help="keep the cases already in the JSON")
     a = ap.parse_args()
     model = model_for(a.model, a.harness, Settings())
-    rows = []
+    path = a.out / f"eval_bfcl_{a.model}_{a.harness}.json"
+    rows = json.loads(path.read_text())["rows"] if a.resume and path.is_file() else []
+    done = {x["id"] for x in rows}
     for cat in a.categories.split(","):
         for case in load_cases(cat, a.per_category, a.seed):
+            if case.id in done:
+                continue
             t = time.perf_counter()
             o = run_case(model, case)
             rows.append(

@@ -24,6 +24,10 @@ You may call one of these functions. Their signatures are within <tools></tools>
 Answer with one JSON object holding the function name and its arguments, within \
 <tool_call></tool_call> XML tags."""
 
+# When a plain-text answer is allowed, the prompt says when to give one.
+ANSWER_NOTE = """ If none of these functions fits the request, do not call any: answer in \
+plain text instead."""
+
 CALL_OPEN, CALL_CLOSE = "<tool_call>\n", "\n</tool_call>"
 MAX_CALLS_PER_STEP = 4
 # One to four calls per reply; small models like to plan "write, run, finish" in one turn.
@@ -39,7 +43,7 @@ answer ::= [^<{[`] [^<]*
 """
 
 
-def render_chatml(messages: list[Message], specs: list[ToolSpec]) -> str:
+def render_chatml(messages: list[Message], specs: list[ToolSpec], answers: bool = False) -> str:
     """The prompt in ChatML, Qwen's tool format; earlier turns render identically each step."""
     tools = "\n".join(
         json.dumps({"type": "function", "function": s.model_dump()}, separators=(",", ":"))
@@ -49,7 +53,9 @@ def render_chatml(messages: list[Message], specs: list[ToolSpec]) -> str:
     for i, m in enumerate(messages):
         if m.role == "system":
             out.append(
-                f"<|im_start|>system\n{m.content}{TOOLS_HEADER.format(tools=tools)}<|im_end|>\n"
+                f"<|im_start|>system\n{m.content}{TOOLS_HEADER.format(tools=tools)}"
+                + (ANSWER_NOTE if answers else "")
+                + "<|im_end|>\n"
             )
         elif m.role == "user":
             out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
@@ -112,7 +118,7 @@ class LocalModel:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
-        return len(self.tokenize(render_chatml(messages, tools))) + 8
+        return len(self.tokenize(render_chatml(messages, tools, self.allow_answer))) + 8
 
     def _grammar(self, specs: list[ToolSpec]) -> object:
         from llama_cpp import LlamaGrammar
@@ -131,7 +137,8 @@ class LocalModel:
     ) -> ModelReply:
         started = time.perf_counter()
         opening = "" if self.allow_answer else CALL_OPEN
-        prompt = render_chatml(messages, tools) + "<|im_start|>assistant\n" + opening
+        prompt = render_chatml(messages, tools, self.allow_answer)
+        prompt += "<|im_start|>assistant\n" + opening
         tokens = self.tokenize(prompt)
         cached = common_prefix(self.llm._input_ids.tolist(), tokens)
         out = self.llm.create_completion(
