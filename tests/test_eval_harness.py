@@ -77,3 +77,21 @@ def test_rerun_guard_stops_rerunning_a_failing_command(store, workspace: Path):
     assert "exited" in results[0].content or "exit" in results[0].content
     assert results[1].content.startswith("Not run again: this exact call just failed")
     assert not results[2].content.startswith("Not run again")  # a file changed in between
+
+
+def test_grammar_covers_every_tool_set(workspace: Path):
+    """Office tools nest $defs (document blocks, slides); the grammar must still compile."""
+    from llama_cpp import LlamaGrammar
+
+    from spud.core.tooling import tool_spec
+    from spud.models.local import calls_gbnf
+    from spud.tools.browser import browser_tools
+    from spud.tools.browser_policy import BrowserPolicy
+    from spud.tools.sheets import office_tools
+
+    tools = coding_tools(workspace, Sandbox(SandboxConfig(workspace=workspace)))
+    tools += office_tools(workspace) + browser_tools(workspace, BrowserPolicy())
+    specs = [tool_spec(t) for t in tools]
+    assert any("$defs" in s.parameters for s in specs)
+    gbnf = calls_gbnf(specs)
+    assert "$ref" not in gbnf and LlamaGrammar.from_string(gbnf, verbose=False) is not None

@@ -14,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from spud.core.errors import ConfigError
+from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message
 from spud.core.protocols import Model
 from spud.eval.bfcl import BfclCase, messages_for, run_case
@@ -97,7 +97,18 @@ def run_suite(
     lock = threading.Lock()
 
     def one(item: Any) -> None:
-        result = job(item)
+        try:
+            result = job(item)
+        except SpudError:
+            raise
+        except Exception as exc:  # one broken task must not lose the rest of the run
+            result = TaskResult(
+                task_id=item.id,
+                category=item.category,
+                passed=False,
+                status="error",
+                detail=f"{type(exc).__name__}: {exc}"[:500],
+            )
         with lock:
             evals.add_result(run_id, result)
             on_result(result)

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from spud.core.errors import FormatError
 from spud.core.messages import Message, ModelReply, Usage
@@ -176,9 +177,28 @@ def calls_gbnf(specs: list[ToolSpec]) -> str:
     """GBNF for one to four schema-valid calls of these tools, joined by tool_call tags."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+    # llama.cpp's converter resolves $ref only at the root, and each tool's schema is nested.
+    specs = [s.model_copy(update={"parameters": inline_refs(s.parameters)}) for s in specs]
     schema = json.dumps(calls_schema(specs))  # key order matters: "name" comes first
     gbnf = json_schema_to_gbnf(schema, prop_order=["name", "arguments"])
     return gbnf.replace("root ::=", "call ::=", 1) + MULTI_CALL
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each local "#/$defs/X" reference replaced by its definition."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, depth: int = 0) -> Any:
+        if isinstance(node, list):
+            return [walk(v, depth) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 8:
+            return walk(defs[ref.removeprefix("#/$defs/")], depth + 1)
+        return {k: walk(v, depth) for k, v in node.items() if k != "$defs"}
+
+    return walk(schema)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
