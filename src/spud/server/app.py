@@ -8,21 +8,27 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from spud.memory.scheduler import Nightly
 from spud.server import api, auth, errors, openai_api, web
 from spud.server.settings import ServerSettings
 from spud.service.hub import Services
 
 
 def create_app(services: Services, server: ServerSettings | None = None) -> FastAPI:
-    """The server app; unfinished tasks are resumed when it starts."""
+    """The server app; unfinished tasks resume when it starts, and memory sleeps nightly."""
     server = server or ServerSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.tasks.resume_unfinished()
+        nightly = None
+        if server.nightly_sleep:
+            nightly = Nightly(services.sleep_night, server.sleep_at).start()
         try:
             yield
         finally:
+            if nightly:
+                nightly.stop()
             services.close()
 
     app = FastAPI(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,3 +22,5 @@ class ServerSettings(BaseSettings):
     model_delay_s: float = 0.0  # sleep before each model call (a slow fake model in tests)
     admin_password: str | None = None  # first-run admin password (random when unset)
     cookie_secure: bool = False  # set the Secure flag (behind HTTPS)
+    nightly_sleep: bool = True  # run the memory sleep every night
+    sleep_at: time = time(3, 0)  # local time of the nightly memory sleep

@@ -53,6 +53,13 @@ class Services:
         )
         return FIRST_ADMIN, password
 
+    def sleep_night(self) -> None:
+        """The nightly sleep: each user's own sessions and documents, on the server's model."""
+        model = self.pool.get(self.settings.model)  # the shared, serialized instance
+        for user in self.users.users():
+            sessions = self.owned.of_user(user.user_id, user.org_id)
+            self.sessions.memory.sleep(user.user_id, user.org_id, model, sessions)
+
     def close(self) -> None:
         self.tasks.shutdown()
         self.chat.shutdown()

@@ -46,6 +46,14 @@ class OwnedSessions:
         with self._db() as db:
             return [_info(r) for r in db.scalars(stmt)]
 
+    def of_user(self, user_id: str, org_id: str) -> list[str]:
+        """The ids of the sessions this user started in this organisation."""
+        stmt = select(SessionOwnerRow.session_id).where(
+            SessionOwnerRow.user_id == user_id, SessionOwnerRow.org_id == org_id
+        )
+        with self._db() as db:
+            return list(db.scalars(stmt))
+
     def owner(self, session_id: str) -> SessionOwnerRow | None:
         with self._db() as db:
             return db.get(SessionOwnerRow, session_id)
