@@ -36,6 +36,9 @@ def test_nightly_sleep_keeps_each_users_memories_their_own(tmp_path: Path, monke
     assert len(svc.memory.list(alice.user_id, alice.org_id, kind="skill")) == 1
     assert svc.memory.list(bob.user_id, bob.org_id) == []
     assert svc.memory.list(alice.user_id, bob.org_id) == []
+    # `spud sleep` for the local user (no session ids) leaves the server users' sessions alone.
+    assert svc.memory.sleep("local", "local", model).sessions == 0
+    assert svc.memory.list("local", "local") == []
     kept = {m.id for m in svc.memory.list(alice.user_id, alice.org_id, history=True)}
     services.sleep_night()  # a second night with nothing new adds nothing
     assert {m.id for m in svc.memory.list(alice.user_id, alice.org_id, history=True)} == kept

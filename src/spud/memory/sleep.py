@@ -16,6 +16,7 @@ from spud.memory.retrieve import passage_block, recall
 from spud.memory.score import f1
 from spud.memory.store import Memory, MemoryStore, NewMemory
 from spud.memory.tables import SleepRunRow, SleptRow
+from spud.service.tables import SessionOwnerRow
 from spud.store.models import utcnow
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -185,8 +186,10 @@ class Sleeper:
         store = self.memories.sql
         if session_ids is not None:
             infos = [store.get_session(s) for s in session_ids]
-        else:
-            infos = store.list_sessions(limit=10_000)
+        else:  # the sessions no server user owns: those are slept on for their owners only
+            with self.memories.session() as db:
+                owned = set(db.scalars(select(SessionOwnerRow.session_id)))
+            infos = [i for i in store.list_sessions(limit=10_000) if i.id not in owned]
         fresh = [i for i in infos if f"session:{i.id}" not in slept and i.status != "running"]
         return sorted(fresh, key=lambda i: i.created_at)
 
