@@ -149,6 +149,16 @@ def test_write_creates_dirs_and_returns_a_diff(ws: Path) -> None:
     assert "-x = 1" in changed.data["diff"] and "+x = 2" in changed.data["diff"]
 
 
+def test_write_refuses_to_overwrite_a_binary_office_file(ws: Path) -> None:
+    book = ws / "budget.xlsx"
+    book.write_bytes(b"PK\x03\x04 a workbook")
+    refused = call(WriteFile(ws), path="budget.xlsx", content="A1,B1\n1,2\n")
+    assert not refused.ok and "sheet_write" in refused.output
+    assert book.read_bytes() == b"PK\x03\x04 a workbook"
+    assert "docx_write" in call(WriteFile(ws), path="new.DOCX", content="text").output
+    assert not (ws / "new.DOCX").exists()
+
+
 def test_edit_replaces_exactly_once(ws: Path) -> None:
     result = call(EditFile(ws), path="src/app.py", old="return a + b", new="return a - b")
     assert result.ok, result.output

@@ -235,6 +235,16 @@ class Search(WorkspaceTool):
         return ToolResult(output=text, data={"matches": min(len(hits), SEARCH_MAX)})
 
 
+# Binary office files: text written over one destroys it, so these go to the office tools.
+OFFICE_WRITERS = {
+    ".xlsx": "sheet_write",
+    ".xlsm": "sheet_write",
+    ".docx": "docx_write",
+    ".pptx": "pptx_write",
+    ".pdf": "docx_write for a .docx (Spud reads PDFs but does not write them)",
+}
+
+
 class WriteFile(WorkspaceTool):
     """write_file: create or overwrite a whole file, returning the diff."""
 
@@ -255,6 +265,12 @@ class WriteFile(WorkspaceTool):
         if target.is_dir():
             return _error(f"{args.path} is a folder; give a file path")
         rel = self.rel(target)
+        writer = OFFICE_WRITERS.get(target.suffix.lower())
+        if writer:
+            return _error(
+                f"{rel} is a binary {target.suffix} file; write_file would destroy it. "
+                f"Use {writer} instead."
+            )
         try:
             old = target.read_text(encoding="utf-8", errors="replace") if target.exists() else None
             target.parent.mkdir(parents=True, exist_ok=True)
