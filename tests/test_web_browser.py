@@ -11,15 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from server_fixtures import ADMIN_PASSWORD, ServerProc, replay_file, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+from spud.tools.browser_policy import BROWSER_LAUNCH_ARGS, BrowserPolicy
+
+CHROMIUM = Path(BrowserPolicy().executable_path)
 ARTIFACTS = Path(__file__).parent / "artifacts"
 ANSWER = "Hello! I am Spud, and this answer reaches your browser in small streamed pieces."
 WAIT_MS = 90_000
@@ -53,7 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
 @pytest.fixture
 def page() -> Iterator[Page]:
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=BROWSER_LAUNCH_ARGS
+        )
         context = browser.new_context(
             viewport={"width": 1200, "height": 900}, accept_downloads=True
         )
