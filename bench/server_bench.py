@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from server_fixtures import replay_file, start_server  # noqa: E402
 
+from spud.config import Settings  # noqa: E402
 from spud.models.replay import ReplayModel  # noqa: E402
 from spud.service.completions import complete, to_messages  # noqa: E402
 from spud.service.modelpool import ModelPool  # noqa: E402
@@ -50,8 +51,6 @@ def direct(model_name: str, n: int) -> list[float]:
 
 def direct_raw_path(model_name: str, n: int) -> list[float]:
     """Milliseconds per completion through the service's raw-completion code, no HTTP."""
-    from spud.config import Settings
-
     pool = ModelPool(Settings(model=model_name))
     out = []
     for _ in range(n):

@@ -10,7 +10,7 @@ from spud.config import Settings
 from spud.core.messages import Message, ModelReply
 from spud.core.protocols import Model, ToolSpec
 from spud.models.loader import load_model
-from spud.models.registry import REGISTRY
+from spud.models.registry import REGISTRY, model_path
 
 
 class Cancelled(Exception):
@@ -78,8 +78,6 @@ class ModelPool:
         """The model names the server offers: the configured one, extra ones, pulled ones."""
         names = [self.settings.model, *self.extra]
         for name, spec in REGISTRY.items():
-            from spud.models.registry import model_path
-
             if model_path(spec, self.settings.model_cache).is_file():
                 names.append(name)
         return list(dict.fromkeys(names))
