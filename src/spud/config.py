@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     sandbox_network: bool = False
     policy_file: Path | None = None
     tools: list[str] = Field(default_factory=list)  # extra tool sets: "office", "browser"
+    playbook: str = ""  # "" picks one from the task; "none" runs the general loop only
     browser_policy: BrowserPolicy = Field(default_factory=BrowserPolicy)
     limits: Limits = Field(default_factory=Limits)
 

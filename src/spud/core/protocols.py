@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from spud.core.messages import Message, ModelReply, ToolCall, ToolResult
 
@@ -16,6 +16,15 @@ class ToolSpec(BaseModel):
     name: str
     description: str
     parameters: dict[str, Any]
+    # For the embedded model's grammar only; never rendered (model_dump leaves them out).
+    # raw_text: the string argument written as a fenced block after the call header.
+    raw_text: str | None = Field(None, exclude=True)
+    # search_replace: the (old, new) arguments written as SEARCH/REPLACE blocks.
+    search_replace: tuple[str, str] | None = Field(None, exclude=True)
+    # constraints: per argument, a JSON schema that narrows it in the grammar (lengths, patterns).
+    constraints: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    # choices: per argument, the values valid at this step (files that exist, refs on the page).
+    choices: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
 
 
 @runtime_checkable
@@ -66,6 +75,7 @@ class SessionInfo(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     summary: str = ""
+    toolsets: list[str] = []  # the tool sets it was given, when recorded
 
 
 @runtime_checkable
@@ -103,4 +113,28 @@ class Approval(BaseModel):
 class Approver(Protocol):
     """Decides whether a tool call may run (policy as data, plus a human if asked)."""
 
-    def decide(self, call: ToolCall, untrusted_context: bool) -> Approval: ...
+    def decide(self, call: ToolCall, untrusted_context: bool | str) -> Approval:
+        """untrusted_context: True (outside content in the trajectory), "workspace" (only
+        the workspace's own file contents and command output) or False (none)."""
+        ...
+
+
+class CheckResult(BaseModel):
+    """One check of a task's outcome (tests run, an output file verified) and what it found."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Checks a task's outcome from the workspace; the loop asks it before finishing."""
+
+    def check(self) -> list[CheckResult]:
+        """Run every check that applies now; an empty list means nothing could be checked."""
+        ...
+
+    def after_change(self) -> str:
+        """A short result of the quick check after a file changed ("" when there is none)."""
+        ...

@@ -9,7 +9,15 @@ from spud.core.protocols import Model
 from spud.models.loader import load_model
 from spud.models.local import LocalModel
 
-HARNESSES = ("spud", "spud-check", "spud-calls", "raw")
+HARNESSES = (
+    "spud",
+    "spud-noplaybook",
+    "spud-nocheck",
+    "spud-json",
+    "spud-check",
+    "spud-calls",
+    "raw",
+)
 
 
 def model_for(name: str, harness: str, settings: Settings, answers: bool = True) -> Model:
@@ -30,11 +38,19 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
         from spud.eval.raw import RawChatModel
 
         return RawChatModel(model)
-    model.allow_answer = answers and harness in ("spud", "spud-check")
+    model.allow_answer = answers and harness in ("spud", "spud-check", "spud-json")
+    # "spud-json": file text inside the JSON arguments (the old format), to compare with raw
+    model.edit_format = "json" if harness == "spud-json" else "raw"
     return model
 
 
 def agent_harness(harness: str) -> Harness:
-    """The agent loop's opt-in helps for a harness name."""
+    """The agent loop's helps for a harness name: each "spud-no…" switches one lever off."""
     on = harness == "spud-check"
-    return Harness(self_check=on, rerun_guard=on)
+    checks = harness not in ("spud-nocheck", "raw")
+    return Harness(self_check=on, rerun_guard=on, verify=checks, check_after_change=checks)
+
+
+def playbook_for(harness: str) -> str | None:
+    """The playbook setting for a harness name: chosen from the task, or "none"."""
+    return "none" if harness in ("spud-noplaybook", "raw") else None

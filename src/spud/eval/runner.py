@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,12 @@ from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message
 from spud.core.protocols import Model
 from spud.eval.bfcl import BfclCase, messages_for, run_case
-from spud.eval.checks import CheckContext, run_checks
-from spud.eval.harness import agent_harness, model_for
+from spud.eval.checks import CheckContext, run_checks, site_log
+from spud.eval.harness import agent_harness, model_for, playbook_for
 from spud.eval.records import EvalRun, EvalStore, TaskResult
+from spud.eval.site import serve
 from spud.eval.suite import Suite, Task
-from spud.service.sessions import SessionService, toolsets_for
+from spud.service.sessions import RunSpec, SessionService
 
 OnResult = Callable[[TaskResult], None]
 
@@ -131,20 +131,21 @@ def _task_job(
     ws.mkdir(parents=True)
     prepare(task, ws)
     started = time.monotonic()
-    with models.take(task.id) as model, serve(task.site) as url:
-        prompt = task.prompt.replace("{site}", url)
-        agent = service.agent(
-            model, ws, auto_approve=True, toolsets=toolsets_for(prompt, task.tools)
+    with models.take(task.id) as model, serve(task.site, log=site_log(ws)) as url:
+        spec = RunSpec(
+            workspace=ws,
+            task=task.prompt.replace("{site}", url),
+            model=model,
+            toolsets=task.tools,
+            auto_approve=True,
+            limits=service.settings.limits.model_copy(update={"max_steps": task.max_steps}),
+            harness=agent_harness(harness),
+            # raw: no finish refusals either, the plain loop ends on a text answer
+            require_action=harness != "raw",
+            playbook=playbook_for(harness),
         )
-        agent.limits = agent.limits.model_copy(update={"max_steps": task.max_steps})
-        if harness == "raw":  # no finish refusals either: the plain loop ends on a text answer
-            agent.require_action = False
-        agent.harness = agent_harness(harness)
-        sid = service.start(agent, prompt, ws)
-        try:
-            result = service.run(agent, sid)
-        finally:
-            service.close(agent)
+        result = service.execute(spec)
+    sid = result.session_id
     messages = service.messages(sid)
     ctx = CheckContext(
         workspace=ws,
@@ -188,37 +189,6 @@ def prepare(task: Task, ws: Path) -> None:
         target = ws / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         wb.save(target)
-
-
-@contextmanager
-def serve(pages: dict[str, str]) -> Iterator[str]:
-    """Serve a task's pages on a loopback port while it runs; yields the base URL."""
-    if not pages:
-        yield ""
-        return
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="spud-site-") as root:
-        for rel, html in pages.items():
-            target = Path(root) / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(html)
-
-        class Quiet(SimpleHTTPRequestHandler):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, directory=root, **kwargs)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 def call_counts(messages: list[Message]) -> tuple[int, int]:

@@ -1,15 +1,17 @@
-"""Sessions: start, run, resume and chat with an agent over a workspace; list and show them."""
+"""Sessions: one entry point for every run (a RunSpec in, a RunResult out); list and show them."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spud import toolsets as registry
 from spud.config import Settings
-from spud.core.agent import CHAT_PROMPT, SYSTEM_PROMPT, Agent, RunResult
+from spud.core.agent import CHAT_PROMPT, SYSTEM_PROMPT, Agent, Harness, Limits, RunResult
 from spud.core.errors import ConfigError
 from spud.core.messages import Message, ToolCall
 from spud.core.protocols import Model, SessionInfo
@@ -19,32 +21,17 @@ from spud.models.registry import Progress
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import Policy, PolicyApprover
 from spud.store.sql import SqlStore
-from spud.tools.browser import BROWSER_PROMPT, browser_tools, close_browsers
-from spud.tools.browser_policy import default_policy_with_browser
 from spud.tools.office_verify import Verification, verify_outputs
-from spud.tools.sheets import office_tools
-from spud.tools.shell import coding_tools
 
 if TYPE_CHECKING:
     from spud.memory.service import MemoryService
 
 Asker = Callable[[ToolCall, str], bool]
-TOOLSETS = ("coding", "office", "browser", "memory")
-OFFICE_FILE = re.compile(r"\.(xlsx|xlsm|docx|pptx|pdf|csv)\b", re.IGNORECASE)
 
 
-def toolsets_for(task: str, configured: list[str]) -> set[str]:
-    """Coding tools always, the configured sets, and office tools when the task names a file.
-
-    Small models do better with fewer tool descriptions, so sets are added only when needed.
-    """
-    unknown = set(configured) - set(TOOLSETS)
-    if unknown:
-        raise ConfigError(f"unknown tool set(s) {sorted(unknown)}; known: {', '.join(TOOLSETS)}")
-    sets = {"coding", *configured}
-    if OFFICE_FILE.search(task):
-        sets.add("office")
-    return sets
+def toolsets_for(task: str, configured: list[str], chat: bool = False) -> list[str]:
+    """The tool sets a session on this task gets (see spud.toolsets.resolve)."""
+    return registry.resolve(task, configured, chat)
 
 
 def check_workspace(path: Path) -> Path:
@@ -59,13 +46,95 @@ def check_workspace(path: Path) -> Path:
     return path
 
 
+@dataclass(kw_only=True)
+class RunSpec:
+    """Everything one run needs. Every surface builds one and hands it to SessionService.
+
+    task: the prompt of a new session (a continued one keeps its own). model: a name from the
+    registry (loaded once and kept), a Model object, or None for the configured model.
+    toolsets: sets asked for on top of the configured ones and those the task switches on
+    (a continued session adds them to the sets it recorded). policy: None means the policy
+    file from the settings, else Spud's default policy. ask answers the policy's "ask"
+    (None: nobody is there, so those calls are denied with a reason); auto_approve answers
+    yes to every "ask" (never to "deny"). limits, harness: None means the settings' limits
+    and the plain loop. require_action: None means "unless chat" (a finish with nothing
+    done is refused). on_message sees each message as it is stored; on_session gets a new
+    session's id before its first step runs.
+    """
+
+    workspace: Path
+    task: str = ""
+    model: str | Model | None = None
+    toolsets: list[str] = field(default_factory=list)
+    policy: Policy | None = None
+    auto_approve: bool = False
+    ask: Asker | None = None
+    limits: Limits | None = None
+    harness: Harness | None = None
+    require_action: bool | None = None
+    chat: bool = False
+    user_id: str = LOCAL_USER
+    org_id: str = LOCAL_ORG
+    on_message: Callable[[Message], None] | None = None
+    on_session: Callable[[str], None] | None = None
+    playbook: str | None = None  # a playbook's name, "none", or None: chosen from the task
+
+
+class Run:
+    """An agent built from a spec with its tool sets, open until closed (use it in `with`).
+
+    start() begins a new session and runs it; reply() adds a user turn to the session and
+    runs it; resume() goes on from where the session stopped.
+    """
+
+    def __init__(
+        self, service: SessionService, spec: RunSpec, agent: Agent, sets: list[str]
+    ) -> None:
+        self.service, self.spec, self.agent, self.toolsets = service, spec, agent, sets
+        self.session_id: str | None = None
+
+    def start(self, task: str | None = None) -> RunResult:
+        """Create a session for the task (default: the spec's) and run it to its end."""
+        self.session_id = self.service.start(
+            self.agent,
+            task if task is not None else self.spec.task,
+            self.spec.workspace,
+            self.spec.chat,
+            self.spec.user_id,
+            self.spec.org_id,
+            toolsets=self.toolsets,
+            playbook=self.spec.playbook,
+        )
+        if self.spec.on_session is not None:
+            self.spec.on_session(self.session_id)
+        return self.agent.run(self.session_id)
+
+    def reply(self, text: str) -> RunResult:
+        """The next user turn in this run's session (starts one if there is none yet)."""
+        if self.session_id is None:
+            return self.start(text)
+        self.agent.add_user_message(self.session_id, text)
+        return self.agent.run(self.session_id)
+
+    def resume(self) -> RunResult:
+        """Go on with this run's session from its last completed step."""
+        if self.session_id is None:
+            raise ConfigError("there is no session to resume")
+        return self.agent.run(self.session_id)
+
+    def close(self) -> None:
+        """End what the tool sets hold open (the browser); call from the thread that ran it."""
+        registry.close(self.toolsets, list(self.agent.tools.values()))
+
+
 class SessionService:
-    """Owns the store and builds agents; the CLI, server and API all go through it."""
+    """Owns the store and runs agents; the CLI, server, API and eval all go through it."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.store = SqlStore(self.settings.database_url)
         self._models: dict[str, Model] = {}
+        self._sets: dict[int, list[str]] = {}  # id(agent) -> its tool sets, for start()
 
     @cached_property
     def memory(self) -> MemoryService:
@@ -79,6 +148,92 @@ class SessionService:
             self._models[name] = load_model(name, self.settings, progress)
         return self._models[name]
 
+    def default_policy(self) -> Policy:
+        """The configured policy file, else Spud's default (shell rules, then tool risks)."""
+        s = self.settings
+        return Policy.from_file(s.policy_file) if s.policy_file else Policy.default()
+
+    # -- the one entry point ----------------------------------------------------------
+
+    def execute(self, spec: RunSpec) -> RunResult:
+        """Build the agent, start a session on spec.task, run it to its end, close."""
+        with self.open(spec) as run:
+            return run.start()
+
+    def resume(self, session_id: str, spec: RunSpec, message: str | None = None) -> RunResult:
+        """Go on with a stored session (with a new user turn first, when message is given)."""
+        with self.open(spec, session_id) as run:
+            return run.reply(message) if message is not None else run.resume()
+
+    @contextmanager
+    def open(self, spec: RunSpec, session_id: str | None = None) -> Iterator[Run]:
+        """An agent for the spec, over a stored session when session_id is given; closed after.
+
+        A stored session keeps the tool sets it recorded, plus those spec.task (the next
+        message, if any) switches on and those spec.toolsets asks for.
+        """
+        if session_id is not None:
+            info = self.session(session_id)
+            recorded = info.toolsets or self._legacy_toolsets(info, spec.chat)
+            sets = registry.resolve(spec.task, [*recorded, *spec.toolsets], spec.chat)
+        else:
+            sets = registry.resolve(spec.task, [*self.settings.tools, *spec.toolsets], spec.chat)
+        run = Run(self, spec, self._build(spec, sets), sets)
+        if session_id is not None:
+            run.session_id = info.id
+            if sets != info.toolsets:
+                self.store.update_session(info.id, toolsets=",".join(sets))
+        try:
+            yield run
+        finally:
+            run.close()
+            self._sets.pop(id(run.agent), None)
+
+    def _build(self, spec: RunSpec, sets: list[str]) -> Agent:
+        s = self.settings
+        model = spec.model
+        if model is None or isinstance(model, str):
+            model = self.model(model)
+        sandbox = Sandbox(
+            SandboxConfig(
+                workspace=spec.workspace,
+                network=s.sandbox_network,
+                timeout_s=s.sandbox_timeout_s,
+                memory_mb=s.sandbox_memory_mb,
+            )
+        )
+        ctx = registry.ToolContext(
+            workspace=spec.workspace,
+            settings=s,
+            sandbox=sandbox,
+            user_id=spec.user_id,
+            org_id=spec.org_id,
+            memory=self.memory,
+            task=spec.task,
+            chat=spec.chat,
+        )
+        tools = registry.build(sets, ctx)
+        approver = PolicyApprover(
+            spec.policy or self.default_policy(),
+            ask=spec.ask,
+            auto_approve=spec.auto_approve,
+            risks={t.name: registry.risk_of(t) for t in tools},
+        )
+        agent = Agent(
+            model,
+            tools,
+            self.store,
+            approver=approver,
+            limits=spec.limits or s.limits,
+            require_action=not spec.chat if spec.require_action is None else spec.require_action,
+            on_message=spec.on_message,
+            harness=spec.harness,
+        )
+        self._sets[id(agent)] = sets
+        return agent
+
+    # -- the parts, for code that holds an agent itself (tests, benchmarks) ------------
+
     def agent(
         self,
         model: Model,
@@ -88,37 +243,23 @@ class SessionService:
         ask: Asker | None = None,
         on_message: Callable[[Message], None] | None = None,
         chat: bool = False,
-        toolsets: set[str] | None = None,
+        toolsets: list[str] | set[str] | None = None,
         user_id: str = LOCAL_USER,
         org_id: str = LOCAL_ORG,
     ) -> Agent:
-        s = self.settings
-        sandbox = Sandbox(
-            SandboxConfig(
-                workspace=workspace,
-                network=s.sandbox_network,
-                timeout_s=s.sandbox_timeout_s,
-                memory_mb=s.sandbox_memory_mb,
-            )
-        )
-        policy = Policy.from_file(s.policy_file) if s.policy_file else default_policy_with_browser()
-        toolsets = toolsets or {"coding", *s.tools}
-        tools = coding_tools(workspace, sandbox)
-        if "office" in toolsets:
-            tools += office_tools(workspace)
-        if chat or "memory" in toolsets:
-            tools += self.memory.tools(user_id, org_id)
-        if "browser" in toolsets:  # listed first: small models favour the first tools
-            tools = browser_tools(workspace, s.browser_policy) + tools
-        return Agent(
-            model,
-            tools,
-            self.store,
-            approver=PolicyApprover(policy, ask=ask, auto_approve=auto_approve),
-            limits=s.limits,
-            require_action=not chat,
+        """An agent with these tool sets (default: the configured ones, and memory in chat)."""
+        spec = RunSpec(
+            workspace=workspace,
+            model=model,
+            auto_approve=auto_approve,
+            ask=ask,
             on_message=on_message,
+            chat=chat,
+            user_id=user_id,
+            org_id=org_id,
         )
+        wanted = list(toolsets) if toolsets is not None else self.settings.tools
+        return self._build(spec, toolsets_for("", wanted, chat))
 
     def start(
         self,
@@ -128,21 +269,29 @@ class SessionService:
         chat: bool = False,
         user_id: str = LOCAL_USER,
         org_id: str = LOCAL_ORG,
+        *,
+        toolsets: list[str] | None = None,
+        playbook: str | None = None,  # for the playbook hook (see RunSpec.playbook)
     ) -> str:
+        """Store a new session for the task, with the prompt its tool sets add; its id."""
         if not task.strip():
             raise ConfigError("the task is empty: say what Spud should do")
+        sets = toolsets if toolsets is not None else self._sets.get(id(agent), [])
         prompt = CHAT_PROMPT if chat else SYSTEM_PROMPT
-        if "browser_open" in agent.tools:
-            prompt += "\n" + BROWSER_PROMPT
+        prompt += registry.prompt(sets)
         prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
-        return agent.start(task, str(workspace), prompt)
+        sid = agent.start(task, str(workspace), prompt)
+        self.store.update_session(sid, toolsets=",".join(sets))
+        return sid
 
     def run(self, agent: Agent, session_id: str) -> RunResult:
         return agent.run(session_id)
 
     def close(self, agent: Agent) -> None:
-        """End what an agent holds open (its browser); call from the thread that ran it."""
-        close_browsers(list(agent.tools.values()))
+        """End what an agent's tool sets hold open; call from the thread that ran it."""
+        registry.close(list(registry.toolsets()), list(agent.tools.values()))
+
+    # -- stored sessions --------------------------------------------------------------
 
     def session(self, session_id: str) -> SessionInfo:
         return self.store.get_session(session_id)
@@ -153,14 +302,14 @@ class SessionService:
     def sessions(self, limit: int = 50) -> list[SessionInfo]:
         return self.store.list_sessions(limit)
 
-    def toolsets_of(self, session_id: str) -> set[str]:
-        """The tool sets a stored session needs to go on: from its task and the calls made."""
+    def toolsets_of(self, session_id: str) -> list[str]:
+        """The tool sets a stored session was given (recorded when it started)."""
         info = self.session(session_id)
-        sets = toolsets_for(info.task, self.settings.tools)
-        called = {c.name for m in self.store.messages(info.id) for c in m.tool_calls}
-        if any(name.startswith("browser_") for name in called):
-            sets.add("browser")
-        return sets
+        return info.toolsets or self._legacy_toolsets(info, chat=False)
+
+    def _legacy_toolsets(self, info: SessionInfo, chat: bool) -> list[str]:
+        """Sessions stored before sets were recorded: what their task and settings give."""
+        return toolsets_for(info.task, self.settings.tools, chat)
 
     def deliverables(self, session_id: str) -> list[Verification]:
         """The office files a session produced, each reopened and verified."""

@@ -1,0 +1,60 @@
+"""Playbooks: workflows for common kinds of work, chosen from the task text and the workspace.
+
+Each playbook is one module in this package that registers itself with `@playbook`; adding a
+module adds a playbook and touches nothing else. The general loop stays the fallback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+from spud.playbooks.base import Brief, Playbook
+from spud.sandbox.bubblewrap import Sandbox
+
+__all__ = ["Brief", "Playbook", "brief_for", "choose", "playbook", "registered"]
+
+_PLAYBOOKS: dict[str, Playbook] = {}
+_SUPPORT = {"base", "checks"}  # modules of this package that are not playbooks
+
+
+def playbook(cls: type) -> type:
+    """Class decorator: register one instance of a playbook under its name."""
+    instance = cls()
+    _PLAYBOOKS[instance.name] = instance
+    return cls
+
+
+def registered() -> dict[str, Playbook]:
+    """Every playbook, by name (the package's modules are imported on first use)."""
+    if not _PLAYBOOKS:
+        for info in pkgutil.iter_modules(__path__):
+            if info.name not in _SUPPORT:
+                importlib.import_module(f"{__name__}.{info.name}")
+    return dict(_PLAYBOOKS)
+
+
+def choose(task: str, workspace: Path) -> Playbook | None:
+    """The playbook that fits this task best, or None for the general loop."""
+    scored = [(pb.score(task, workspace), name, pb) for name, pb in registered().items()]
+    best = max(scored, default=(0, "", None), key=lambda t: (t[0], t[1]))
+    return best[2] if best[0] > 0 else None
+
+
+def brief_for(
+    task: str, workspace: Path, sandbox: Sandbox, name: str | None = None
+) -> Brief | None:
+    """The brief of the named playbook (or the best fit); None when no playbook applies."""
+    if name == "none":
+        return None
+    if name:
+        book = registered().get(name)
+        if book is None:
+            from spud.core.errors import ConfigError
+
+            known = ", ".join(sorted(registered()))
+            raise ConfigError(f"unknown playbook {name!r}; known: {known}, none")
+    else:
+        book = choose(task, workspace)
+    return book.brief(task, workspace, sandbox) if book else None

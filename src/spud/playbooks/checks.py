@@ -1,0 +1,129 @@
+"""Checks a playbook runs on a task's outcome: commands, files left alone, outputs made."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spud.core.protocols import CheckResult
+from spud.sandbox.bubblewrap import Sandbox
+
+Check = Callable[[], CheckResult]
+PYTEST_TOTALS = re.compile(r"\d+ (?:passed|failed|errors?|skipped)[^\n]*")
+
+
+def command_check(sandbox: Sandbox, command: str, timeout_s: float = 120) -> Check:
+    """The command must exit 0 in the sandbox; its output's tail is the detail."""
+
+    def run() -> CheckResult:
+        res = sandbox.execute(command, timeout_s=min(timeout_s, sandbox.config.timeout_s))
+        passed = res.exit_code == 0 and not res.timed_out
+        tail = res.output.strip()[-1500:]
+        if res.timed_out:
+            tail += f"\n[killed after {timeout_s:g}s]"
+        return CheckResult(name=f"`{command}`", passed=passed, detail=summarise(tail, passed))
+
+    return run
+
+
+def summarise(output: str, passed: bool) -> str:
+    """A pytest run's totals line when passed; the whole tail when not."""
+    if passed:
+        totals = PYTEST_TOTALS.findall(output)
+        return totals[-1].strip("= ") if totals else "exit code 0"
+    return output
+
+
+def unchanged_check(workspace: Path, paths: list[str]) -> Check:
+    """Files (the tests) must stay as they were when the run began."""
+    before = {p: _hash(workspace / p) for p in paths}
+
+    def run() -> CheckResult:
+        changed = [p for p, h in before.items() if _hash(workspace / p) != h]
+        detail = (
+            f"changed: {', '.join(changed)}; put them back as they were"
+            if changed
+            else ", ".join(paths)
+        )
+        return CheckResult(name="tests left unchanged", passed=not changed, detail=detail)
+
+    return run
+
+
+def outputs_check(workspace: Path, paths: list[str]) -> Check:
+    """Files the task asks for must exist and not be empty."""
+
+    def run() -> CheckResult:
+        missing = [p for p in paths if not (workspace / p).is_file()]
+        empty = [p for p in paths if p not in missing and (workspace / p).stat().st_size == 0]
+        problems = [f"{p} was not created" for p in missing] + [f"{p} is empty" for p in empty]
+        return CheckResult(
+            name=f"output {', '.join(paths)}",
+            passed=not problems,
+            detail="; ".join(problems) or "present",
+        )
+
+    return run
+
+
+def office_check(workspace: Path, paths: list[str]) -> Check:
+    """Office files are reopened, recalculated and checked (no error cells, readable)."""
+    from spud.tools.office_verify import verify_file
+
+    def run() -> CheckResult:
+        problems: list[str] = []
+        for p in paths:
+            if (workspace / p).is_file():
+                v = verify_file(workspace / p)
+                problems += [f"{p}: {x}" for x in v.problems]
+        return CheckResult(
+            name=f"verify {', '.join(paths)}",
+            passed=not problems,
+            detail="; ".join(problems[:8]) or "no errors",
+        )
+
+    return run
+
+
+@dataclass
+class TaskVerifier:
+    """Runs a playbook's checks before finishing, and a quick one after each change."""
+
+    checks: list[Check]
+    quick: Callable[[], str] | None = None
+    runs: list[list[CheckResult]] = field(default_factory=list)
+
+    def check(self) -> list[CheckResult]:
+        results = [c() for c in self.checks]
+        self.runs.append(results)
+        return results
+
+    def after_change(self) -> str:
+        return self.quick() if self.quick else ""
+
+
+def tests_quick(sandbox: Sandbox, command: str) -> Callable[[], str]:
+    """After a change: the test totals and the first failures, in a few lines."""
+
+    def run() -> str:
+        res = sandbox.execute(command, timeout_s=min(60, sandbox.config.timeout_s))
+        lines = res.output.strip().splitlines()
+        failures = [ln for ln in lines if ln.startswith(("FAILED", "ERROR", "E "))][:6]
+        totals = PYTEST_TOTALS.findall(res.output)
+        head = totals[-1].strip("= ") if totals else f"exit code {res.exit_code}"
+        if res.exit_code == 0:
+            return f"[tests after this change: {head}]"
+        shown = "\n".join(failures) or "\n".join(lines[-8:])
+        return f"[tests after this change: {head}]\n{shown}"
+
+    return run
+
+
+def _hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"

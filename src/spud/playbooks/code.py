@@ -1,0 +1,93 @@
+"""Playbook: implement or fix code against the tests in the workspace."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from spud.playbooks import playbook
+from spud.playbooks.base import Brief, named_files, show_file, workspace_files
+from spud.playbooks.checks import TaskVerifier, command_check, tests_quick, unchanged_check
+from spud.sandbox.bubblewrap import Sandbox
+
+TEST_FILE = re.compile(r"(^|/)(test_[^/]*\.py|[^/]*_test\.py)$")
+IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
+COMMAND = re.compile(r"`([^`]*pytest[^`]*)`")
+CODE_WORDS = re.compile(
+    r"\b(tests?|pytest|implement|fix|bug|function|class|method|pass(?:es)?|stub|refactor)\b",
+    re.IGNORECASE,
+)
+QUICK = "python -m pytest -q --tb=line -rf -p no:cacheprovider"
+MAX_CONTEXT = 14000
+
+
+def find_tests(workspace: Path) -> list[str]:
+    return [f for f in workspace_files(workspace) if TEST_FILE.search(f)]
+
+
+@playbook
+class CodeAgainstTests:
+    """Gather the code, the tests and the failures first; one focused edit at a time."""
+
+    name = "code"
+
+    def score(self, task: str, workspace: Path) -> int:
+        if not find_tests(workspace):
+            return 0
+        return 3 if CODE_WORDS.search(task) else 1
+
+    def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
+        tests = find_tests(workspace)
+        named = [f for f in named_files(task) if f in set(workspace_files(workspace))]
+        tests = [t for t in named if t in tests] or tests
+        sources = _sources(workspace, task, tests)
+        command = _command(task)
+        quick = tests_quick(sandbox, QUICK)
+        parts, used = [], 0
+        for rel in [*sources, *tests][:6]:
+            shown = show_file(workspace, rel, max_chars=max(2000, MAX_CONTEXT - used))
+            used += len(shown)
+            parts.append(shown)
+        parts.append(f"Test result now (`{command}`):\n{quick()}")
+        target = ", ".join(sources) or "the code under test"
+        test_names = ", ".join(tests[:3])
+        prompt = (
+            "\nHow to do this task:\n"
+            f"1. The tests in {test_names} say what {target} must do. Do not change the tests.\n"
+            f"2. Change {target}: edit_file replaces exact text, write_file rewrites a whole "
+            "file. Make one focused change at a time.\n"
+            "3. After every change the tests run by themselves and you see the result: fix "
+            "the first failure, then the next.\n"
+            "4. When the tests pass, call finish with a one-line summary."
+        )
+        context = "Spud gathered these files and ran the tests before you start.\n\n" + (
+            "\n\n".join(parts)
+        )
+        verifier = TaskVerifier(
+            checks=[command_check(sandbox, command), unchanged_check(workspace, tests)],
+            quick=quick,
+        )
+        return Brief(playbook=self.name, prompt=prompt, context=context, verifier=verifier)
+
+
+def _command(task: str) -> str:
+    """The test command the task names, or pytest's default run."""
+    match = COMMAND.search(task)
+    return match.group(1).strip() if match else "python -m pytest -q"
+
+
+def _sources(workspace: Path, task: str, tests: list[str]) -> list[str]:
+    """The modules to change: named in the task, or imported by the tests, that exist."""
+    files = set(workspace_files(workspace))
+    out = [f for f in named_files(task) if f.endswith(".py") and f in files and f not in tests]
+    for test in tests:
+        try:
+            text = (workspace / test).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for match in IMPORT.finditer(text):
+            module = (match.group(1) or match.group(2)).replace(".", "/")
+            for candidate in (f"{module}.py", f"{module}/__init__.py"):
+                if candidate in files and candidate not in out and candidate not in tests:
+                    out.append(candidate)
+    return out

@@ -1,0 +1,52 @@
+"""Playbook: file chores: inspect the inputs, write a script, run it, check the output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from spud.playbooks import playbook
+from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
+from spud.playbooks.checks import TaskVerifier, outputs_check
+from spud.sandbox.bubblewrap import Sandbox
+
+CHORE_WORDS = re.compile(
+    r"\b(files?|folders?|director(?:y|ies)|csv|json|logs?|rename|move|convert|count|extract|"
+    r"merge|replace|report|lines?|script)\b",
+    re.IGNORECASE,
+)
+
+
+@playbook
+class FileChores:
+    """Look at the inputs first; for anything bigger than one edit, a script that is run."""
+
+    name = "files"
+
+    def score(self, task: str, workspace: Path) -> int:
+        return 2 if CHORE_WORDS.search(task) else 0
+
+    def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
+        files = workspace_files(workspace, limit=80)
+        names = named_files(task)
+        inputs = [n for n in names if n in set(files)]
+        outputs = [n for n in names if n not in set(files) and "*" not in n]
+        parts = ["Files in the workspace:\n" + ("\n".join(files) or "(none)")]
+        for rel in (inputs or files)[:4]:
+            parts.append(head_lines(workspace, rel, 12))
+        prompt = (
+            "\nHow to do this task:\n"
+            "1. The workspace's files and the start of the inputs are shown below.\n"
+            "2. If the work touches more than a few lines, write a Python script with write_file "
+            "and run it with bash (python3 and the script's name).\n"
+            "3. Read the output file back and compare it with what the task asks for; fix "
+            "the script and run it again if it differs.\n"
+            "4. When the output is right, call finish."
+        )
+        checks = [outputs_check(workspace, outputs)] if outputs else []
+        return Brief(
+            playbook=self.name,
+            prompt=prompt,
+            context="Spud looked at the workspace before you start.\n\n" + "\n\n".join(parts),
+            verifier=TaskVerifier(checks=checks),
+        )

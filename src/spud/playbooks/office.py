@@ -1,0 +1,86 @@
+"""Playbook: workbook and document edits: look, plan the cells, write, recalculate, verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spud.playbooks import playbook
+from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
+from spud.playbooks.checks import TaskVerifier, office_check, outputs_check
+from spud.sandbox.bubblewrap import Sandbox
+
+OFFICE = (".xlsx", ".xlsm", ".docx", ".pptx")
+TEXT_INPUTS = (".csv", ".txt", ".md", ".json")
+SHOWN_ROWS, SHOWN_COLS = 15, 12
+
+
+@playbook
+class OfficeWork:
+    """Show the workbook first, then write cells and check the recalculated values."""
+
+    name = "office"
+
+    def score(self, task: str, workspace: Path) -> int:
+        names = named_files(task)
+        return 3 if any(n.lower().endswith(OFFICE) for n in names) else 0
+
+    def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
+        present = set(workspace_files(workspace))
+        names = named_files(task)
+        inputs = [n for n in names if n in present]
+        outputs = [n for n in names if n not in present]
+        parts = []
+        for rel in inputs[:4]:
+            if rel.lower().endswith((".xlsx", ".xlsm")):
+                parts.append(workbook_view(workspace / rel))
+            elif rel.lower().endswith(TEXT_INPUTS):
+                parts.append(head_lines(workspace, rel, 15))
+        office = [n for n in names if n.lower().endswith(OFFICE)]
+        prompt = (
+            "\nHow to do this task:\n"
+            "1. The files are shown below: find the sheets, columns and cells the task names.\n"
+            "2. Write with sheet_write: formulas are text starting with '='. Fill every row "
+            "the task covers, not only the first one.\n"
+            "3. After each write the workbook is recalculated and the values are shown: check "
+            "them against the task and fix errors.\n"
+            "4. Documents and slides: write them with docx_write or pptx_write.\n"
+            "5. When the files hold what the task asks for, call finish."
+        )
+        checks = []
+        if outputs:
+            checks.append(outputs_check(workspace, outputs))
+        if office:
+            checks.append(office_check(workspace, office))
+        context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
+        return Brief(
+            playbook=self.name,
+            prompt=prompt,
+            context=context if parts else "",
+            verifier=TaskVerifier(checks=checks),
+            toolsets={"office"},
+        )
+
+
+def workbook_view(path: Path) -> str:
+    """Each sheet's first rows as a grid with addresses, formulas shown as written."""
+    from openpyxl.utils import get_column_letter
+
+    from spud.tools.sheets import OfficeError, load_workbook
+
+    try:
+        wb = load_workbook(path)
+    except OfficeError as exc:
+        return f"{path.name}: {exc}"
+    lines = [f"{path.name}: sheets {', '.join(repr(ws.title) for ws in wb.worksheets)}"]
+    for ws in wb.worksheets:
+        cols = min(ws.max_column, SHOWN_COLS)
+        lines.append(
+            f"sheet {ws.title!r} ({ws.max_row} rows, columns A-{get_column_letter(cols)}):"
+        )
+        for row in ws.iter_rows(min_row=1, max_row=min(ws.max_row, SHOWN_ROWS), max_col=cols):
+            cells = [f"{c.coordinate}={c.value}" for c in row if c.value is not None]
+            if cells:
+                lines.append("  " + " | ".join(cells))
+        if ws.max_row > SHOWN_ROWS:
+            lines.append(f"  ... {ws.max_row - SHOWN_ROWS} more rows (sheet_read shows them)")
+    return "\n".join(lines)

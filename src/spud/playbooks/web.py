@@ -1,0 +1,41 @@
+"""Playbook: web look-ups and forms: open, read the snapshot, act, read back, answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spud.playbooks import playbook
+from spud.playbooks.base import URL, Brief, named_files, workspace_files
+from spud.playbooks.checks import TaskVerifier, outputs_check
+from spud.sandbox.bubblewrap import Sandbox
+
+
+@playbook
+class WebWork:
+    """Browser tools on; the steps of a look-up or a form, in order."""
+
+    name = "web"
+
+    def score(self, task: str, workspace: Path) -> int:
+        return 4 if URL.search(task) else 0
+
+    def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
+        present = set(workspace_files(workspace))
+        outputs = [n for n in named_files(task) if n not in present]
+        prompt = (
+            "\nHow to do this task:\n"
+            "1. Call browser_open with the address from the task.\n"
+            "2. Read the page it shows. To follow a link or press a button, call browser_click "
+            "with the element's ref from the page.\n"
+            "3. Forms: browser_type for text fields, browser_select for drop-down lists, "
+            "browser_click for checkboxes, then click the submit button.\n"
+            "4. Write what the task asks into the file it names with write_file, or give it "
+            "in the finish summary. Copy values exactly as the page shows them."
+        )
+        checks = [outputs_check(workspace, outputs)] if outputs else []
+        return Brief(
+            playbook=self.name,
+            prompt=prompt,
+            verifier=TaskVerifier(checks=checks),
+            toolsets={"browser"},
+        )

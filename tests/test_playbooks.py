@@ -1,0 +1,171 @@
+"""Playbooks on the replay model and the real sandbox: choice, gathered context, check and repair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from spud.core.agent import Agent, Harness, Limits
+from spud.core.errors import ConfigError
+from spud.models.replay import ReplayModel
+from spud.playbooks import brief_for, choose, registered
+from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.tools.sheets import office_tools
+from spud.tools.shell import coding_tools
+
+TASK = "The tests in test_calc.py fail. Fix calc.py so that they pass."
+BROKEN = "def add(a, b):\n    return a - b\n"
+FIXED = "def add(a, b):\n    return a + b\n"
+TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+def call(name: str, **arguments: object) -> dict:
+    return {"calls": [{"name": name, "arguments": arguments}]}
+
+
+@pytest.fixture
+def code_ws(workspace: Path) -> Path:
+    (workspace / "calc.py").write_text(BROKEN)
+    (workspace / "test_calc.py").write_text(TESTS)
+    return workspace
+
+
+def run_task(task: str, ws: Path, store, replies: list[dict], repairs: int = 2, office=False):
+    sandbox = Sandbox(SandboxConfig(workspace=ws))
+    tools = coding_tools(ws, sandbox) + (office_tools(ws) if office else [])
+    brief = brief_for(task, ws, sandbox)
+    assert brief is not None
+    agent = Agent(
+        ReplayModel(replies),
+        tools,
+        store,
+        limits=Limits(max_steps=10),
+        harness=Harness(check_repairs=repairs),
+        verifier=brief.verifier,
+    )
+    sid = agent.start(task, str(ws), "system" + brief.prompt, brief.context)
+    return agent.run(sid), store.messages(sid), brief
+
+
+def test_every_playbook_is_registered_from_its_own_file():
+    assert {"code", "office", "files", "web"} <= set(registered())
+
+
+def test_the_task_and_workspace_choose_the_playbook(code_ws: Path, tmp_path: Path):
+    assert choose(TASK, code_ws).name == "code"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert choose("Add a margin column to q3.xlsx", empty).name == "office"
+    assert choose("Open http://127.0.0.1:9/shop.html and read the price", empty).name == "web"
+    assert choose("Convert people.csv to people.json", empty).name == "files"
+    assert choose("What is 2 + 3?", empty) is None
+
+
+def test_unknown_playbook_name_is_a_clear_error(code_ws: Path):
+    with pytest.raises(ConfigError, match="unknown playbook 'cooking'.*code"):
+        brief_for(TASK, code_ws, Sandbox(SandboxConfig(workspace=code_ws)), "cooking")
+    assert brief_for(TASK, code_ws, Sandbox(SandboxConfig(workspace=code_ws)), "none") is None
+
+
+def test_code_brief_gathers_the_code_the_tests_and_the_failure(code_ws: Path):
+    brief = brief_for(TASK, code_ws, Sandbox(SandboxConfig(workspace=code_ws)))
+    assert brief.playbook == "code"
+    assert "calc.py:\n```\ndef add(a, b):\n    return a - b\n```" in brief.context
+    assert "test_calc.py:\n```\nfrom calc import add" in brief.context
+    assert "1 failed" in brief.context and "assert -1 == 5" in brief.context
+    assert "The tests in test_calc.py say what calc.py must do" in brief.prompt
+
+
+def test_a_failing_check_sends_the_model_back_to_repair(code_ws: Path, store):
+    replies = [
+        call("write_file", path="calc.py", content="def add(a, b):\n    return a * b\n"),
+        call("finish", summary="fixed add"),
+        call("write_file", path="calc.py", content=FIXED),
+        call("finish", summary="fixed add for real"),
+    ]
+    result, messages, _ = run_task(TASK, code_ws, store, replies)
+    refusal = next(m for m in messages if m.kind == "check_failed")
+    assert "`python -m pytest -q`" in refusal.content and "assert 6 == 5" in refusal.content
+    assert result.status == "finished"
+    assert result.summary.startswith("fixed add for real [checked and passed: `python -m pytest")
+    assert "1 passed" in result.checks[0].detail
+
+
+def test_each_change_shows_the_tests_result(code_ws: Path, store):
+    replies = [call("write_file", path="calc.py", content=FIXED), call("finish", summary="ok")]
+    result, messages, _ = run_task(TASK, code_ws, store, replies)
+    write = next(m for m in messages if m.role == "tool" and m.name == "write_file")
+    assert "[tests after this change: 1 passed" in write.content
+    assert result.status == "finished"
+
+
+def test_a_run_that_never_passes_its_check_does_not_end_finished(code_ws: Path, store):
+    wrong = call("write_file", path="calc.py", content="def add(a, b):\n    return 0\n")
+    replies = [wrong, call("finish", summary="done"), call("finish", summary="done!")]
+    result, _, _ = run_task(TASK, code_ws, store, replies, repairs=1)
+    assert result.status == "check_failed"
+    assert "FAILED: `python -m pytest -q`" in result.summary
+    assert store.get_session(result.session_id).status == "check_failed"
+
+
+def test_editing_the_tests_is_caught(code_ws: Path, store):
+    replies = [
+        call("write_file", path="test_calc.py", content="def test_add():\n    pass\n"),
+        call("finish", summary="tests pass now"),
+    ]
+    result, _, _ = run_task(TASK, code_ws, store, replies, repairs=0)
+    assert result.status == "check_failed"
+    assert "tests left unchanged" in result.summary
+
+
+def test_files_playbook_checks_the_named_output_exists(workspace: Path, store):
+    (workspace / "people.csv").write_text("name,age\nAda,36\n")
+    task = "Convert people.csv to people.json (a list of objects)."
+    replies = [
+        call("read_file", path="people.csv"),
+        call("finish", summary="converted"),
+        call("write_file", path="people.json", content='[{"name": "Ada", "age": 36}]'),
+        call("finish", summary="converted"),
+    ]
+    result, messages, brief = run_task(task, workspace, store, replies)
+    assert brief.playbook == "files" and "name,age" in brief.context
+    refusal = next(m for m in messages if m.kind == "check_failed")
+    assert "people.json was not created" in refusal.content
+    assert (
+        result.status == "finished" and "checked and passed: output people.json" in result.summary
+    )
+
+
+def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Q3"
+    ws.append(["item", "price", "cost"])
+    ws.append(["peeler", 12.5, 0])
+    wb.save(workspace / "q3.xlsx")
+    task = "In q3.xlsx add a margin column D: price divided by cost, header 'margin'."
+    replies = [
+        call("sheet_write", path="q3.xlsx", cells={"D1": "margin", "D2": "=B2/C2"}),
+        call("finish", summary="added"),
+        call("sheet_write", path="q3.xlsx", cells={"D2": '=IF(C2=0,"",B2/C2)'}),
+        call("finish", summary="added, no division by zero"),
+    ]
+    result, messages, brief = run_task(task, workspace, store, replies, office=True)
+    assert brief.playbook == "office"
+    assert "sheet 'Q3'" in brief.context and "B2=12.5" in brief.context
+    refusal = next(m for m in messages if m.kind == "check_failed")
+    assert "#DIV/0!" in refusal.content
+    assert result.status == "finished"
+
+
+def test_web_playbook_turns_the_browser_on(workspace: Path):
+    brief = brief_for(
+        "Open http://127.0.0.1:8000/a.html and write the price into price.txt",
+        workspace,
+        Sandbox(SandboxConfig(workspace=workspace)),
+    )
+    assert brief.playbook == "web" and brief.toolsets == {"browser"}
+    assert "browser_open" in brief.prompt
+    assert brief.verifier.check()[0].detail == "price.txt was not created"
