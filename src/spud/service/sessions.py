@@ -25,6 +25,7 @@ from spud.tools.office_verify import Verification, verify_outputs
 
 if TYPE_CHECKING:
     from spud.memory.service import MemoryService
+    from spud.playbooks import Brief
 
 Asker = Callable[[ToolCall, str], bool]
 
@@ -280,9 +281,27 @@ class SessionService:
         prompt = CHAT_PROMPT if chat else SYSTEM_PROMPT
         prompt += registry.prompt(sets)
         prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
-        sid = agent.start(task, str(workspace), prompt)
+        context = ""
+        brief = None if chat else self.brief(agent, task, workspace, playbook)
+        if brief is not None:  # the playbook's steps, what it gathered, and its checks
+            prompt += brief.prompt
+            context = brief.context
+            agent.verifier = brief.verifier
+        sid = agent.start(task, str(workspace), prompt, context)
         self.store.update_session(sid, toolsets=",".join(sets))
         return sid
+
+    def brief(
+        self, agent: Agent, task: str, workspace: Path, playbook: str | None = None
+    ) -> Brief | None:
+        """The playbook's brief for a task (prompt lines, gathered context, checks), if any."""
+        from spud.playbooks import brief_for
+
+        name = playbook or self.settings.playbook or None
+        sandbox = getattr(agent.tools.get("bash"), "sandbox", None)
+        if sandbox is None or name == "none":
+            return None
+        return brief_for(task, workspace, sandbox, name)
 
     def run(self, agent: Agent, session_id: str) -> RunResult:
         return agent.run(session_id)
