@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,6 +125,14 @@ def running_server(tmp_path: Path) -> Iterator[ServerProc]:
     server = start_server(tmp_path / "home", {"SPUD_MODEL": model})
     yield server
     server.stop()
+
+
+def csrf_token(client: Any) -> str:
+    """The CSRF token Spud's pages put in their forms (the client keeps the cookie it goes with)."""
+    page = client.get("/login", follow_redirects=True)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
 
 
 def sse_events(response: httpx.Response) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from server_fixtures import replay_file
+from server_fixtures import csrf_token, replay_file
 
 from spud.config import Settings
 from spud.server.app import create_app
@@ -218,13 +218,14 @@ def test_sign_in_cookie_works_and_sign_out_ends_it(world: tuple[World, TestClien
     cookie = ok.cookies["spud_session"]
     assert "httponly" in ok.headers["set-cookie"].lower()
     assert client.get("/api/me").json()["username"] == "member-A"  # the client kept the cookie
-    client.post("/auth/logout")
+    client.post("/auth/logout", json={})
     client.cookies.set("spud_session", cookie)  # the old cookie, replayed after sign-out
     assert client.get("/api/me").status_code == 401
     client.cookies.clear()
     form = client.post(
         "/auth/login",
         data={"username": "member-A", "password": "password-123", "next": "/tasks"},
+        headers={"x-csrf-token": csrf_token(client)},
         follow_redirects=False,
     )
     assert form.status_code == 303 and form.headers["location"] == "/tasks"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from server_fixtures import replay_file
+from server_fixtures import csrf_token, replay_file
 
 from spud.config import Settings
 from spud.core.messages import Message, ToolCall
@@ -70,6 +70,7 @@ class Site:
     def client(self, username: str | None = None) -> TestClient:
         """A browser-like client, signed in through the form when a username is given."""
         client = TestClient(self.app, follow_redirects=False)
+        client.headers["x-csrf-token"] = csrf_token(client)  # what the pages' forms carry
         if username:
             r = client.post("/auth/login", data={"username": username, "password": PASSWORD})
             assert r.status_code == 303 and "spud_session" in client.cookies

@@ -47,6 +47,7 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
 
     app.state.spud = services
     app.state.cookie_secure = server.cookie_secure
+    auth.configure(app, server)  # sign-in limits, CSRF secret, HTTPS and proxy settings
     errors.install(app)
     app.add_exception_handler(auth.SignInRequired, auth.sign_in_redirect)
     app.include_router(auth.router)

@@ -46,19 +46,24 @@ def serve(
         model_delay_s=server.model_delay_s,
     )
     first = services.first_admin(server.admin_password)
-    url = f"http://{server.host}:{server.port}/"
+    scheme = "https" if server.ssl_certfile else "http"
+    url = f"{scheme}://{server.host}:{server.port}/"
     if first:
         console.print(
             f"[bold]first run:[/] created the admin [bold]{first[0]}[/] with password "
             f"[bold]{escape(first[1])}[/] (shown only now; add users with `spud users add`)"
         )
     console.print(f"Spud is serving at [bold]{url}[/] (model {settings.model}); Ctrl-C stops")
+    if warning := server.plain_http_warning():
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     uvicorn.run(
         create_app(services, server),
         host=server.host,
         port=server.port,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        ssl_certfile=server.ssl_certfile,
+        ssl_keyfile=server.ssl_keyfile,
     )
 
 

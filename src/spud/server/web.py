@@ -54,9 +54,11 @@ def render(
 ) -> Response:
     """A page from templates/, with the navigation for who is signed in."""
     nav = [*NAV, ("admin", "Admin")] if who and who.is_admin else NAV
+    csrf = auth.csrf_token(request)  # every form carries it; the cookie goes with the page
     response = templates.TemplateResponse(
-        request, name, {"who": who, "nav": nav, **context}, status_code=status
+        request, name, {"who": who, "nav": nav, "csrf": csrf, **context}, status_code=status
     )
+    auth.set_csrf_cookie(request, response)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -118,15 +120,24 @@ def breadcrumbs(path: str) -> list[tuple[str, str]]:
 # -- sign-in ------------------------------------------------------------------------------
 
 
+SIGN_IN_ERRORS = {
+    "locked": "Too many sign-in attempts for this account or from this address: "
+    "try again in a few minutes.",
+    "expired": "The sign-in form had expired: please sign in again.",
+}
+
+
 @router.get("/login")
-def login_page(request: Request, next: str = "/", error: int = 0) -> Response:
+def login_page(
+    request: Request, next: str = "/", error: str = Query("", max_length=20)
+) -> Response:
     """The sign-in form (the one page that needs no sign-in)."""
     try:
         auth.principal(request)
         return RedirectResponse(auth._local(next), 303)
     except Unauthorized:
         pass
-    message = "Wrong username or password." if error else ""
+    message = SIGN_IN_ERRORS.get(error, "Wrong username or password.") if error else ""
     return render(request, "login.html", None, next=auth._local(next), error=message)
 
 
@@ -145,11 +156,12 @@ def chat(
     svc: auth.Svc,
     session: str | None = Query(None, max_length=64),
 ) -> Response:
-    """Talk with the agent (model spud-agent); past chats on the side."""
-    chats = svc.owned.list(who.org_id, "", "chat", 50)
+    """Talk with the agent (model spud-agent); your past chats on the side."""
+    mine = set(svc.owned.of_user(who.user_id, who.org_id))  # a chat is its starter's
+    chats = [c for c in svc.owned.list(who.org_id, "", "chat", 200) if c.id in mine][:50]
     turns: list[dict[str, Any]] = []
     if session:
-        info = svc.owned.get(who.org_id, session)
+        info = svc.owned.get(who.org_id, session) if session in mine else None
         if info is None:
             return error_page(request, who, NotFound(f"no chat {session!r}"))
         turns = chat_turns(svc.sessions.messages(session))
@@ -209,7 +221,7 @@ def policy_for(approvals: str) -> tuple[Policy | None, bool]:
 @router.post("/tasks")
 def start_task(
     request: Request,
-    who: auth.PageUser,
+    who: auth.FormUser,
     svc: auth.Svc,
     prompt: Annotated[str, Form(max_length=100_000)] = "",
     workspace: Annotated[str, Form(max_length=500)] = "default",
