@@ -60,8 +60,8 @@ class ChatService:
         require_write(who)
         if not text.strip():
             raise ConfigError("the message is empty")
-        if session_id is not None and self.owned.get(who.org_id, session_id) is None:
-            raise NotFound(f"no session {session_id!r}")
+        if session_id is not None and not self.owns(who, session_id):
+            raise NotFound(f"no chat {session_id!r} of yours to continue")
         task = f"{history}\n\nNow: {text}" if history else text
         return self._executor.submit(self._turn, who, task, session_id)
 
@@ -98,6 +98,11 @@ class ChatService:
             seconds=result.seconds,
         )
         return ChatTurn(session_id=session_id, answer=answer, status=result.status, usage=usage)
+
+    def owns(self, who: Principal, session_id: str) -> bool:
+        """A chat is continued only by the user who started it (its turns become their memory)."""
+        owner = self.owned.owner(session_id)
+        return owner is not None and (owner.org_id, owner.user_id) == (who.org_id, who.user_id)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
