@@ -65,6 +65,7 @@ class Decision:
     port: int
     address: str | None  # the address connected to (None when refused before connecting)
     reason: str | None  # None: allowed
+    status: int = 200  # 403: the policy refused it; 502: it did not resolve or connect
 
     @property
     def allowed(self) -> bool:
@@ -129,6 +130,7 @@ class AllowlistProxy:
     address_check: called with (ip, host, port) for every resolved address; default
         ranges_check() (global addresses only).
     resolver: (host, port) -> addresses; default system_resolver. Called once per request.
+    on_decision: called (from the connection's thread) with every Decision as it is made.
     unix_path: where the unix socket goes; default a new private temporary folder.
     connect_timeout / idle_timeout: seconds to connect upstream / a tunnel may sit silent.
     """
@@ -144,6 +146,7 @@ class AllowlistProxy:
         port: int = 0,
         connect_timeout: float = 10.0,
         idle_timeout: float = 300.0,
+        on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
         self.check = check
         self.address_check = address_check or ranges_check()
@@ -151,6 +154,7 @@ class AllowlistProxy:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.decisions: deque[Decision] = deque(maxlen=1000)
+        self.on_decision = on_decision
         self._host, self._port = host, port
         self._given_unix = Path(unix_path) if unix_path is not None else None
         self._tmpdir: str | None = None
@@ -300,14 +304,19 @@ class AllowlistProxy:
                 last = exc
                 continue
             self._track(sock)
-            self.decisions.append(Decision(host, port, ip, None))
+            self._decide(Decision(host, port, ip, None))
             return sock
         self._refuse(host, port, 502, f"could not connect to {host}:{port}: {last}")
         raise AssertionError("unreachable")
 
     def _refuse(self, host: str, port: int, status: int, reason: str) -> None:
-        self.decisions.append(Decision(host, port, None, reason))
+        self._decide(Decision(host, port, None, reason, status))
         raise _Refused(status, reason)
+
+    def _decide(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)
 
     def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         a.settimeout(None)

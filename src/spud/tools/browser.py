@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from spud.core.messages import ToolResult
 from spud.core.protocols import Tool
+from spud.sandbox.proxy import Decision
+from spud.tools.browser_launch import Launched, LaunchError, launch, policy_proxy
 from spud.tools.browser_policy import BROWSER_LAUNCH_ARGS, BrowserPolicy
 from spud.tools.files import WorkspaceTool
 
@@ -48,6 +50,7 @@ class BrowserSession:
         self.files = WorkspaceTool(workspace)
         self.policy = policy or BrowserPolicy()
         self._pw: Any = None
+        self._launched: Launched | None = None
         self._browser: Any = None
         self.context: Any = None
         self.pages: list[Any] = []
@@ -80,17 +83,15 @@ class BrowserSession:
     def _start(self) -> None:
         from playwright.sync_api import Error
 
-        exe = self.policy.executable_path
-        if not Path(exe).exists():
-            raise BrowserError(
-                f"Chromium is not installed at {exe} (install it with apt-get install chromium)"
-            )
         self._pw = _Driver.acquire()
         try:
-            self._browser = self._pw.chromium.launch(
-                executable_path=exe, headless=True, args=BROWSER_LAUNCH_ARGS
-            )
+            proxy = policy_proxy(self.policy, self._on_proxy)
+            self._launched = launch(self._pw, self.policy, proxy, BROWSER_LAUNCH_ARGS)
+            self._browser = self._launched.browser
             self.context = self._browser.new_context(accept_downloads=True, service_workers="block")
+        except LaunchError as exc:
+            self.close()
+            raise BrowserError(str(exc)) from None
         except Error as exc:
             self.close()
             raise BrowserError(f"could not start Chromium: {_first_line(exc)}") from None
@@ -99,16 +100,17 @@ class BrowserSession:
         self.context.on("page", self._on_page)
 
     def close(self) -> None:
-        """Close the context, the browser and Playwright; safe to call twice."""
-        for closer in (self.context, self._browser):
-            try:
-                if closer is not None:
-                    closer.close()
-            except Exception:  # noqa: BLE001 - closing a dead browser must not fail the session
-                pass
+        """Close the context, the browser, its proxy and Playwright; safe to call twice."""
+        try:
+            if self.context is not None:
+                self.context.close()
+        except Exception:  # noqa: BLE001 - closing a dead browser must not fail the session
+            pass
+        if self._launched is not None:
+            self._launched.close()
         if self._pw is not None:
             _Driver.release()
-        self._pw = self._browser = self.context = self.current = None
+        self._pw = self._browser = self.context = self.current = self._launched = None
         self.pages = []
 
     def __enter__(self) -> BrowserSession:
@@ -134,6 +136,10 @@ class BrowserSession:
             self._pending_nav = False
             self.visited_hosts.add(_host(frame.url))
 
+    def _on_proxy(self, decision: Decision) -> None:
+        if decision.status == 403:  # refused by the policy at the proxy (any request, any hop)
+            self.blocked.append((f"{decision.host}:{decision.port}", decision.reason or ""))
+
     def _on_dialog(self, dialog: Any) -> None:
         kind, text = dialog.type, dialog.message
         if kind == "alert":
@@ -145,7 +151,7 @@ class BrowserSession:
 
     def _route(self, route: Any, request: Any) -> None:
         url = request.url
-        reason = self.policy.check(url)
+        reason = self.policy.check(url, resolve=False)  # the proxy checks what it connects to
         main = False
         try:
             main = request.is_navigation_request() and request.frame.parent_frame is None
@@ -193,7 +199,7 @@ class BrowserSession:
         location = response.headers.get("location")
         if 300 <= response.status < 400 and location:
             target = urljoin(url, location)
-            reason = self.policy.check(target)
+            reason = self.policy.check(target, resolve=False)
             if reason is not None:
                 self.blocked.append((target, f"redirect from {url}: {reason}"))
                 self.blocked_navigations += 1
@@ -542,6 +548,7 @@ class BrowserTool:
 
     name = "browser"
     description = ""
+    live_args = {"ref": "refs"}  # the embedded model's grammar offers the latest snapshot's refs
 
     def __init__(self, session: BrowserSession) -> None:
         self.session = session

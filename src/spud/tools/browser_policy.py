@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import socket
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +13,6 @@ from spud.sandbox.policy import Policy, Rule
 
 BROWSER_LAUNCH_ARGS = [
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
@@ -43,8 +41,13 @@ class BrowserPolicy(BaseModel):
     executable_path: str = "/usr/bin/chromium"
     resolve_hosts: bool = True  # resolve names to check their addresses against the ranges
 
-    def check(self, url: str) -> str | None:
-        """Why the URL may not load, or None when it may."""
+    def check(self, url: str, resolve: bool | None = None) -> str | None:
+        """Why the URL may not load, or None when it may.
+
+        resolve (default: resolve_hosts) looks names up to check their addresses too. This is
+        an early, friendly check: what is enforced is the proxy's check of the address it
+        actually connects to (browser_launch.policy_proxy).
+        """
         try:
             parts = urlsplit(url)
         except ValueError:
@@ -59,39 +62,77 @@ class BrowserPolicy(BaseModel):
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:
             return f"no host in URL {url!r}"
+        reason = self.check_host(host)
+        if reason is not None:
+            return reason
+        if host == "localhost" or host.endswith(".localhost"):
+            addresses = ["127.0.0.1"]
+        elif _is_ip(host):
+            addresses = [host]
+        elif self.resolve_hosts if resolve is None else resolve:
+            try:
+                addresses = _resolve(host)
+            except (OSError, UnicodeError):
+                addresses = []  # unresolvable: the browser will fail to load it anyway
+        else:
+            addresses = []
+        for address in addresses:
+            reason = self.check_address(address, host)
+            if reason is not None:
+                return reason
+        return None
+
+    def check_host(self, host: str) -> str | None:
+        """Why a host name (or IP literal) may not be reached by name, or None when it may."""
+        host = host.lower().rstrip(".").strip("[]")
         if any(fnmatch.fnmatchcase(host, d.lower()) for d in self.blocked_domains):
             return f"the domain {host} is blocked by the browser policy"
         if self.allowed_domains and not any(
             fnmatch.fnmatchcase(host, d.lower()) for d in self.allowed_domains
         ):
             return f"the domain {host} is not in the browser policy's allowed domains"
-        return self._check_address(host)
+        return None
 
-    def _check_address(self, host: str) -> str | None:
-        if host == "localhost" or host.endswith(".localhost"):
-            addresses = ["127.0.0.1"]
-        else:
+    def check_address(self, address: str, host: str = "") -> str | None:
+        """Why an IP address may not be connected to, or None when it may.
+
+        Loopback passes with allow_loopback (or allow_private), other non-public ranges with
+        allow_private; an IP or network in blocked_domains ("10.0.0.0/8", "127.0.0.2") blocks
+        that address whatever name led to it.
+        """
+        ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        name = host or str(ip)
+        for entry in self.blocked_domains:
             try:
-                addresses = [str(ipaddress.ip_address(host))]
+                network = ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                addresses = _resolve(host) if self.resolve_hosts else []
-        for text in addresses:
-            ip = ipaddress.ip_address(text)
-            if ip.is_loopback:
-                if not (self.allow_loopback or self.allow_private):
-                    return f"{host} is a loopback address, blocked by the browser policy"
-            elif not ip.is_global and not self.allow_private:
-                return f"{host} is a private address ({ip}), blocked by the browser policy"
+                continue
+            if ip in network:
+                return f"{name} ({ip}) is blocked by the browser policy"
+        if ip.is_loopback:
+            if not (self.allow_loopback or self.allow_private):
+                return f"{name} is a loopback address, blocked by the browser policy"
+        elif ip.is_unspecified or ip.is_multicast:
+            return f"{name} is not a unicast address ({ip}), blocked by the browser policy"
+        elif not ip.is_global and not self.allow_private:
+            return f"{name} is a private address ({ip}), blocked by the browser policy"
         return None
 
 
-@lru_cache(maxsize=256)
-def _resolve(host: str) -> list[str]:
+def _is_ip(text: str) -> bool:
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return []  # unresolvable: the browser will fail to load it anyway
-    return sorted({str(info[4][0]) for info in infos})
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve(host: str) -> list[str]:
+    """The host's addresses from the system resolver, looked up now (never cached)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
 
 
 def browser_policy_rules() -> list[Rule]:
