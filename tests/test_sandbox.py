@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from spud.core.errors import SpudError
 from spud.core.protocols import Tool
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.sandbox.proxy import AllowlistProxy, ranges_check
 from spud.tools.shell import Bash, coding_tools
 
 pytestmark = pytest.mark.skipif(
@@ -102,9 +105,29 @@ def test_network_is_unreachable(ws: Path, host_server: int) -> None:
     assert "no-dns" in url.output
 
 
-def test_network_can_be_shared(ws: Path, host_server: int) -> None:
-    result = sandbox(ws, network=True).execute(connect_script(host_server))
-    assert result.output.strip() == "connected"
+@pytest.fixture
+def host_http() -> Iterator[int]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_network_goes_through_the_proxy(ws: Path, host_server: int, host_http: int) -> None:
+    # Network on: still no direct route out; HTTP goes through the allowlist proxy, which here
+    # is told to allow loopback so the test can reach a server on the host.
+    proxy = AllowlistProxy(lambda host, port: None, address_check=ranges_check(allow_loopback=True))
+    with proxy:
+        box = Sandbox(SandboxConfig(workspace=ws, network=True), proxy=proxy)
+        assert "failed" in box.execute(connect_script(host_server)).output
+        result = box.execute(
+            f"curl -s -o /dev/null -w '%{{http_code}}' --noproxy '' -x $HTTP_PROXY http://127.0.0.1:{host_http}/"
+        )
+    assert result.output == "200", result.output
 
 
 def test_output_cap_keeps_counting(ws: Path) -> None:

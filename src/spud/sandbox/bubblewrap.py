@@ -1,4 +1,4 @@
-"""Run shell commands under bubblewrap: no network, workspace read-write, rest read-only."""
+"""Run shell commands under bubblewrap: own uid, seccomp, cgroup limits, read-only .git."""
 
 from __future__ import annotations
 
@@ -9,25 +9,40 @@ import signal
 import subprocess
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
+import platformdirs
 from pydantic import BaseModel, Field
 
 from spud.core.errors import ConfigError, SpudError
+from spud.sandbox import limits, network, seccomp, tree
 
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NOBODY = 65534
+MIB = limits.MIB
 
 
 class SandboxConfig(BaseModel):
     """Where commands run and the limits they run under."""
 
     workspace: Path
-    network: bool = False
-    timeout_s: float = 60
-    memory_mb: int = 2048
+    network: bool = False  # on: only through Spud's allowlist proxy (public hosts)
+    network_allow: list[str] = Field(default_factory=list)  # host globs; empty: any public host
+    timeout_s: float = 60  # the model's timeout_s can lower this, never raise it
+    memory_mb: int = 2048  # per process (address space), and for the whole tree with a cgroup
+    pids_max: int = 512  # processes and threads together
+    cpus: float = 2.0  # CPU time per wall second, with a cgroup
+    tmp_mb: int = 512  # size of /tmp and /dev/shm inside
+    file_mb: int = 1024  # largest file a command may write
+    disk_mb: int = 10240  # the workspace's quota (checked around each command)
+    uid: int = NOBODY  # who commands run as when Spud runs as root
+    gid: int = NOBODY
     output_cap_bytes: int = 32000
     extra_ro_binds: list[Path] = Field(default_factory=list)
+    protected: list[Path] = Field(default_factory=list)  # read-only inside the workspace
+    hidden: list[Path] = Field(default_factory=list)  # not visible inside the workspace
 
 
 class ExecResult(BaseModel):
@@ -39,6 +54,37 @@ class ExecResult(BaseModel):
     truncated: bool = False
     total_bytes: int = 0
     seconds: float = 0.0
+    notes: list[str] = Field(default_factory=list)  # limits hit, quota warnings
+
+
+@lru_cache(maxsize=4)
+def _bwrap_options(bwrap: str) -> frozenset[str]:
+    """The options this bwrap knows (--size, --perms, --disable-userns are recent)."""
+    try:
+        text = subprocess.run([bwrap, "--help"], capture_output=True, text=True).stdout
+    except OSError:
+        return frozenset()
+    return frozenset(word for word in text.split() if word.startswith("--"))
+
+
+@lru_cache(maxsize=1)
+def _env_ignores_signals() -> bool:
+    try:
+        text = subprocess.run(["env", "--help"], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "--ignore-signal" in text
+
+
+def spud_paths() -> tuple[list[Path], list[Path]]:
+    """Spud's own (config, data) folders: read-only, and hidden, when inside a workspace."""
+    config = [Path(platformdirs.user_config_dir("spud"))]
+    if os.environ.get("SPUD_CONFIG"):
+        config.append(Path(os.environ["SPUD_CONFIG"]))
+    data = [Path(platformdirs.user_data_dir("spud"))]
+    if os.environ.get("SPUD_HOME"):
+        data.append(Path(os.environ["SPUD_HOME"]))
+    return config, data
 
 
 def _inside(path: Path, parent: Path) -> bool:
@@ -85,9 +131,15 @@ class _Output:
 
 
 class Sandbox:
-    """Runs `bash -c command` in a fresh bubblewrap sandbox for each call."""
+    """Runs `bash -c command` in a fresh bubblewrap sandbox for each call.
 
-    def __init__(self, config: SandboxConfig) -> None:
+    As root, bwrap sets the sandbox up with root's rights (so it can bind folders only root
+    can reach, such as a Python under /root) and `setpriv` then drops the command to
+    config.uid/gid with no capabilities; the workspace is handed to that uid before each
+    command. As any other user, bwrap runs unprivileged in a user namespace, as that user.
+    """
+
+    def __init__(self, config: SandboxConfig, proxy: network.AllowlistProxy | None = None) -> None:
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SpudError(
@@ -101,40 +153,135 @@ class Sandbox:
         prlimit = shutil.which("prlimit")
         if prlimit is None:
             raise SpudError("prlimit is not installed: run `apt-get install -y util-linux`")
+        self.privileged = os.geteuid() == 0
+        setpriv = shutil.which("setpriv")
+        if self.privileged and setpriv is None:
+            raise SpudError("setpriv is not installed: run `apt-get install -y util-linux`")
+        if self.privileged and config.uid == 0:
+            raise ConfigError("the sandbox uid cannot be 0: commands must not run as root")
         self.bwrap = bwrap
         self.prlimit = prlimit
+        self.setpriv = setpriv or "setpriv"
+        self.options = _bwrap_options(bwrap)
         self.config = config.model_copy(update={"workspace": workspace})
+        self._proxy = proxy
+        self.cgroups = limits.cgroup_support() if self.privileged else "none"
 
     @property
     def workspace(self) -> Path:
         return self.config.workspace
 
-    def argv(self, command: str) -> list[str]:
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """Who workspace files must belong to (None: leave them as they are)."""
+        return (self.config.uid, self.config.gid) if self.privileged else None
+
+    def caps(self) -> limits.Caps:
+        c = self.config
+        return limits.Caps(c.pids_max, c.memory_mb, min(c.cpus, os.cpu_count() or 1), c.file_mb)
+
+    def argv(self, command: str, seccomp_fd: int = 3, scan: tree.Scan | None = None) -> list[str]:
         """The bwrap command line that runs `command` (useful to inspect or log)."""
         ws = self.workspace
-        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
-        args += ["--cap-drop", "ALL", "--hostname", "spud"]
-        if self.config.network:
-            args.append("--share-net")
+        if self.privileged:
+            # No user namespace: bwrap as real root sets up the mounts, setpriv drops to the uid.
+            args = [self.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net"]
+            args += ["--unshare-uts", "--unshare-cgroup-try"]
+        else:
+            args = [self.bwrap, "--unshare-all", "--unshare-user", "--cap-drop", "ALL"]
+            if "--disable-userns" in self.options:
+                args.append("--disable-userns")
+        args += ["--die-with-parent", "--new-session", "--hostname", "spud"]
+        made: list[Path] = [Path("/"), Path("/tmp"), Path("/dev"), Path("/proc")]
+        bound: list[Path] = []
         for name in SYSTEM_DIRS:
             path = Path(name)
             if path.is_symlink():
                 args += ["--symlink", os.readlink(path), name]
             elif path.exists():
                 args += ["--ro-bind", name, name]
-        args += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+                bound.append(path)
+        args += [*self._tmpfs("/tmp"), "--dev", "/dev", *self._tmpfs("/dev/shm"), "--proc", "/proc"]
         ro = self._ro_binds()
         # Read-only binds that contain the workspace go first, so the workspace stays writable;
         # the others go after it, so e.g. a venv inside the workspace stays read-only.
         before = [p for p in ro if _inside(ws, p)]
         after = [p for p in ro if not _inside(ws, p)]
         for path in before:
-            args += ["--ro-bind", str(path), str(path)]
-        args += ["--bind", str(ws), str(ws)]
+            args += [*self._parents(path, made, bound), "--ro-bind", str(path), str(path)]
+        args += [*self._parents(ws, made, bound), "--bind", str(ws), str(ws)]
         for path in after:
+            args += [*self._parents(path, made, bound), "--ro-bind", str(path), str(path)]
+        protected, hidden = self._protected(scan)
+        for path in protected:
             args += ["--ro-bind", str(path), str(path)]
-        args += ["--remount-ro", "/", "--chdir", str(ws), "bash", "-c", command]
+        for path in hidden:
+            args += (
+                ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
+            )
+        if self.config.network:
+            args += ["--dir", str(Path(network.SOCKET_PATH).parent)]
+            args += ["--bind", str(self.proxy().unix_path), network.SOCKET_PATH]
+        args += ["--remount-ro", "/", "--chdir", str(ws), "--seccomp", str(seccomp_fd)]
+        if self.privileged:
+            c = self.config
+            args += [self.setpriv, f"--reuid={c.uid}", f"--regid={c.gid}", "--clear-groups"]
+            args += ["--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
+        if self.config.network:
+            args += [sys.executable, "-S", "-c", network.FORWARDER]
+        if _env_ignores_signals():  # a write past the file cap fails (EFBIG), not the writer
+            args += ["env", "--ignore-signal=XFSZ"]
+        return [*args, "bash", "-c", command]
+
+    def proxy(self) -> network.AllowlistProxy:
+        """The allowlist proxy commands reach the network through (started on first use)."""
+        if self._proxy is None:
+            self._proxy = network.shared_proxy(tuple(self.config.network_allow))
+        return self._proxy
+
+    def _tmpfs(self, path: str) -> list[str]:
+        args = ["--perms", "1777"] if "--perms" in self.options else []
+        if "--size" in self.options:
+            args += ["--size", str(self.config.tmp_mb * MIB)]
+        return [*args, "--tmpfs", path]
+
+    def _parents(self, path: Path, made: list[Path], bound: list[Path]) -> list[str]:
+        """--dir (0755) for the folders above a bind that no bind provides, so the uid can
+        reach the bind even when the real folder above it (e.g. /root) is private."""
+        args: list[str] = []
+        for parent in reversed(path.parents):
+            if parent in made or any(_inside(parent, b) for b in bound):
+                continue
+            if "--perms" in self.options:
+                args += ["--perms", "0755"]
+            args += ["--dir", str(parent)]
+            made.append(parent)
+        bound.append(path)
         return args
+
+    def _protected(self, scan: tree.Scan | None) -> tuple[list[Path], list[Path]]:
+        """Paths inside the workspace bound read-only (.git, its gitdir, Spud's config and
+        config.protected) or hidden (Spud's data folder and config.hidden)."""
+        ws = self.workspace
+        config_dirs, data_dirs = spud_paths()
+        gits = scan.git if scan is not None else [ws / ".git"]
+        candidates = [*gits, *config_dirs, *self.config.protected]
+        for git in gits:
+            if git.is_file():
+                target = tree.gitdir_of(git)
+                if target is not None:
+                    candidates.append(target)
+        protected: list[Path] = []
+        for path in candidates:
+            real = Path(os.path.realpath(path))
+            if real != ws and _inside(real, ws) and real.exists() and real not in protected:
+                protected.append(real)
+        hidden: list[Path] = []
+        for path in [*data_dirs, *self.config.hidden]:
+            real = Path(os.path.realpath(path))
+            if real != ws and _inside(real, ws) and real.exists() and real not in hidden:
+                hidden.append(real)
+        return protected, hidden
 
     def _ro_binds(self) -> list[Path]:
         """Extra read-only binds, resolved, without those already covered by another bind."""
@@ -153,7 +300,7 @@ class Sandbox:
 
     def _env(self) -> dict[str, str]:
         exe_dir = str(Path(sys.executable).parent)
-        return {
+        env = {
             "PATH": f"{exe_dir}:{SANDBOX_PATH}",
             "HOME": str(self.workspace),
             "TMPDIR": "/tmp",
@@ -162,49 +309,72 @@ class Sandbox:
             "NO_COLOR": "1",
             "PAGER": "cat",
             "GIT_PAGER": "cat",
+            # .git may belong to someone else (it is read-only inside): let git read it.
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "safe.directory",
+            "GIT_CONFIG_VALUE_0": "*",
         }
+        if self.config.network:
+            env.update(network.proxy_env())
+        return env
+
+    def time_limit(self, timeout_s: float | None) -> float:
+        """The limit a call runs under: the caller may lower the configured one, not raise it."""
+        if timeout_s is None or timeout_s <= 0:
+            return self.config.timeout_s
+        return min(timeout_s, self.config.timeout_s)
 
     def execute(self, command: str, timeout_s: float | None = None) -> ExecResult:
         """Run one command; never longer than the time limit, never more output than the cap."""
-        limit = self.config.timeout_s if timeout_s is None else timeout_s
-        memory = self.config.memory_mb * 1024 * 1024
+        limit = self.time_limit(timeout_s)
         start = time.monotonic()
-        # prlimit sets the memory limit and execs bwrap (same pid): no preexec_fn, which is
-        # unsafe in a process with threads (the server runs agents on worker threads).
-        proc = subprocess.Popen(
-            [self.prlimit, f"--as={memory}", "--", *self.argv(command)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=self._env(),
-            start_new_session=True,
+        quota = self.config.disk_mb * MIB
+        before = tree.scan(self.workspace, self.owner)
+        notes: list[str] = []
+        over = before.bytes_used > quota
+        if over:
+            notes.append(_quota_note(before.bytes_used, quota, "before the command ran"))
+        group = limits.make_cgroup(self.caps()) if self.cgroups != "none" else None
+        rlimits = limits.prlimit_args(
+            self.caps(), memory_as=True, nproc=self.privileged and group is None, over_quota=over
         )
-        assert proc.stdout is not None
-        output = _Output(self.config.output_cap_bytes)
-        timed_out = False
-        deadline = start + limit
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                if not selector.select(timeout=remaining):
-                    continue
-                data = os.read(proc.stdout.fileno(), 65536)
-                if not data:
-                    break
-                output.add(data)
-        if not timed_out:
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-        if timed_out:
-            _kill_group(proc)
-        proc.stdout.close()
+        fd = seccomp.filter_fd(self.config.network)
+        chain = [self.prlimit, *rlimits, "--", *self.argv(command, fd, before)]
+        if group is not None:  # wait on stdin until moved into the cgroup, then become bwrap
+            chain = ["/bin/sh", "-c", 'read -r _ && exec "$@" </dev/null', "sh", *chain]
+        try:
+            proc = subprocess.Popen(
+                chain,
+                stdin=subprocess.PIPE if group is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                start_new_session=True,
+                pass_fds=(fd,),
+            )
+        except OSError:
+            if group is not None:
+                group.close()
+            raise
+        finally:
+            os.close(fd)
+        try:
+            if group is not None:
+                _start_in(group, proc)
+            output, timed_out = _collect(proc, start + limit, self.config.output_cap_bytes)
+            oom = group is not None and group.oom_killed()
+        finally:
+            if group is not None:
+                group.close()
         code = proc.wait()
+        if oom:
+            notes.append(
+                f"[memory cap reached: the sandbox's processes together may use "
+                f"{self.config.memory_mb} MiB; a process was killed]"
+            )
+        after = tree.scan(self.workspace, None)
+        if after.bytes_used > quota:
+            notes.append(_quota_note(after.bytes_used, quota, "after the command"))
         return ExecResult(
             exit_code=128 - code if code < 0 else code,
             output=output.text(),
@@ -212,7 +382,56 @@ class Sandbox:
             truncated=output.truncated,
             total_bytes=output.total,
             seconds=round(time.monotonic() - start, 3),
+            notes=notes,
         )
+
+
+def _quota_note(used: int, quota: int, when: str) -> str:
+    return (
+        f"[disk quota: the workspace uses {used // MIB} MiB of its {quota // MIB} MiB {when}; "
+        "until files are deleted, commands cannot write to files]"
+    )
+
+
+def _start_in(group: limits.Cgroup, proc: subprocess.Popen[bytes]) -> None:
+    """Move the waiting launcher into the cgroup, then let it exec the sandbox."""
+    assert proc.stdin is not None
+    try:
+        group.join(proc.pid)
+    except OSError as exc:
+        _kill_group(proc)
+        raise SpudError(f"could not put the command in its cgroup: {exc}") from None
+    proc.stdin.write(b"go\n")
+    proc.stdin.close()
+
+
+def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[_Output, bool]:
+    """Read merged output until the command closes it or the deadline passes (then kill)."""
+    assert proc.stdout is not None
+    output = _Output(cap)
+    timed_out = False
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            if not selector.select(timeout=remaining):
+                continue
+            data = os.read(proc.stdout.fileno(), 65536)
+            if not data:
+                break
+            output.add(data)
+    if not timed_out:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out:
+        _kill_group(proc)
+    proc.stdout.close()
+    return output, timed_out
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

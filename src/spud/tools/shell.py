@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from spud.core.messages import ToolResult
+from spud.core.errors import SpudError
+from spud.core.messages import WORKSPACE_ORIGIN, ToolResult
 from spud.core.protocols import Tool
 from spud.sandbox.bubblewrap import ExecResult, Sandbox
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
@@ -20,6 +21,7 @@ def describe(result: ExecResult, cap: int, timeout_s: float) -> str:
             f"[output cut at {cap} bytes of {result.total_bytes}; "
             "redirect to a file and read it with read_file]"
         )
+    parts += result.notes
     if result.timed_out:
         parts.append(f"[killed: time limit {timeout_s:g}s reached]")
     else:
@@ -31,6 +33,7 @@ class Bash:
     """bash: run a shell command in the workspace, inside the sandbox."""
 
     name = "bash"
+    risk = "execute"
     description = (
         "Run a bash command in the workspace (the current folder) inside a sandbox with no "
         "network. Returns the combined stdout and stderr and the exit code."
@@ -39,7 +42,10 @@ class Bash:
     class Args(BaseModel):
         command: str = Field(description="The bash command to run.")
         timeout_s: int | None = Field(
-            None, ge=1, le=3600, description="Time limit in seconds (default: the sandbox limit)."
+            None,
+            ge=1,
+            le=3600,
+            description="Time limit in seconds; can only lower the sandbox's limit.",
         )
 
     def __init__(self, sandbox: Sandbox) -> None:
@@ -48,14 +54,15 @@ class Bash:
     def run(self, args: Args) -> ToolResult:
         if not args.command.strip():
             return ToolResult(output="command is empty", ok=False)
-        timeout = args.timeout_s or self.sandbox.config.timeout_s
+        timeout = self.sandbox.time_limit(args.timeout_s)  # may lower the limit, never raise it
         try:
             result = self.sandbox.execute(args.command, timeout_s=timeout)
-        except OSError as exc:
+        except (OSError, SpudError) as exc:
             return ToolResult(output=f"could not start the sandbox: {exc}", ok=False)
         text = describe(result, self.sandbox.config.output_cap_bytes, timeout)
         ok = result.exit_code == 0 and not result.timed_out
-        return ToolResult(output=text, ok=ok, data=result.model_dump(exclude={"output"}))
+        data = {**result.model_dump(exclude={"output"}), "origin": WORKSPACE_ORIGIN}
+        return ToolResult(output=text, ok=ok, untrusted=True, data=data)  # any file's text
 
 
 def coding_tools(workspace: Path, sandbox: Sandbox) -> list[Tool]:
