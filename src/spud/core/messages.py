@@ -45,6 +45,24 @@ class Message(BaseModel):
         return str(self.meta.get("kind", ""))
 
 
+# ToolResult.data["origin"] for untrusted output that comes from the workspace itself (its
+# files, command output): text anyone who wrote into the workspace may have planted, but
+# not content from outside (web pages, documents, MCP results), which has no origin set.
+WORKSPACE_ORIGIN = "workspace"
+
+
+def untrusted_context(messages: list[Message]) -> bool | str:
+    """What untrusted content a trajectory holds, for the approver: True when content from
+    outside the workspace is there, "workspace" when only the workspace's own is, else False."""
+    level: bool | str = False
+    for m in messages:
+        if m.untrusted:
+            if m.meta.get("origin") != WORKSPACE_ORIGIN:
+                return True
+            level = WORKSPACE_ORIGIN
+    return level
+
+
 class ToolResult(BaseModel):
     """What a tool hands back: text for the model, data for people and checks."""
 

@@ -139,6 +139,8 @@ def estimate_tokens(text_: str) -> int:
 def render(memory: Memory) -> str:
     """One memory as a cited line (skills with their steps and pitfalls)."""
     when = f"{memory.created_at:%Y-%m-%d}"
+    if memory.untrusted:  # learned from a web page: recalled as data, never instructions
+        when += ", untrusted: from web content"
     if memory.kind == "skill":
         d = memory.data
         steps = " ".join(f"{i + 1}. {s}" for i, s in enumerate(d.get("steps", [])))

@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from spud.core.messages import Message
+from spud.core.messages import Message, untrusted_context
 from spud.core.protocols import Model, SessionInfo
 from spud.memory import generate
 from spud.memory.retrieve import passage_block, recall
@@ -81,12 +81,19 @@ def episode(info: SessionInfo, messages: list[Message]) -> NewMemory:
         parts.append(f"Tools used: {', '.join(used)}.")
     if files:
         parts.append(f"Files written: {', '.join(files)}.")
+    data = {"session_id": info.id, "status": info.status, "steps": info.steps}
     return NewMemory(
         kind="episode",
         text=" ".join(parts),
         source=f"session:{info.id}",
-        data={"session_id": info.id, "status": info.status, "steps": info.steps},
+        data=_marked(messages, data),
     )
+
+
+def _marked(messages: list[Message], data: dict) -> dict:
+    """Mark what is learned from a session that read outside content (its summary and steps
+    may repeat a web page's words): recalled later as untrusted data."""
+    return {**data, "untrusted": True} if untrusted_context(messages) is True else data
 
 
 def _step(call_name: str, arguments: dict) -> str:
@@ -119,7 +126,7 @@ def skill(info: SessionInfo, messages: list[Message]) -> NewMemory | None:
         kind="skill",
         text=f"How to: {when}",
         source=f"session:{info.id}",
-        data={"when": when, "steps": steps[:8], "pitfalls": pitfalls[:3]},
+        data=_marked(messages, {"when": when, "steps": steps[:8], "pitfalls": pitfalls[:3]}),
     )
 
 

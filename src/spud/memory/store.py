@@ -44,6 +44,11 @@ class Memory(BaseModel):
     def cite(self) -> str:
         return f"m{self.id}"
 
+    @property
+    def untrusted(self) -> bool:
+        """Learned from content from outside (a web page): data, never instructions."""
+        return bool(self.data.get("untrusted"))
+
 
 @dataclass
 class NewMemory:
@@ -60,6 +65,11 @@ class NewMemory:
 def normalize(text: str) -> str:
     """Lower case, punctuation dropped, spaces collapsed: for comparing texts and keys."""
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def from_web(source: str) -> bool:
+    """Whether a memory's source is a web address (its text came from a page)."""
+    return source.lower().startswith(("http://", "https://"))
 
 
 def content_hash(kind: str, text: str) -> str:
@@ -174,7 +184,9 @@ class MemoryStore:
                     text=item.text.strip(),
                     key=normalize(item.key)[:200],
                     source=item.source,
-                    data=json.dumps(item.data),
+                    data=json.dumps(
+                        {**item.data, "untrusted": True} if from_web(item.source) else item.data
+                    ),
                     content_hash=digest,
                     document_id=item.document_id,
                     vector=to_blob(vector),

@@ -53,7 +53,8 @@ class Recall(_MemoryTool):
         hits = recall(self.memories, self.user_id, self.org_id, args.query, k=args.limit)
         if not hits:
             return ToolResult(output="nothing remembered about that")
-        return ToolResult(output="\n".join(render(h.memory) for h in hits))
+        untrusted = any(h.memory.untrusted for h in hits)  # web-derived memories among them
+        return ToolResult(output="\n".join(render(h.memory) for h in hits), untrusted=untrusted)
 
 
 class Forget(_MemoryTool):
