@@ -35,9 +35,81 @@ def args_schema(args: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+# A path: no glob characters (no file literally named `**/*.py`), no quotes, no control codes.
+PATH = r'^[^"\\*?\x00-\x1f]{1,200}$'
+CELL = r"^[$]?[A-Za-z]{1,3}[$]?[1-9][0-9]{0,6}$"
+REF = r"^(f[0-9]{1,3})?e[0-9]{1,6}$"
+# Grammar-only bounds by argument name: a small model cannot run away in a name, a path or a
+# ref (one run spent its whole 768-token reply on a ref of zeros). Never rendered.
+ARG_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "path": {"type": "string", "pattern": PATH},
+    "ref": {"type": "string", "pattern": REF},
+    "anchor": {"type": "string", "pattern": CELL},
+    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+    "sheet": {"type": "string", "minLength": 1, "maxLength": 31},
+    "query": {"type": "string", "minLength": 1, "maxLength": 200},
+    "pattern": {"type": "string", "minLength": 1, "maxLength": 200},
+    "glob": {"type": "string", "minLength": 1, "maxLength": 200},
+    "url": {"type": "string", "minLength": 1, "maxLength": 500},
+    "range": {"type": "string", "minLength": 1, "maxLength": 60},
+    "data": {"type": "string", "minLength": 1, "maxLength": 60},
+    "categories": {"type": "string", "minLength": 1, "maxLength": 60},
+    "key": {"type": "string", "minLength": 1, "maxLength": 40},
+    "option": {"type": "string", "minLength": 1, "maxLength": 200},
+    "style": {"type": "string", "minLength": 1, "maxLength": 60},
+    "fill": {"type": "string", "minLength": 1, "maxLength": 20},
+    # a cells map: keys are A1 addresses ("x-keys" is read by the grammar builder)
+    "cells": {"x-keys": "a1"},
+}
+
+
+def arg_constraints(tool: Tool, schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Grammar-only narrowings for a tool's string arguments (by name; a tool may add more)."""
+    out: dict[str, dict[str, Any]] = {}
+    for arg, prop in schema.get("properties", {}).items():
+        rule = ARG_CONSTRAINTS.get(arg)
+        if rule is None or "enum" in prop or "const" in prop:
+            continue
+        kind = prop.get("type")
+        if "x-keys" in rule and kind == "object":
+            out[arg] = rule
+        elif rule.get("type") == kind:
+            out[arg] = rule
+    out.update(getattr(tool, "arg_constraints", {}))
+    return out
+
+
 def tool_spec(tool: Tool) -> ToolSpec:
-    """The name, description and argument schema of a tool."""
-    return ToolSpec(name=tool.name, description=tool.description, parameters=args_schema(tool.Args))
+    """The name, description and argument schema of a tool, and its grammar-only extras."""
+    schema = args_schema(tool.Args)
+    return ToolSpec(
+        name=tool.name,
+        description=tool.description,
+        parameters=schema,
+        raw_text=getattr(tool, "raw_text", None),
+        search_replace=getattr(tool, "search_replace", None),
+        constraints=arg_constraints(tool, schema),
+    )
+
+
+def with_choices(
+    specs: list[ToolSpec], tools: dict[str, Tool], messages: list[Any]
+) -> list[ToolSpec]:
+    """The specs with each tool's live choices for this step (grammar only, never rendered).
+
+    A tool offers them with a `live_args` attribute ({arg: provider name}, see
+    spud.tools.live) or a `choices(messages)` method returning {arg: [values]}.
+    """
+    from spud.tools.live import tool_choices
+
+    memo: dict[tuple[str, str], list[str] | None] = {}
+    out = []
+    for spec in specs:
+        tool = tools.get(spec.name)
+        args = set(spec.parameters.get("properties", {}))
+        choices = tool_choices(tool, messages, args, memo) if tool is not None else {}
+        out.append(spec.model_copy(update={"choices": choices}) if choices else spec)
+    return out
 
 
 def validate_args(tool: Tool, arguments: dict[str, Any]) -> BaseModel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,17 @@ from typing import Any
 from spud.core.errors import FormatError
 from spud.core.messages import Message, ModelReply, Usage
 from spud.core.protocols import ToolSpec
+from spud.models.edit_format import (
+    EDIT_FORMATS,
+    RAW_RULES,
+    format_call,
+    header_parameters,
+    is_raw,
+    parse_raw_calls,
+    prompt_spec,
+    raw_suffix,
+    tools_note,
+)
 from spud.models.toolcall import calls_schema, parse_calls
 
 TOOLS_HEADER = """
@@ -44,24 +56,37 @@ answer ::= [^<{[`] [^<]*
 """
 
 
-def render_chatml(messages: list[Message], specs: list[ToolSpec], answers: bool = False) -> str:
-    """The prompt in ChatML, Qwen's tool format; earlier turns render identically each step."""
+def render_chatml(
+    messages: list[Message],
+    specs: list[ToolSpec],
+    answers: bool = False,
+    edit_format: str = "json",
+) -> str:
+    """The prompt in ChatML, Qwen's tool format; earlier turns render identically each step.
+
+    Only the specs' rendered fields count (live choices and grammar limits never show), so the
+    system turn stays byte-identical from step to step and its KV cache is reused.
+    """
+    raw = edit_format == "raw"
+    shown = [prompt_spec(s) for s in specs] if raw else specs
     tools = "\n".join(
         json.dumps({"type": "function", "function": s.model_dump()}, separators=(",", ":"))
-        for s in specs
+        for s in shown
     )
+    header = TOOLS_HEADER.format(tools=tools) + (tools_note(specs) if raw else "")
+    by_name = {s.name: s for s in specs} if raw else {}
     out: list[str] = []
     for i, m in enumerate(messages):
         if m.role == "system":
             out.append(
-                f"<|im_start|>system\n{m.content}{TOOLS_HEADER.format(tools=tools)}"
+                f"<|im_start|>system\n{m.content}{header}"
                 + (ANSWER_NOTE if answers else "")
                 + "<|im_end|>\n"
             )
         elif m.role == "user":
             out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
         elif m.role == "assistant":
-            out.append(f"<|im_start|>assistant\n{_assistant_text(m)}<|im_end|>\n")
+            out.append(f"<|im_start|>assistant\n{_assistant_text(m, by_name, raw)}<|im_end|>\n")
         else:
             first = i == 0 or messages[i - 1].role != "tool"
             last = i == len(messages) - 1 or messages[i + 1].role != "tool"
@@ -73,11 +98,17 @@ def render_chatml(messages: list[Message], specs: list[ToolSpec], answers: bool 
     return "".join(out)
 
 
-def _assistant_text(m: Message) -> str:
+def _assistant_text(m: Message, specs: dict[str, ToolSpec], raw: bool) -> str:
     if "raw" in m.meta:  # replay exactly what the model produced, so the KV prefix is reused
         return CALL_OPEN + m.meta["raw"] + CALL_CLOSE
     calls = "".join(
-        CALL_OPEN + json.dumps({"name": c.name, "arguments": c.arguments}) + CALL_CLOSE
+        CALL_OPEN
+        + (
+            format_call(c, specs.get(c.name))
+            if raw
+            else json.dumps({"name": c.name, "arguments": c.arguments})
+        )
+        + CALL_CLOSE
         for c in m.tool_calls
     )
     return m.content + calls
@@ -96,8 +127,12 @@ class LocalModel:
         max_output_tokens: int = 768,
         seed: int = 0,
         allow_answer: bool = False,
+        edit_format: str = "raw",
     ) -> None:
         from llama_cpp import Llama
+
+        if edit_format not in EDIT_FORMATS:
+            raise ValueError(f"unknown edit format {edit_format!r}; use one of {EDIT_FORMATS}")
 
         self.name = name
         self.context_window = context_window
@@ -106,6 +141,9 @@ class LocalModel:
         # When True, a reply may be a plain-text answer instead of tool calls (the grammar
         # offers both), e.g. to say that none of the tools fits the request.
         self.allow_answer = allow_answer
+        # "raw": write_file content and edit_file edits follow the call header as a fenced
+        # block or SEARCH/REPLACE blocks; "json": everything inside the JSON arguments.
+        self.edit_format = edit_format
         self.llm = Llama(
             model_path=str(path),
             n_ctx=context_window,
@@ -119,14 +157,18 @@ class LocalModel:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
-        return len(self.tokenize(render_chatml(messages, tools, self.allow_answer))) + 8
+        prompt = render_chatml(messages, tools, self.allow_answer, self.edit_format)
+        return len(self.tokenize(prompt)) + 8
 
     def _grammar(self, specs: list[ToolSpec]) -> object:
         from llama_cpp import LlamaGrammar
 
-        key = json.dumps([calls_schema(specs), self.allow_answer])
+        key = json.dumps(
+            [[grammar_parameters(s, self.edit_format == "raw") for s in specs], self.allow_answer]
+            + [raw_suffix(s) for s in specs]
+        )
         if key not in self._grammars:
-            gbnf = calls_gbnf(specs)
+            gbnf = calls_gbnf(specs, self.edit_format)
             if self.allow_answer:
                 gbnf = gbnf.replace("root ::=", "calls ::=", 1) + ANSWER_OR_CALLS
                 gbnf = gbnf.replace("reply ::=", "root ::=", 1)
@@ -138,7 +180,7 @@ class LocalModel:
     ) -> ModelReply:
         started = time.perf_counter()
         opening = "" if self.allow_answer else CALL_OPEN
-        prompt = render_chatml(messages, tools, self.allow_answer)
+        prompt = render_chatml(messages, tools, self.allow_answer, self.edit_format)
         prompt += "<|im_start|>assistant\n" + opening
         tokens = self.tokenize(prompt)
         cached = common_prefix(self.llm._input_ids.tolist(), tokens)
@@ -158,30 +200,98 @@ class LocalModel:
             seconds=time.perf_counter() - started,
         )
         if choice["finish_reason"] == "length":
+            advice = (
+                "change part of a file with edit_file instead of writing all of it"
+                if self.edit_format == "raw"
+                else "keep arguments shorter (write big files in several steps)"
+            )
             raise FormatError(
-                f"the reply was cut at {self.max_output_tokens} tokens; keep arguments shorter "
-                "(write big files in several steps)",
-                raw=raw,
+                f"the reply was cut at {self.max_output_tokens} tokens; {advice}", raw=raw
             )
         if self.allow_answer:
             raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
             if not raw.startswith("{"):
                 return ModelReply(message=Message(role="assistant", content=raw), usage=usage)
-        calls = parse_calls(CALL_OPEN + raw, tools)
+        if self.edit_format == "raw":
+            calls = parse_raw_calls(raw, tools)
+        else:
+            calls = parse_calls(CALL_OPEN + raw, tools)
         return ModelReply(
             message=Message(role="assistant", tool_calls=calls, meta={"raw": raw}), usage=usage
         )
 
 
-def calls_gbnf(specs: list[ToolSpec]) -> str:
-    """GBNF for one to four schema-valid calls of these tools, joined by tool_call tags."""
+def calls_gbnf(specs: list[ToolSpec], edit_format: str = "json") -> str:
+    """GBNF for one to four schema-valid calls of these tools, joined by tool_call tags.
+
+    Arguments are narrowed by each spec's grammar-only constraints and live choices; in the
+    raw edit format a tool's raw text follows its JSON header (see spud.models.edit_format).
+    """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    # llama.cpp's converter resolves $ref only at the root, and each tool's schema is nested.
-    specs = [s.model_copy(update={"parameters": inline_refs(s.parameters)}) for s in specs]
-    schema = json.dumps(calls_schema(specs))  # key order matters: "name" comes first
-    gbnf = json_schema_to_gbnf(schema, prop_order=["name", "arguments"])
-    return gbnf.replace("root ::=", "call ::=", 1) + MULTI_CALL
+    raw = edit_format == "raw"
+    shaped = [s.model_copy(update={"parameters": grammar_parameters(s, raw)}) for s in specs]
+    schema = json.dumps(calls_schema(shaped))  # key order matters: "name" comes first
+    gbnf = compact(json_schema_to_gbnf(schema, prop_order=["name", "arguments"]))
+    keyed = 0
+    for i, s in enumerate(shaped):
+        for arg, prop in s.parameters.get("properties", {}).items():
+            kv = f"alternative-{i}-arguments-{arg}-additional-kv ::= string "
+            if prop.get("x-keys") == "a1" and kv in gbnf:
+                gbnf = gbnf.replace(kv, kv.replace("string ", "a1-key "), 1)
+                keyed += 1
+    gbnf += A1_KEY if keyed else ""
+    alternatives = [f"alternative-{i}" for i in range(len(specs))]
+    root = "root ::= " + " | ".join(alternatives)
+    if root not in gbnf.splitlines():
+        raise ValueError("unexpected grammar from llama.cpp's JSON-schema converter")
+    call = " | ".join(
+        a + (raw_suffix(s) if raw else "") for a, s in zip(alternatives, specs, strict=True)
+    )
+    gbnf = gbnf.replace(root, f"call ::= {call}", 1)
+    if raw and any(is_raw(s) for s in specs):
+        gbnf += RAW_RULES
+    return gbnf + MULTI_CALL
+
+
+# An A1 cell address as a JSON object key (sheet_write's cells): "B5", "$AA$10".
+A1_KEY = """
+a1-key ::= "\\"" [$]? [A-Za-z] [A-Za-z]{0,2} [$]? [1-9] [0-9]{0,6} "\\"" space
+"""
+
+
+_NESTED = re.compile(r"\((?P<r>[\w-]+)(?P<opens>(?: \((?P=r))*)\)\?(?P<closes>(?:\)\?)*)")
+
+
+def compact(gbnf: str) -> str:
+    """Rewrite the converter's nested `(x (x (x)?)?)?` (one level per allowed character of a
+    maxLength) as GBNF's own `x{0,3}`, so bounded strings do not bloat the grammar text."""
+
+    def short(m: re.Match[str]) -> str:
+        depth = 1 + m["opens"].count("(")
+        if m["closes"].count(")?") + 1 != depth:
+            return m[0]
+        return f"{m['r']}{{0,{depth}}}"
+
+    return _NESTED.sub(short, gbnf)
+
+
+def grammar_parameters(spec: ToolSpec, raw: bool) -> dict[str, Any]:
+    """A tool's argument schema as the grammar sees it: header only in the raw format,
+    grammar-only constraints applied, and each live choice list as an enum."""
+    params = inline_refs(header_parameters(spec) if raw and is_raw(spec) else spec.parameters)
+    props = dict(params.get("properties", {}))
+    for arg, rule in spec.constraints.items():
+        if arg not in props:
+            continue
+        if "x-keys" in rule:
+            props[arg] = {**props[arg], "x-keys": rule["x-keys"]}
+        else:
+            props[arg] = dict(rule)
+    for arg, values in spec.choices.items():
+        if arg in props and values:
+            props[arg] = {"type": "string", "enum": list(values)}
+    return {**params, "properties": props}
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

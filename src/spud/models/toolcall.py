@@ -61,7 +61,7 @@ def _parse(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
     calls = []
     for block in blocks:
         for item in _decode_all(block.strip()):
-            calls.append(check_call(_to_call(item, text), specs))
+            calls.append(check_call(to_call(item, text), specs))
     if not calls:
         raise FormatError("the reply holds no tool call", raw=text)
     return calls
@@ -84,7 +84,8 @@ def _decode_all(block: str) -> list[Any]:
     return items
 
 
-def _to_call(item: Any, raw: str) -> ToolCall:
+def to_call(item: Any, raw: str) -> ToolCall:
+    """A decoded JSON value as a ToolCall (not yet checked against the schemas)."""
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise FormatError('a tool call must be a JSON object with "name" and "arguments"', raw=raw)
     args = item.get("arguments", {})

@@ -93,6 +93,7 @@ class ReadFile(WorkspaceTool):
     """read_file: a text file with line numbers, whole or a range of lines."""
 
     name = "read_file"
+    live_args = {"path": "files"}  # the embedded model's grammar offers the files that exist
     description = (
         "Read a text file in the workspace. Shows line numbers and the total line count. "
         "Use start_line and end_line to read part of a long file."
@@ -249,6 +250,7 @@ class WriteFile(WorkspaceTool):
     """write_file: create or overwrite a whole file, returning the diff."""
 
     name = "write_file"
+    raw_text = "content"  # the embedded model writes it as a fenced block after the call
     description = (
         "Create a file, or replace all of its content, in the workspace. Creates missing "
         "folders. To change part of an existing file, use edit_file."
@@ -301,6 +303,8 @@ class EditFile(WorkspaceTool):
     """edit_file: replace one exact occurrence of a text in a file."""
 
     name = "edit_file"
+    search_replace = ("old", "new")  # the embedded model writes SEARCH/REPLACE blocks
+    live_args = {"path": "files"}
     description = (
         "Edit a file by replacing an exact piece of text. `old` must appear exactly once in "
         "the file (copy it from read_file output without the line numbers, including "

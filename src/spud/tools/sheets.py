@@ -547,6 +547,8 @@ def coerce(value: Any) -> Any:
 class SheetTool(WorkspaceTool):
     """Shared by the spreadsheet tools: open, pick a sheet, save and recalculate."""
 
+    live_args = {"sheet": "sheets"}  # the embedded model's grammar offers the sheets that exist
+
     def open(self, path: str, *, create: bool = False) -> tuple[Path, Any] | ToolResult:
         target = self.resolve(path)
         if isinstance(target, ToolResult):
