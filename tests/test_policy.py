@@ -47,8 +47,9 @@ def test_tool_globs_and_path_patterns() -> None:
 
 def test_default_policy() -> None:
     policy = Policy.default()
-    assert policy.decide(ToolCall(name="read_file", arguments={"path": "a"}))[0] == "auto"
-    assert policy.decide(ToolCall(name="edit_file", arguments={"path": "a"}))[0] == "auto"
+    read, edit = ToolCall(name="read_file", arguments={"path": "a"}), ToolCall(name="edit_file")
+    assert policy.decide(read, risk="read")[0] == "auto"  # the tools' declared risks
+    assert policy.decide(edit, risk="write")[0] == "auto"
     assert policy.decide(bash("python -m pytest -q"))[0] == "auto"
     assert policy.decide(bash("rm build.log"))[0] == "ask"
     assert policy.decide(bash("git push origin main"))[0] == "ask"
@@ -71,7 +72,7 @@ def test_untrusted_context_makes_bash_ask() -> None:
     assert policy.decide(bash("ls"), untrusted_context=True)[0] == "ask"
     assert policy.decide(bash("sudo ls"), untrusted_context=True)[0] == "deny"
     read = ToolCall(name="read_file", arguments={"path": "a"})
-    assert policy.decide(read, untrusted_context=True)[0] == "auto"
+    assert policy.decide(read, untrusted_context=True, risk="read")[0] == "auto"
 
 
 def test_approver_follows_the_protocol() -> None:

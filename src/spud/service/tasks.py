@@ -26,7 +26,6 @@ from spud.service.tables import ApprovalRow, TaskRow, UserRow
 from spud.service.users import Principal
 from spud.service.workspaces import Workspaces
 from spud.store.models import utcnow
-from spud.tools.browser_policy import default_policy_with_browser
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running", "waiting")
@@ -38,7 +37,7 @@ class TaskSpec(BaseModel):
     prompt: str = Field(min_length=1, max_length=100_000)
     workspace: str = Field(default="default", max_length=500)
     model: str | None = Field(default=None, max_length=200)
-    policy: Policy | None = None  # default: Spud's default policy with the browser rules
+    policy: Policy | None = None  # tightens the admin's policy (or Spud's default); never loosens
     auto_approve: bool = False  # approve what the policy would ask about (never what it denies)
     tools: list[str] = Field(default_factory=list, max_length=4)  # extra sets: office, browser, …
     max_steps: int | None = Field(default=None, ge=1, le=500)
@@ -128,7 +127,8 @@ class TaskService:
             raise ModelNotFound(f"unknown model {model!r}: use one of {offered}")
         toolsets_for(spec.prompt, [*self.pool.settings.tools, *spec.tools])  # unknown set: error
         workspace = self.workspaces.workspace(who.org_id, spec.workspace)
-        policy = spec.policy or default_policy_with_browser()
+        ceiling = self.sessions.default_policy()  # the admin's policy file, or Spud's default
+        policy = spec.policy.under(ceiling) if spec.policy else ceiling  # it can only tighten
         meta = {"auto_approve": spec.auto_approve, "max_steps": spec.max_steps}
         row = TaskRow(
             org_id=who.org_id,
