@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from spud.core.messages import ToolResult
+from spud.core.messages import WORKSPACE_ORIGIN, ToolResult
 
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
 READ_MAX_LINES = 400
@@ -149,7 +149,8 @@ class ReadFile(WorkspaceTool):
                 f"start_line={last + 1} and end_line={min(last + READ_MAX_LINES, end)}]"
             )
         data_out = {"path": rel, "lines": total, "start_line": start, "end_line": last}
-        return ToolResult(output=text, data=data_out)
+        data_out["origin"] = WORKSPACE_ORIGIN  # anyone may have written the file
+        return ToolResult(output=text, untrusted=True, data=data_out)
 
 
 class ListFiles(WorkspaceTool):
@@ -181,7 +182,8 @@ class ListFiles(WorkspaceTool):
                 f"\n[showing {LIST_MAX} of {len(matches)} files; "
                 "use a narrower pattern, e.g. 'src/**/*.py']"
             )
-        return ToolResult(output=text, data={"files": shown, "total": len(matches)})
+        data = {"files": shown, "total": len(matches), "origin": WORKSPACE_ORIGIN}
+        return ToolResult(output=text, untrusted=True, data=data)
 
 
 class Search(WorkspaceTool):
@@ -233,7 +235,8 @@ class Search(WorkspaceTool):
         text = "\n".join(hits[:SEARCH_MAX])
         if len(hits) > SEARCH_MAX:
             text += f"\n[showing the first {SEARCH_MAX} matches; narrow the query or the glob]"
-        return ToolResult(output=text, data={"matches": min(len(hits), SEARCH_MAX)})
+        data = {"matches": min(len(hits), SEARCH_MAX), "origin": WORKSPACE_ORIGIN}
+        return ToolResult(output=text, untrusted=True, data=data)
 
 
 # Binary office files: text written over one destroys it, so these go to the office tools.
