@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from spud.core.messages import Message
 from spud.core.protocols import SessionInfo
@@ -145,8 +146,8 @@ def list_files(
 @router.get("/files/download", tags=["files"], response_class=FileResponse)
 def download(who: User, svc: Svc, path: str = Query(..., max_length=1000)) -> FileResponse:
     """One file of your organisation's workspaces, as a download."""
-    file = svc.workspaces.file(who.org_id, path)
-    return FileResponse(file, filename=file.name)
+    file = svc.workspaces.file(who.org_id, path)  # opened without following links
+    return FileResponse(file.proc_path, filename=file.name, background=BackgroundTask(file.close))
 
 
 # -- users, keys, audit ------------------------------------------------------------------

@@ -92,6 +92,8 @@ class TaskRow(Base):
     session_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     prompt: Mapped[str] = mapped_column(Text)
     workspace: Mapped[str] = mapped_column(Text)
+    # "st_dev:st_ino" of the workspace folder when the task was made; checked before each run
+    workspace_pin: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model: Mapped[str] = mapped_column(String(200))
     policy: Mapped[str] = mapped_column(Text)  # the approval Policy as JSON
     tools: Mapped[str] = mapped_column(Text, default="[]")  # extra tool sets as JSON

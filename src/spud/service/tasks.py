@@ -24,7 +24,7 @@ from spud.service.owned import OwnedSessions
 from spud.service.sessions import SessionService, toolsets_for
 from spud.service.tables import ApprovalRow, TaskRow, UserRow
 from spud.service.users import Principal
-from spud.service.workspaces import Workspaces
+from spud.service.workspaces import PinnedWorkspace, Workspaces
 from spud.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class TaskService:
             offered = ", ".join(self.pool.names())
             raise ModelNotFound(f"unknown model {model!r}: use one of {offered}")
         toolsets_for(spec.prompt, [*self.pool.settings.tools, *spec.tools])  # unknown set: error
-        workspace = self.workspaces.workspace(who.org_id, spec.workspace)
+        workspace, pin = self._pin_workspace(who, spec.workspace)
         ceiling = self.sessions.default_policy()  # the admin's policy file, or Spud's default
         policy = spec.policy.under(ceiling) if spec.policy else ceiling  # it can only tighten
         meta = {"auto_approve": spec.auto_approve, "max_steps": spec.max_steps}
@@ -135,6 +135,7 @@ class TaskService:
             user_id=who.user_id,
             prompt=spec.prompt,
             workspace=str(workspace),
+            workspace_pin=pin,
             model=model,
             policy=policy.model_dump_json(),
             tools=json.dumps({"sets": spec.tools, **meta}),
@@ -295,15 +296,15 @@ class TaskService:
         live = self._live[task_id]
         with self._db() as db:
             row = db.get(TaskRow, task_id)
-        agent = None
+        agent = pinned = None
         status, summary = "error", ""
         try:
             if live.cancelled.is_set():
                 raise Cancelled()
             options = json.loads(row.tools)
             model = CancellableModel(self.pool.get(row.model), lambda: self._stops(live))
-            workspace = Path(row.workspace)
-            workspace.mkdir(parents=True, exist_ok=True)
+            pinned = self._open_workspace(row)  # held open (pinned.fd) while the task runs
+            workspace = pinned.path
             sets = toolsets_for(row.prompt, [*self.pool.settings.tools, *options["sets"]])
             agent = self.sessions.agent(
                 model,
@@ -348,6 +349,8 @@ class TaskService:
         finally:
             if agent is not None:
                 self.sessions.close(agent)
+            if pinned is not None:
+                pinned.close()
             if status:
                 self._set_status(task_id, status, summary)
                 self.audit.record(
@@ -359,6 +362,27 @@ class TaskService:
                 )
             with self._lock:
                 self._live.pop(task_id, None)
+
+    def _pin_workspace(self, who: Principal, name: str) -> tuple[Path, str]:
+        """A new task's workspace: no '.', not inside or around another; made and pinned."""
+        with self._db() as db:
+            query = select(TaskRow.workspace).where(TaskRow.org_id == who.org_id).distinct()
+            others = list(db.scalars(query))
+        clash = self.workspaces.nested(who.org_id, name, others)
+        if clash is not None:
+            raise ConfigError(
+                f"workspace {name!r} would overlap the workspace {clash!r} (one inside the "
+                "other): a task could then change the other's files; use a separate folder"
+            )
+        return self.workspaces.pin(who.org_id, name)
+
+    def _open_workspace(self, row: TaskRow) -> PinnedWorkspace:
+        """The task's workspace as pinned at creation; WorkspaceChanged (no run) if not."""
+        pinned = self.workspaces.open_pinned(row.org_id, row.workspace, row.workspace_pin)
+        if row.workspace_pin is None:  # a task stored before pinning: pin it now
+            with self._db.begin() as db:
+                db.get(TaskRow, row.id).workspace_pin = pinned.identity
+        return pinned
 
     def _ask(self, task_id: str, live: _Live, call: ToolCall, why: str) -> bool:
         """The Approver's question: store it, wait for an answer over the API (or time out)."""

@@ -1,13 +1,22 @@
-"""Each organisation's workspaces: folders under settings.home that its tasks work in."""
+"""Each organisation's workspaces: folders under settings.home, pinned to the folder made."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import weakref
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
-from spud.core.errors import ConfigError
+from spud.core.errors import ConfigError, SpudError
 from spud.service.errors import NotFound
+from spud.tools.beneath import DIR_FLAGS, READ_FLAGS
+
+# The chat agent works in "default" (service/chat.py): it counts as a workspace for nesting.
+SHARED_WORKSPACES = ("default",)
 
 
 class FileEntry(BaseModel):
@@ -17,6 +26,53 @@ class FileEntry(BaseModel):
     name: str
     is_dir: bool
     size: int
+
+
+class WorkspaceChanged(SpudError):
+    """A task's workspace is not the folder it was created with (swapped, linked, removed)."""
+
+
+class _Held:
+    """An open fd, closed by close() or when the object goes away."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._close = weakref.finalize(self, os.close, fd)
+
+    @property
+    def proc_path(self) -> str:
+        """A path that names exactly this open file or folder, whatever its name is now."""
+        return f"/proc/self/fd/{self.fd}"
+
+    def close(self) -> None:
+        self._close()
+
+
+class PinnedWorkspace(_Held):
+    """A task's workspace, opened without following links and checked against its pin.
+
+    Keep it open while the task runs: `fd` (or `proc_path`) names the checked folder even if
+    its path is swapped afterwards, e.g. bwrap `--bind /proc/self/fd/N <path>` with pass_fds."""
+
+    def __init__(self, fd: int, path: Path, identity: str) -> None:
+        super().__init__(fd)
+        self.path = path
+        self.identity = identity
+
+
+class OpenFile(_Held):
+    """A workspace file opened for download: serve `proc_path`, then close."""
+
+    def __init__(self, fd: int, name: str, size: int) -> None:
+        super().__init__(fd)
+        self.name = name
+        self.size = size
+
+
+def identity_of(fd: int) -> str:
+    """A folder's identity as stored with a task: its device and inode."""
+    st = os.fstat(fd)
+    return f"{st.st_dev}:{st.st_ino}"
 
 
 class Workspaces:
@@ -30,27 +86,94 @@ class Workspaces:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def resolve(self, org_id: str, relative: str) -> Path:
-        """The path for a relative name; absolute paths and escapes ('..') are errors."""
+    def parts(self, relative: str) -> tuple[str, ...]:
+        """A relative name's folders; absolute paths and escapes ('..') are errors."""
         pure = PurePosixPath(relative.strip() or ".")
         if pure.is_absolute() or ".." in pure.parts or "\x00" in relative:
             raise ConfigError(
                 f"workspace path {relative!r} must be relative to your organisation's "
                 "workspaces, without '..'"
             )
-        root = self.root(org_id)
-        path = (root / pure).resolve()
-        if not path.is_relative_to(root):  # a symlink pointing out
-            raise ConfigError(f"workspace path {relative!r} leads outside your workspaces")
-        return path
+        return tuple(p for p in pure.parts if p != ".")
+
+    def resolve(self, org_id: str, relative: str) -> Path:
+        """The path for a relative name, checked: no '..', no absolute path, no link on the way."""
+        parts = self.parts(relative)
+        try:
+            os.close(self._walk(org_id, parts, relative))
+        except FileNotFoundError:
+            pass  # not made yet: the name itself is checked
+        return self.root(org_id).joinpath(*parts)
 
     def workspace(self, org_id: str, name: str) -> Path:
-        """A task's workspace folder, created when new."""
-        path = self.resolve(org_id, name or "default")
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"workspace {name!r} is a file, not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """A workspace folder, created when new; never the organisation's root itself."""
+        return self.pin(org_id, name)[0]
+
+    def pin(self, org_id: str, name: str) -> tuple[Path, str]:
+        """Make (or open) a workspace folder without following links: its path and identity."""
+        parts = self.parts(name or "default")
+        if not parts:
+            raise ConfigError(
+                f"workspace {name!r} is the whole of your organisation's workspaces: "
+                "name a folder in it instead, e.g. 'default' or 'project-x'"
+            )
+        fd = self._walk(org_id, parts, name, create=True)
+        try:
+            return self.root(org_id).joinpath(*parts), identity_of(fd)
+        finally:
+            os.close(fd)
+
+    def nested(self, org_id: str, name: str, others: Iterable[str]) -> str | None:
+        """Another workspace (stored path or name) that contains this one or lies inside it."""
+        mine = self.parts(name or "default")
+        root = self.root(org_id)
+        for other in [*SHARED_WORKSPACES, *others]:
+            try:
+                path = Path(other)
+                theirs = path.relative_to(root).parts if path.is_absolute() else self.parts(other)
+            except (ValueError, ConfigError):
+                continue
+            short = min(len(mine), len(theirs))
+            if theirs and mine != theirs and mine[:short] == theirs[:short]:  # '.' never runs
+                return "/".join(theirs) or "."
+        return None
+
+    def open_pinned(self, org_id: str, stored: str, identity: str | None) -> PinnedWorkspace:
+        """A task's workspace, opened again exactly as pinned; WorkspaceChanged if it is not.
+
+        Every folder on the way is opened with O_NOFOLLOW from the organisation's root, so a
+        folder swapped for a link is refused; the folder reached must have the pinned inode."""
+        root = self.root(org_id)
+        try:
+            parts = Path(stored).relative_to(root).parts
+        except ValueError:
+            raise WorkspaceChanged(
+                f"refused to run: the task's workspace {stored} is not in its organisation's "
+                "workspaces; nothing was run"
+            ) from None
+        name = "/".join(parts) or "."
+        if not parts:
+            raise WorkspaceChanged(
+                "refused to run: the task's workspace is the organisation's root ('.'), which "
+                "holds every other workspace; create the task again in a folder"
+            )
+        try:
+            fd = self._walk(org_id, parts, name)
+        except FileNotFoundError:
+            raise WorkspaceChanged(
+                f"refused to run: the workspace {name!r} was removed after the task was "
+                "created; nothing was run"
+            ) from None
+        except ConfigError as exc:
+            raise WorkspaceChanged(f"refused to run: {exc}; nothing was run") from None
+        now = identity_of(fd)
+        if identity is not None and now != identity:
+            os.close(fd)
+            raise WorkspaceChanged(
+                f"refused to run: the workspace {name!r} was replaced by another folder after "
+                "the task was created; nothing was run (create the task again to use it)"
+            )
+        return PinnedWorkspace(fd, root.joinpath(*parts), now)
 
     def relative(self, org_id: str, path: Path | str) -> str:
         """How a stored absolute workspace path is shown to the organisation."""
@@ -60,26 +183,88 @@ class Workspaces:
             return str(path)
 
     def list(self, org_id: str, relative: str = "") -> list[FileEntry]:
-        """The folder's entries, folders first, then by name."""
-        folder = self.resolve(org_id, relative)
-        if not folder.is_dir():
-            raise NotFound(f"no folder {relative!r} in your workspaces")
-        root = self.root(org_id)
-        entries = [
-            FileEntry(
-                path=str(p.relative_to(root)),
-                name=p.name,
-                is_dir=p.is_dir(),
-                size=p.stat().st_size if p.is_file() else 0,
-            )
-            for p in folder.iterdir()
-            if not p.is_symlink()
-        ]
+        """The folder's entries, folders first, then by name; links are left out."""
+        parts = self.parts(relative)
+        try:
+            fd = self._walk(org_id, parts, relative)
+        except (FileNotFoundError, ConfigError):
+            raise NotFound(f"no folder {relative!r} in your workspaces") from None
+        entries = []
+        try:
+            with os.scandir(fd) as it:
+                for e in it:
+                    if e.is_symlink():
+                        continue
+                    is_dir = e.is_dir(follow_symlinks=False)
+                    is_file = e.is_file(follow_symlinks=False)
+                    size = e.stat(follow_symlinks=False).st_size if is_file else 0
+                    path = "/".join([*parts, e.name])
+                    entries.append(FileEntry(path=path, name=e.name, is_dir=is_dir, size=size))
+        finally:
+            os.close(fd)
         return sorted(entries, key=lambda e: (not e.is_dir, e.name))
 
-    def file(self, org_id: str, relative: str) -> Path:
-        """A file to download; a clear error when it is missing or a folder."""
-        path = self.resolve(org_id, relative)
-        if not path.is_file():
-            raise NotFound(f"no file {relative!r} in your workspaces")
-        return path
+    def file(self, org_id: str, relative: str) -> OpenFile:
+        """A file to download, opened without following links; a clear error when missing."""
+        parts = self.parts(relative)
+        missing = NotFound(f"no file {relative!r} in your workspaces")
+        if not parts:
+            raise missing
+        try:
+            folder = self._walk(org_id, parts[:-1], relative)
+        except (FileNotFoundError, ConfigError):
+            raise missing from None
+        try:
+            fd = os.open(parts[-1], READ_FLAGS, dir_fd=folder)
+        except OSError:
+            raise missing from None
+        finally:
+            os.close(folder)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise missing
+        os.set_blocking(fd, True)
+        return OpenFile(fd, parts[-1], st.st_size)
+
+    def _walk(self, org_id: str, parts: tuple[str, ...], name: str, create: bool = False) -> int:
+        """An fd of the folder at parts, each step opened with O_NOFOLLOW from the root.
+
+        FileNotFoundError when missing (unless create); ConfigError for a link or a file."""
+        fd = os.open(self.root(org_id), DIR_FLAGS)
+        try:
+            for part in parts:
+                try:
+                    step = os.open(part, DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    step = self._step(fd, part, name)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    step = self._step(fd, part, name)
+                os.close(fd)
+                fd = step
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def _step(fd: int, part: str, name: str) -> int:
+        try:
+            return os.open(part, DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+        kind = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+        what = "a link" if stat.S_ISLNK(kind) else "a file"
+        raise ConfigError(
+            f"workspace {name!r} is not a plain folder: {part!r} is {what} "
+            "(links are not followed in workspaces)"
+        )

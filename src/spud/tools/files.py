@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import fnmatch
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from spud.core.messages import WORKSPACE_ORIGIN, ToolResult
+from spud.tools.beneath import READ_FLAGS, Beneath, Located, Missing, Outside, Unusable, read_all
 
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
 READ_MAX_LINES = 400
@@ -55,38 +58,98 @@ def glob_match(rel: str, pattern: str) -> bool:
 
 
 class WorkspaceTool:
-    """Shared by the file tools: a workspace and a way to resolve paths safely inside it."""
+    """Shared by the file tools: a workspace held open, and paths resolved safely inside it.
+
+    Files are opened from the workspace's directory fd one O_NOFOLLOW step at a time
+    (tools/beneath.py), so a folder or file swapped for a link never leads outside."""
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = Path(workspace).resolve()
+        self._fs: Beneath | None = None
+        try:
+            self._fs = Beneath(self.workspace)  # pinned now: later swaps of the path don't move it
+        except OSError:
+            pass  # opened on first use (e.g. a workspace made after the tools)
+
+    @property
+    def fs(self) -> Beneath:
+        if self._fs is None:
+            self._fs = Beneath(self.workspace)
+        return self._fs
+
+    def _outside(self, path: str) -> ToolResult:
+        return _error(
+            f"refused: {path!r} is outside the workspace; "
+            "use paths relative to the workspace (no '..', no links out of it)"
+        )
+
+    def locate(self, path: str, create_dirs: bool = False) -> Located | ToolResult:
+        """Where a path ends inside the workspace (links followed inside only), or an error."""
+        if not path.strip():
+            return _error("path is empty; give a path relative to the workspace")
+        try:
+            return self.fs.locate(path, create_dirs=create_dirs)
+        except Outside:
+            return self._outside(path)
+        except Missing:
+            return _error(f"no such file: {path} (use list_files to find files)")
+        except Unusable as exc:
+            return _error(f"invalid path {path!r}: {exc}")
+        except OSError as exc:
+            return _error(f"invalid path {path!r}: {exc.strerror}")
 
     def resolve(self, path: str) -> Path | ToolResult:
         """The real path inside the workspace, or an error result if it would leave it."""
         if not path.strip():
             return _error("path is empty; give a path relative to the workspace")
         try:
-            target = Path(os.path.realpath(self.workspace / path))
-        except (ValueError, OSError) as exc:
-            return _error(f"invalid path {path!r}: {exc}")
-        if not target.is_relative_to(self.workspace):
-            return _error(
-                f"refused: {path!r} is outside the workspace; "
-                "use paths relative to the workspace (no '..', no links out of it)"
-            )
-        return target
+            with self.fs.locate(path) as loc:
+                return self.workspace.joinpath(*loc.parts)
+        except Outside:
+            return self._outside(path)
+        except Missing:  # the rest does not exist yet, so it holds no link: lexical is exact
+            rel = os.path.normpath("/".join(self.fs.split(path)) or ".")
+            if rel == ".." or rel.startswith("../"):
+                return self._outside(path)
+            return self.workspace / rel
+        except (Unusable, OSError) as exc:
+            return _error(f"invalid path {path!r}: {getattr(exc, 'strerror', None) or exc}")
 
     def rel(self, target: Path) -> str:
         """A resolved path as the model should write it."""
         return target.relative_to(self.workspace).as_posix() or "."
 
+    def read(self, path: str, max_bytes: int | None = None) -> tuple[bytes | None, str]:
+        """A file's bytes and relative path, opened safely; raises Outside, Unusable, OSError."""
+        return self.fs.read_file(path, max_bytes)
+
+    def read_or_error(
+        self, path: str, hint: str, folder_ok: bool = True
+    ) -> tuple[bytes, str] | ToolResult:
+        """A regular file's bytes and relative path, or the error result a tool returns."""
+        if not path.strip():
+            return _error("path is empty; give a path relative to the workspace")
+        try:
+            data, rel = self.read(path)
+        except Outside:
+            return self._outside(path)
+        except IsADirectoryError:
+            if not folder_ok:
+                return _error(f"no such file: {path} ({hint})")
+            return _error(f"{path} is a folder; use list_files to see what is in it")
+        except (Missing, FileNotFoundError, NotADirectoryError):
+            return _error(f"no such file: {path} ({hint})")
+        except Unusable as exc:
+            return _error(f"cannot read {path}: {exc}")
+        except OSError as exc:
+            return _error(f"cannot read {path}: {exc.strerror}")
+        assert data is not None
+        return data, rel or "."
+
     def walk(self) -> Iterator[Path]:
         """Every file under the workspace, sorted, skipping tool folders and outside links."""
-        for root, dirs, files in os.walk(self.workspace):
-            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-            for name in sorted(files):
-                path = Path(root, name)
-                if Path(os.path.realpath(path)).is_relative_to(self.workspace):
-                    yield path
+        for rel in self.fs.files(SKIP_DIRS):
+            yield self.workspace / rel
 
 
 class ReadFile(WorkspaceTool):
@@ -94,6 +157,7 @@ class ReadFile(WorkspaceTool):
 
     name = "read_file"
     live_args = {"path": "files"}  # the embedded model's grammar offers the files that exist
+    risk = "read"
     description = (
         "Read a text file in the workspace. Shows line numbers and the total line count. "
         "Use start_line and end_line to read part of a long file."
@@ -105,18 +169,10 @@ class ReadFile(WorkspaceTool):
         end_line: int | None = Field(None, ge=1, description="Last line to show (inclusive).")
 
     def run(self, args: Args) -> ToolResult:
-        target = self.resolve(args.path)
-        if isinstance(target, ToolResult):
-            return target
-        if target.is_dir():
-            return _error(f"{args.path} is a folder; use list_files to see what is in it")
-        if not target.is_file():
-            return _error(f"no such file: {args.path} (use list_files to find files)")
-        try:
-            data = target.read_bytes()
-        except OSError as exc:
-            return _error(f"cannot read {args.path}: {exc.strerror}")
-        rel = self.rel(target)
+        got = self.read_or_error(args.path, "use list_files to find files")
+        if isinstance(got, ToolResult):
+            return got
+        data, rel = got
         if _is_binary(data):
             return _error(f"{rel} is a binary file ({len(data)} bytes); it cannot be shown as text")
         lines = data.decode("utf-8", errors="replace").splitlines()
@@ -157,6 +213,7 @@ class ListFiles(WorkspaceTool):
     """list_files: files in the workspace matching a glob."""
 
     name = "list_files"
+    risk = "read"
     description = (
         "List files in the workspace whose path matches a glob pattern, e.g. '**/*.py' or "
         "'src/*'. Skips .git, .venv, __pycache__ and node_modules."
@@ -167,12 +224,17 @@ class ListFiles(WorkspaceTool):
 
     def run(self, args: Args) -> ToolResult:
         pattern = args.pattern
-        if not any(c in pattern for c in "*?[") and (self.workspace / pattern).is_dir():
-            folder = self.resolve(pattern)
-            if isinstance(folder, ToolResult):
-                return folder
-            pattern = "**/*" if folder == self.workspace else f"{self.rel(folder)}/**/*"
-        matches = [rel for path in self.walk() if glob_match(rel := self.rel(path), pattern)]
+        if not any(c in pattern for c in "*?[") and pattern.strip():
+            try:
+                with self.fs.locate(pattern) as folder:
+                    st, parts = folder.lstat(), folder.parts
+            except Outside:
+                return self._outside(pattern)
+            except (Unusable, OSError):
+                st, parts = None, ()
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                pattern = "/".join([*parts, "**/*"])
+        matches = [rel for rel in self.fs.files(SKIP_DIRS) if glob_match(rel, pattern)]
         if not matches:
             return ToolResult(output=f"no files match {args.pattern!r}", data={"files": []})
         shown = matches[:LIST_MAX]
@@ -190,6 +252,7 @@ class Search(WorkspaceTool):
     """search: lines matching a literal text or a regex in the workspace's text files."""
 
     name = "search"
+    risk = "read"
     description = (
         "Search text files in the workspace for a literal string (or a regular expression "
         "with regex=true). Returns path:line:text for each matching line."
@@ -210,17 +273,14 @@ class Search(WorkspaceTool):
         except re.error as exc:
             return _error(f"invalid regex {args.query!r}: {exc}; or search with regex=false")
         hits: list[str] = []
-        for path in self.walk():
-            rel = self.rel(path)
+        for rel in self.fs.files(SKIP_DIRS):
             if args.glob and not glob_match(rel, args.glob):
                 continue
             try:
-                if path.stat().st_size > SEARCH_MAX_FILE_BYTES:
-                    continue
-                data = path.read_bytes()
-            except OSError:
-                continue
-            if _is_binary(data):
+                data, _ = self.read(rel, SEARCH_MAX_FILE_BYTES)
+            except (Outside, Unusable, OSError):
+                continue  # changed while searching
+            if data is None or _is_binary(data):
                 continue
             for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
                 if pattern.search(line):
@@ -254,6 +314,7 @@ class WriteFile(WorkspaceTool):
 
     name = "write_file"
     raw_text = "content"  # the embedded model writes it as a fenced block after the call
+    risk = "write"
     description = (
         "Create a file, or replace all of its content, in the workspace. Creates missing "
         "folders. To change part of an existing file, use edit_file."
@@ -267,7 +328,7 @@ class WriteFile(WorkspaceTool):
         target = self.resolve(args.path)
         if isinstance(target, ToolResult):
             return target
-        if target.is_dir():
+        if self.fs.is_dir(args.path):
             return _error(f"{args.path} is a folder; give a file path")
         rel = self.rel(target)
         writer = OFFICE_WRITERS.get(target.suffix.lower())
@@ -276,12 +337,19 @@ class WriteFile(WorkspaceTool):
                 f"{rel} is a binary {target.suffix} file; write_file would destroy it. "
                 f"Use {writer} instead."
             )
-        try:
-            old = target.read_text(encoding="utf-8", errors="replace") if target.exists() else None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(args.content, encoding="utf-8", newline="")
-        except OSError as exc:
-            return _error(f"cannot write {rel}: {exc.strerror}")
+        loc = self.locate(args.path, create_dirs=True)
+        if isinstance(loc, ToolResult):
+            return loc
+        with loc:
+            rel = loc.rel
+            try:
+                before = _current(loc)
+                self.fs.replace(loc, args.content.encode("utf-8"))
+            except IsADirectoryError:
+                return _error(f"{args.path} is a folder; give a file path")
+            except OSError as exc:
+                return _error(f"cannot write {rel}: {exc.strerror}")
+        old = None if before is None else before.decode("utf-8", errors="replace")
         diff = _diff(rel, old, args.content)
         lines = len(args.content.splitlines())
         if old is None:
@@ -293,6 +361,23 @@ class WriteFile(WorkspaceTool):
             summary = f"wrote {rel} ({lines} lines, +{added} -{removed})"
         summary += ". If the task is done, call finish."  # small models otherwise rewrite it
         return ToolResult(output=summary, data={"path": rel, "diff": diff, "created": old is None})
+
+
+def _current(loc: Located) -> bytes | None:
+    """The file now at a located name (None if there is none), opened without following."""
+    try:
+        fd = os.open(loc.name, READ_FLAGS, dir_fd=loc.dir_fd)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder")
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return read_all(fd)
+    finally:
+        os.close(fd)
 
 
 def _counts(diff: str) -> tuple[int, int]:
@@ -308,6 +393,7 @@ class EditFile(WorkspaceTool):
     name = "edit_file"
     search_replace = ("old", "new")  # the embedded model writes SEARCH/REPLACE blocks
     live_args = {"path": "files"}
+    risk = "write"
     description = (
         "Edit a file by replacing an exact piece of text. `old` must appear exactly once in "
         "the file (copy it from read_file output without the line numbers, including "
@@ -320,22 +406,18 @@ class EditFile(WorkspaceTool):
         new: str = Field(description="The text to put in its place.")
 
     def run(self, args: Args) -> ToolResult:
-        target = self.resolve(args.path)
-        if isinstance(target, ToolResult):
-            return target
-        if not target.is_file():
-            return _error(f"no such file: {args.path} (use write_file to create a file)")
-        rel = self.rel(target)
+        got = self.read_or_error(args.path, "use write_file to create a file", folder_ok=False)
+        if isinstance(got, ToolResult):
+            return got
+        data, rel = got
         if not args.old:
             return _error("old is empty; give the exact text to replace (or use write_file)")
         if args.old == args.new:
             return _error("old and new are the same; nothing to change")
         try:
-            text = target.read_text(encoding="utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             return _error(f"{rel} is not UTF-8 text; it cannot be edited with edit_file")
-        except OSError as exc:
-            return _error(f"cannot read {rel}: {exc.strerror}")
         starts = [m.start() for m in re.finditer(re.escape(args.old), text)]
         if not starts:
             hint = _closest(text, args.old)
@@ -347,10 +429,14 @@ class EditFile(WorkspaceTool):
                 "changed. Include more surrounding lines in old so it matches exactly once."
             )
         new_text = text[: starts[0]] + args.new + text[starts[0] + len(args.old) :]
-        try:
-            target.write_text(new_text, encoding="utf-8", newline="")
-        except OSError as exc:
-            return _error(f"cannot write {rel}: {exc.strerror}")
+        loc = self.locate(rel)
+        if isinstance(loc, ToolResult):
+            return loc
+        with loc:
+            try:
+                self.fs.replace(loc, new_text.encode("utf-8"))
+            except OSError as exc:
+                return _error(f"cannot write {rel}: {exc.strerror}")
         diff = _diff(rel, text, new_text)
         line = text.count("\n", 0, starts[0]) + 1
         added, removed = _counts(diff)
