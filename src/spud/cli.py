@@ -17,6 +17,7 @@ from rich.prompt import Confirm
 from rich.syntax import Syntax
 from rich.table import Table
 
+from spud import toolsets as registry
 from spud.config import Settings
 from spud.core.agent import RunResult
 from spud.core.errors import ConfigError, SpudError
@@ -43,6 +44,9 @@ console = Console(highlight=False)
 WorkspaceOpt = typer.Option(Path("."), "--workspace", "-w", help="Folder the agent works in.")
 ModelOpt = typer.Option(None, "--model", "-m", help="Model name (see `spud models list`).")
 YesOpt = typer.Option(False, "--yes", "-y", help="Approve every call the policy would ask about.")
+ToolsOpt = typer.Option(
+    "", "--tools", help=f"Extra tool sets, comma-separated. {registry.help_text()}."
+)
 
 
 def app() -> None:
@@ -152,12 +156,10 @@ class Terminal:
         finally:
             self.status.start()
 
-    def run(self, svc, agent, session_id: str) -> RunResult:  # noqa: ANN001
-        try:
-            with self.status:
-                return svc.run(agent, session_id)
-        finally:
-            svc.close(agent)
+    def running(self, go: Callable[[], RunResult]) -> RunResult:
+        """Run with the "working" line shown."""
+        with self.status:
+            return go()
 
 
 def _service(model: str | None):  # noqa: ANN202
@@ -171,6 +173,13 @@ def _service(model: str | None):  # noqa: ANN202
 
 def _split(names: str) -> list[str]:
     return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def _limits(svc, max_steps: int | None):  # noqa: ANN001, ANN202
+    """The configured limits, with --max-steps when given."""
+    if not max_steps:
+        return None
+    return svc.settings.limits.model_copy(update={"max_steps": max_steps})
 
 
 def _finish(result: RunResult, svc) -> None:  # noqa: ANN001
@@ -197,30 +206,32 @@ def run(
     model: str = ModelOpt,
     yes: bool = YesOpt,
     max_steps: int = typer.Option(None, help="Stop after this many steps."),
-    tools: str = typer.Option(
-        "",
-        help="Extra tool sets, comma-separated: office (added anyway when the task names "
-        "an .xlsx/.docx/.pptx/.pdf/.csv file).",
-    ),
+    tools: str = ToolsOpt,
 ) -> None:
     """Run one task in a workspace and stream each step."""
-    from spud.service.sessions import check_workspace, toolsets_for
+    from spud.service.sessions import RunSpec, check_workspace
 
     ws = check_workspace(workspace)
     svc = _service(model)
-    if max_steps:
-        svc.settings.limits.max_steps = max_steps
-    toolsets = toolsets_for(task, [*svc.settings.tools, *_split(tools)])
+    registry.check(_split(tools))  # before loading the model
     llm = _load_model(svc)
     term = Terminal()
-    agent = svc.agent(
-        llm, ws, auto_approve=yes, ask=term.asker(), on_message=render, toolsets=toolsets
+    spec = RunSpec(
+        workspace=ws,
+        task=task,
+        model=llm,
+        toolsets=_split(tools),
+        auto_approve=yes,
+        ask=term.asker(),
+        limits=_limits(svc, max_steps),
+        on_message=render,
     )
-    console.print(
-        f"[dim]model {llm.name} · workspace {ws} · tools {', '.join(sorted(toolsets))}[/]"
-    )
-    sid = svc.start(agent, task, ws)
-    _finish(term.run(svc, agent, sid), svc)
+    with svc.open(spec) as agent_run:
+        console.print(
+            f"[dim]model {llm.name} · workspace {ws} · tools {', '.join(agent_run.toolsets)}[/]"
+        )
+        result = term.running(agent_run.start)
+    _finish(result, svc)
 
 
 @cli.command()
@@ -231,11 +242,9 @@ def resume(
     max_steps: int = typer.Option(None, help="Raise the step limit (counts all steps so far)."),
 ) -> None:
     """Continue a session from its last completed step (e.g. after a crash or a limit)."""
-    from spud.service.sessions import check_workspace
+    from spud.service.sessions import RunSpec, check_workspace
 
     svc = _service(None)
-    if max_steps:
-        svc.settings.limits.max_steps = max_steps
     info = svc.session(session_id)
     svc.settings.model = model or info.model
     if info.status == "finished":
@@ -243,16 +252,18 @@ def resume(
         return
     ws = check_workspace(Path(info.workspace))
     term = Terminal()
-    agent = svc.agent(
-        _load_model(svc),
-        ws,
+    spec = RunSpec(
+        workspace=ws,
+        model=_load_model(svc),
         auto_approve=yes,
         ask=term.asker(),
+        limits=_limits(svc, max_steps),
         on_message=render,
-        toolsets=svc.toolsets_of(info.id),
     )
     console.print(f"[dim]resuming {info.id} at step {info.steps + 1}[/]")
-    _finish(term.run(svc, agent, info.id), svc)
+    with svc.open(spec, info.id) as agent_run:
+        result = term.running(agent_run.resume)
+    _finish(result, svc)
 
 
 @cli.command()
@@ -261,44 +272,42 @@ def chat(
     model: str = ModelOpt,
     yes: bool = YesOpt,
     session: str = typer.Option(None, "--session", "-s", help="Continue this chat session."),
-    tools: str = typer.Option("", help="Extra tool sets, comma-separated: office, browser."),
+    tools: str = ToolsOpt,
 ) -> None:
     """A chat REPL with history; tools act in the workspace. Ctrl-D to leave."""
     import readline  # noqa: F401  (line editing and history for input())
 
-    from spud.service.sessions import check_workspace, toolsets_for
+    from spud.service.sessions import RunSpec, check_workspace
 
     ws = check_workspace(workspace)
     svc = _service(model)
-    toolsets = toolsets_for("", [*svc.settings.tools, *_split(tools)])
-    agent = svc.agent(
-        _load_model(svc),
-        ws,
+    registry.check(_split(tools))
+    sid = svc.session(session).id if session else None
+    spec = RunSpec(
+        workspace=ws,
+        model=_load_model(svc),
+        toolsets=_split(tools),
         auto_approve=yes,
         ask=Terminal().asker(),
-        on_message=None,
         chat=True,
-        toolsets=toolsets,
     )
-    sid = svc.session(session).id if session else None
     console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
-    while True:
-        try:
-            text = input("you> ").strip()
-        except EOFError:
-            break
-        if not text:
-            continue
-        if sid is None:
-            sid = svc.start(agent, text, ws, chat=True)
-        else:
-            agent.add_user_message(sid, text)
-        result = svc.run(agent, sid)
-        answer = (
-            result.summary if result.status == "finished" else f"[{result.status}] {result.summary}"
-        )
-        console.print(f"[bold green]spud>[/] {escape(answer)}")
-    svc.close(agent)
+    with svc.open(spec, sid) as agent_run:
+        while True:
+            try:
+                text = input("you> ").strip()
+            except EOFError:
+                break
+            if not text:
+                continue
+            result = agent_run.reply(text)
+            answer = (
+                result.summary
+                if result.status == "finished"
+                else f"[{result.status}] {result.summary}"
+            )
+            console.print(f"[bold green]spud>[/] {escape(answer)}")
+        sid = agent_run.session_id
     if sid:
         console.print(f"[dim]session {sid}[/]")
 

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from spud import toolsets
 from spud.core.errors import SpudError
 from spud.core.messages import Message
 from spud.sandbox.policy import Policy, Rule
@@ -21,7 +22,6 @@ from spud.service.chat import AGENT_MODEL
 from spud.service.errors import Forbidden, NotFound
 from spud.service.tasks import ACTIVE, TaskSpec, message_events
 from spud.service.users import Principal
-from spud.tools.browser_policy import default_policy_with_browser
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -197,6 +197,7 @@ def _tasks_page(
         models=svc.pool.names(),
         default_model=svc.pool.settings.model,
         approvals=APPROVALS,
+        toolsets=toolsets.optional(),
         error=error,
         form={"workspace": "default", "approvals": "default", **form},
     )
@@ -211,10 +212,10 @@ def tasks(request: Request, who: auth.PageUser, svc: auth.Svc) -> Response:
 def policy_for(approvals: str) -> tuple[Policy | None, bool]:
     """The policy and auto_approve for a choice of the task form."""
     if approvals == "commands":
-        base = default_policy_with_browser()
+        base = Policy.default()
         denies = [r for r in base.rules if r.action == "deny"]
         rules = [*denies, Rule(tool="bash", action="ask"), *base.rules]
-        return Policy(rules=rules, default_action=base.default_action), False
+        return base.model_copy(update={"rules": rules}), False
     return None, approvals == "auto"
 
 
@@ -227,8 +228,7 @@ def start_task(
     workspace: Annotated[str, Form(max_length=500)] = "default",
     model: Annotated[str, Form(max_length=300)] = "",
     approvals: Annotated[Literal["default", "commands", "auto"], Form()] = "default",
-    browser: Annotated[bool, Form()] = False,
-    office: Annotated[bool, Form()] = False,
+    toolset: Annotated[list[str] | None, Form(max_length=50)] = None,
 ) -> Response:
     """Start a task from the form, then show it."""
     if not _same_site(request):
@@ -238,7 +238,7 @@ def start_task(
         if not prompt.strip():
             raise SpudError("Say what the task is: the prompt is empty.")
         policy, auto = policy_for(approvals)
-        tools = [name for name, on in (("browser", browser), ("office", office)) if on]
+        tools = list(dict.fromkeys(toolset or []))  # the ticked boxes, each once
         spec = TaskSpec(
             prompt=prompt,
             workspace=workspace.strip() or "default",

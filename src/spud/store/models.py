@@ -63,6 +63,7 @@ class SessionRow(Base):
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(32), default="running")
     summary: Mapped[str] = mapped_column(Text, default="")
+    toolsets: Mapped[str] = mapped_column(Text, default="", server_default="")  # "coding,office"
     steps: Mapped[int] = mapped_column(default=0)
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)

@@ -20,7 +20,9 @@ from spud.core.protocols import SessionInfo
 from spud.store.models import MessageRow, SessionRow, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-UPDATABLE = frozenset({"status", "summary", "steps", "prompt_tokens", "completion_tokens"})
+UPDATABLE = frozenset(
+    {"status", "summary", "steps", "prompt_tokens", "completion_tokens", "toolsets"}
+)
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",  # first, so the others wait for a lock instead of failing
     "PRAGMA journal_mode=WAL",
@@ -207,4 +209,5 @@ def _info(row: SessionRow) -> SessionInfo:
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
         summary=row.summary,
+        toolsets=[name for name in row.toolsets.split(",") if name],
     )

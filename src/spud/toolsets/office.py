@@ -1,0 +1,26 @@
+"""The office set: spreadsheets, documents and slides; on when the task names such a file."""
+
+from __future__ import annotations
+
+import re
+
+from spud.core.protocols import Tool
+from spud.toolsets.registry import ToolContext, ToolSet, register
+
+OFFICE_FILE = re.compile(r"\.(xlsx|xlsm|docx|pptx|pdf|csv)\b", re.IGNORECASE)
+
+
+@register
+class Office(ToolSet):
+    name = "office"
+    title = "Office files"
+    summary = "xlsx, docx, pptx, pdf and csv (on anyway when the task names such a file)"
+    order = 20
+
+    def tools(self, ctx: ToolContext) -> list[Tool]:
+        from spud.tools.sheets import office_tools
+
+        return office_tools(ctx.workspace)
+
+    def switches_on(self, task: str, chat: bool) -> bool:
+        return bool(OFFICE_FILE.search(task))
