@@ -19,6 +19,7 @@ class _MemoryTool:
 
 class Remember(_MemoryTool):
     name = "remember"
+    risk = "write"
     description = (
         "Remember a fact or a preference of the user for later sessions. Give a key (what it "
         "is about) so a newer value replaces the old one."
@@ -43,6 +44,7 @@ class Remember(_MemoryTool):
 
 class Recall(_MemoryTool):
     name = "recall"
+    risk = "read"
     description = "Search your memories (facts, preferences, past sessions, skills, documents)."
 
     class Args(BaseModel):
@@ -59,6 +61,7 @@ class Recall(_MemoryTool):
 
 class Forget(_MemoryTool):
     name = "forget"
+    risk = "write"
     description = "Forget a memory for good, by its id (e.g. m12), with its older versions."
 
     class Args(BaseModel):

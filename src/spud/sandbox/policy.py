@@ -328,7 +328,7 @@ RISK_ACTIONS: dict[str, Action] = {"read": "auto", "write": "auto", "send": "ask
 
 
 def risk_action(
-    policy: Policy, call: ToolCall, untrusted_context: bool, risk: Risk
+    policy: Policy, call: ToolCall, untrusted_context: bool | str, risk: Risk
 ) -> tuple[Action, Rule | None]:
     """What a call no rule matched gets from its tool's risk.
 
@@ -342,14 +342,13 @@ def risk_action(
 
 
 def shell_action(
-    policy: Policy, call: ToolCall, untrusted_context: bool
+    policy: Policy, call: ToolCall, untrusted_context: bool | str
 ) -> tuple[Action, Rule | None]:
-    """The first bash rule that matches the call's command, or ask when none does."""
+    """The policy's decision had the call's command been given to bash (none for bash: ask)."""
+    if call.name == "bash":
+        return "ask", None
     as_bash = call.model_copy(update={"name": "bash"})
-    for rule in policy.rules:
-        if rule.tool == "bash" and rule.matches(as_bash, untrusted_context):
-            return rule.action, rule
-    return "ask", None
+    return policy.decide(as_bash, untrusted_context, "execute")
 
 
 def default_reason(policy: Policy, risk: Risk | None, action: Action) -> str:

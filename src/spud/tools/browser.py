@@ -598,6 +598,7 @@ class BrowserOpen(BrowserTool):
     """browser_open: load a URL in the current tab (or a new one) and show its snapshot."""
 
     name = "browser_open"
+    risk = "read"
     description = (
         "Open a web page by URL in the browser and show the page (title, URL and an "
         "accessibility snapshot with element refs such as e12 for the other browser tools)."
@@ -632,6 +633,7 @@ class BrowserSnapshot(BrowserTool):
     """browser_snapshot: the current page as a compact accessibility tree."""
 
     name = "browser_snapshot"
+    risk = "read"
     description = (
         "Show the current page: title, URL and an accessibility snapshot in which elements "
         "you can act on have refs such as e12."
@@ -656,6 +658,7 @@ class BrowserClick(BrowserTool):
     """browser_click: click an element by ref."""
 
     name = "browser_click"
+    risk = "write"
     description = "Click an element (link, button, checkbox...) by its ref from the snapshot."
 
     class Args(BaseModel):
@@ -677,6 +680,7 @@ class BrowserSubmit(BrowserTool):
     """browser_submit: a click that may send data to a new domain or pay (needs approval)."""
 
     name = "browser_submit"
+    risk = "send"
     description = (
         "Click a button that sends a form to another site, pays, orders or subscribes. "
         "A person must approve it; use browser_click for ordinary clicks."
@@ -697,6 +701,7 @@ class BrowserType(BrowserTool):
     """browser_type: replace the text of an input by ref, optionally pressing Enter."""
 
     name = "browser_type"
+    risk = "write"
     description = "Type text into an input or text area (replacing its content) by its ref."
 
     class Args(BaseModel):
@@ -721,6 +726,7 @@ class BrowserSelect(BrowserTool):
     """browser_select: choose an option of a select box by its label or value."""
 
     name = "browser_select"
+    risk = "write"
     description = "Choose an option in a select box (combobox) by its visible label or value."
 
     class Args(BaseModel):
@@ -749,6 +755,7 @@ class BrowserPress(BrowserTool):
     """browser_press: press a key, on an element or on the page."""
 
     name = "browser_press"
+    risk = "write"
     description = "Press a key such as Enter, Tab, Escape, ArrowDown or PageDown."
 
     class Args(BaseModel):
@@ -781,6 +788,7 @@ class BrowserScroll(BrowserTool):
     """browser_scroll: scroll the page, or scroll an element into view."""
 
     name = "browser_scroll"
+    risk = "read"
     description = "Scroll the page up or down by a screen, or bring an element (ref) into view."
 
     class Args(BaseModel):
@@ -805,6 +813,7 @@ class BrowserBack(BrowserTool):
     """browser_back: go back in the tab's history."""
 
     name = "browser_back"
+    risk = "read"
     description = "Go back to the previous page in this tab."
 
     class Args(BaseModel):
@@ -820,6 +829,7 @@ class BrowserForward(BrowserTool):
     """browser_forward: go forward in the tab's history."""
 
     name = "browser_forward"
+    risk = "read"
     description = "Go forward to the next page in this tab's history."
 
     class Args(BaseModel):
@@ -845,6 +855,7 @@ class BrowserRead(BrowserTool):
     """browser_read: the page's main text, or one element's text, or a table as rows."""
 
     name = "browser_read"
+    risk = "read"
     description = (
         "Read the visible text of the page's main content, or of one element by ref. "
         "A table ref gives its rows as 'cell | cell'."
@@ -876,6 +887,7 @@ class BrowserScreenshot(BrowserTool):
     """browser_screenshot: save a PNG of the page into the workspace."""
 
     name = "browser_screenshot"
+    risk = "read"
     description = "Save a PNG screenshot of the current page into the workspace."
 
     class Args(BaseModel):
@@ -903,6 +915,7 @@ class BrowserDownload(BrowserTool):
     """browser_download: save a file from a link (ref) or URL into the workspace."""
 
     name = "browser_download"
+    risk = "write"
     description = (
         "Download a file by clicking a link (ref) or from a URL, and save it in the workspace. "
         "Shows the start of text files."
@@ -967,6 +980,7 @@ class BrowserTabs(BrowserTool):
     """browser_tabs: list the open tabs, switch to one or close one."""
 
     name = "browser_tabs"
+    risk = "read"
     description = "List the open tabs; switch_to or close a tab by its number."
 
     class Args(BaseModel):

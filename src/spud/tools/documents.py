@@ -264,6 +264,7 @@ class ReadDocument(WorkspaceTool):
     """doc_read: any office file or PDF as markdown, one page of the budget at a time."""
 
     name = "doc_read"
+    risk = "read"
     description = (
         "Read a .docx, .pptx, .pdf, .xlsx, .csv or .md file as markdown. Long files come in "
         "parts: call again with page=2, 3, ... (for PDFs, page is the PDF page to start at)."
@@ -306,6 +307,7 @@ class WriteDocx(WorkspaceTool):
     """docx_write: create a .docx from blocks, or append them to an existing one."""
 
     name = "docx_write"
+    risk = "write"
     description = (
         "Write a Word .docx: a list of blocks (heading, paragraph, bullet, numbered, table, "
         "image, page_break). With append=true the blocks go at the end of an existing file."
@@ -383,6 +385,7 @@ class WritePptx(WorkspaceTool):
     """pptx_write: create a presentation, or append slides to one."""
 
     name = "pptx_write"
+    risk = "write"
     description = (
         "Write a PowerPoint .pptx: a list of slides, each with a title, bullets, an optional "
         "table or image and speaker notes. With append=true the slides are added at the end."
@@ -451,6 +454,7 @@ class WriteCsv(WorkspaceTool):
     """csv_write: rows to a CSV file (quoted properly)."""
 
     name = "csv_write"
+    risk = "write"
     description = "Write rows (header first) to a .csv file, quoting values as needed."
 
     class Args(BaseModel):

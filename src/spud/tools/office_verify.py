@@ -106,6 +106,7 @@ class VerifyFile(WorkspaceTool):
     """verify_file: check a deliverable the way a reviewer would."""
 
     name = "verify_file"
+    risk = "read"
     description = (
         "Check an output file (.xlsx, .docx, .pptx, .pdf, .csv, .md): reopen it from disk, "
         "recalculate formulas, list error cells, broken references and empty sections, and "

@@ -615,6 +615,7 @@ class SheetDescribe(SheetTool):
     """sheet_describe: what a workbook holds."""
 
     name = "sheet_describe"
+    risk = "read"
     description = (
         "Describe an .xlsx workbook: its sheets with used ranges, tables, named ranges, "
         "merged cells and charts. Start here before reading or editing a spreadsheet."
@@ -679,6 +680,7 @@ class SheetRead(SheetTool):
     """sheet_read: a window of cells as a compact table, formulas with their values."""
 
     name = "sheet_read"
+    risk = "read"
     description = (
         "Read cells of a sheet as a table (values; formulas shown as '=FORMULA -> value'). "
         f"Shows at most {READ_ROWS} rows and {READ_COLS} columns; give a range like 'A1:F40' "
@@ -752,6 +754,7 @@ class SheetWrite(SheetTool):
     """sheet_write: set values and formulas, save, recalculate and report errors."""
 
     name = "sheet_write"
+    risk = "write"
     description = (
         "Write values or formulas into cells of an .xlsx sheet and save (creates the file if "
         'missing). cells maps addresses to values, e.g. {"B5": "=SUM(B2:B4)", "A5": '
@@ -809,6 +812,7 @@ class SheetInsert(SheetTool):
     """sheet_insert: insert or delete rows or columns, adjusting references."""
 
     name = "sheet_insert"
+    risk = "write"
     description = (
         "Insert (or, with delete=true, delete) rows or columns in a sheet. Formulas on every "
         "sheet, named ranges and merged cells are adjusted; references to deleted cells "
@@ -879,6 +883,7 @@ class SheetAdd(SheetTool):
     """sheet_add: add a sheet to a workbook."""
 
     name = "sheet_add"
+    risk = "write"
     description = "Add a new empty sheet to an .xlsx workbook (creates the workbook if missing)."
 
     class Args(BaseModel):
@@ -902,6 +907,7 @@ class SheetFormat(SheetTool):
     """sheet_format: number formats, bold, fill colour and column widths."""
 
     name = "sheet_format"
+    risk = "write"
     description = (
         "Format a range of cells: number_format (e.g. '0.00', '#,##0', '0%', 'yyyy-mm-dd'), "
         "bold, italic, fill colour (hex like 'FFFF00') and column width."
@@ -957,6 +963,7 @@ class SheetChart(SheetTool):
     """sheet_chart: add a bar, line or pie chart over a range."""
 
     name = "sheet_chart"
+    risk = "write"
     description = (
         "Add a chart to a sheet. data is the range of values with a header row (e.g. 'B1:B5'), "
         "categories the labels (e.g. 'A2:A5'); the chart is placed at anchor (e.g. 'E2')."
@@ -1003,6 +1010,7 @@ class SheetFind(SheetTool):
     """sheet_find: cells whose value or formula contains a text."""
 
     name = "sheet_find"
+    risk = "read"
     description = "Find cells in a workbook whose value or formula contains a text (any case)."
 
     class Args(BaseModel):
