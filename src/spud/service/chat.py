@@ -12,7 +12,7 @@ from spud.core.messages import Usage
 from spud.service.errors import NotFound
 from spud.service.modelpool import ModelPool
 from spud.service.owned import OwnedSessions
-from spud.service.sessions import SessionService, toolsets_for
+from spud.service.sessions import RunSpec, SessionService
 from spud.service.tasks import require_write
 from spud.service.users import Principal
 from spud.service.workspaces import Workspaces
@@ -66,29 +66,24 @@ class ChatService:
         return self._executor.submit(self._turn, who, task, session_id)
 
     def _turn(self, who: Principal, text: str, session_id: str | None) -> ChatTurn:
-        model = self.pool.get(self.pool.settings.model)
-        workspace = self.workspaces.workspace(who.org_id, CHAT_WORKSPACE)
-        sets = toolsets_for("", self.pool.settings.tools)
-        agent = self.sessions.agent(
-            model, workspace, chat=True, toolsets=sets, user_id=who.user_id, org_id=who.org_id
+        spec = RunSpec(
+            workspace=self.workspaces.workspace(who.org_id, CHAT_WORKSPACE),
+            task=text,
+            model=self.pool.get(self.pool.settings.model),
+            chat=True,
+            user_id=who.user_id,
+            org_id=who.org_id,
+            on_session=lambda sid: self.owned.own(sid, who.org_id, who.user_id, "chat"),
         )
-        try:
-            if session_id is None:
-                session_id = self.sessions.start(
-                    agent, text, workspace, chat=True, user_id=who.user_id, org_id=who.org_id
-                )
-                self.owned.own(session_id, who.org_id, who.user_id, "chat")
-                continued = False
-            else:
-                continued = True
+        if session_id is None:
+            before = (0, 0)
+            result = self.sessions.execute(spec)
+            session_id = result.session_id
+        else:
             with self._session_lock(session_id):  # one turn at a time per conversation
                 info = self.sessions.session(session_id)
                 before = (info.prompt_tokens, info.completion_tokens)
-                if continued:
-                    agent.add_user_message(session_id, text)
-                result = self.sessions.run(agent, session_id)
-        finally:
-            self.sessions.close(agent)
+                result = self.sessions.resume(session_id, spec, message=text)
         answer = (
             result.summary if result.status == "finished" else f"[{result.status}] {result.summary}"
         )

@@ -14,14 +14,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
+from spud import toolsets
+from spud.core.agent import Limits
 from spud.core.errors import ConfigError, ModelNotFound, SpudError
 from spud.core.messages import Message, ToolCall
-from spud.sandbox.policy import Policy, PolicyApprover
+from spud.sandbox.policy import Policy
 from spud.service.audit import AuditLog
 from spud.service.errors import Conflict, Forbidden, NotFound
 from spud.service.modelpool import CancellableModel, Cancelled, ModelPool
 from spud.service.owned import OwnedSessions
-from spud.service.sessions import SessionService, toolsets_for
+from spud.service.sessions import RunSpec, SessionService
 from spud.service.tables import ApprovalRow, TaskRow, UserRow
 from spud.service.users import Principal
 from spud.service.workspaces import PinnedWorkspace, Workspaces
@@ -125,7 +127,7 @@ class TaskService:
         if model not in self.pool.names():
             offered = ", ".join(self.pool.names())
             raise ModelNotFound(f"unknown model {model!r}: use one of {offered}")
-        toolsets_for(spec.prompt, [*self.pool.settings.tools, *spec.tools])  # unknown set: error
+        toolsets.check(spec.tools)  # an unknown set is a clear error
         workspace, pin = self._pin_workspace(who, spec.workspace)
         ceiling = self.sessions.default_policy()  # the admin's policy file, or Spud's default
         policy = spec.policy.under(ceiling) if spec.policy else ceiling  # it can only tighten
@@ -296,7 +298,7 @@ class TaskService:
         live = self._live[task_id]
         with self._db() as db:
             row = db.get(TaskRow, task_id)
-        agent = pinned = None
+        pinned = None
         status, summary = "error", ""
         try:
             if live.cancelled.is_set():
@@ -305,32 +307,25 @@ class TaskService:
             model = CancellableModel(self.pool.get(row.model), lambda: self._stops(live))
             pinned = self._open_workspace(row)  # held open (pinned.fd) while the task runs
             workspace = pinned.path
-            sets = toolsets_for(row.prompt, [*self.pool.settings.tools, *options["sets"]])
-            agent = self.sessions.agent(
-                model,
-                workspace,
-                on_message=lambda m: self._bump(task_id),
-                toolsets=sets,
-                user_id=row.user_id,  # memory is per user and organisation
-                org_id=row.org_id,
-            )
-            agent.approver = PolicyApprover(
-                Policy.model_validate_json(row.policy),
+            spec = RunSpec(
+                workspace=workspace,
+                task=row.prompt,
+                model=model,
+                toolsets=options["sets"],
+                policy=Policy.model_validate_json(row.policy),
                 ask=lambda call, why: self._ask(task_id, live, call, why),
                 auto_approve=options["auto_approve"],
+                limits=self._limits(options["max_steps"]),
+                user_id=row.user_id,  # memory is per user and organisation
+                org_id=row.org_id,
+                on_message=lambda m: self._bump(task_id),
+                on_session=lambda session_id: self._started(row, session_id),
             )
-            if options["max_steps"]:
-                agent.limits = agent.limits.model_copy(update={"max_steps": options["max_steps"]})
-            session_id = row.session_id
-            if session_id is None:
-                session_id = self.sessions.start(
-                    agent, row.prompt, workspace, user_id=row.user_id, org_id=row.org_id
-                )
-                self.owned.own(session_id, row.org_id, row.user_id, "task")
-                with self._db.begin() as db:
-                    db.get(TaskRow, task_id).session_id = session_id
-            self._set_status(task_id, "running")
-            result = agent.run(session_id)
+            if row.session_id is None:
+                result = self.sessions.execute(spec)
+            else:
+                self._set_status(task_id, "running")
+                result = self.sessions.resume(row.session_id, spec)
             status, summary = result.status, result.summary
         except Cancelled:
             if live.cancelled.is_set():
@@ -347,8 +342,6 @@ class TaskService:
             log.exception("task %s failed", task_id)
             summary = f"{type(exc).__name__}: {exc}"
         finally:
-            if agent is not None:
-                self.sessions.close(agent)
             if pinned is not None:
                 pinned.close()
             if status:
@@ -383,6 +376,18 @@ class TaskService:
             with self._db.begin() as db:
                 db.get(TaskRow, row.id).workspace_pin = pinned.identity
         return pinned
+
+    def _started(self, row: TaskRow, session_id: str) -> None:
+        """A new task's session exists: own it, link it, and show the task running."""
+        self.owned.own(session_id, row.org_id, row.user_id, "task")
+        with self._db.begin() as db:
+            db.get(TaskRow, row.id).session_id = session_id
+        self._set_status(row.id, "running")
+
+    def _limits(self, max_steps: int | None) -> Limits | None:
+        if not max_steps:
+            return None
+        return self.sessions.settings.limits.model_copy(update={"max_steps": max_steps})
 
     def _ask(self, task_id: str, live: _Live, call: ToolCall, why: str) -> bool:
         """The Approver's question: store it, wait for an answer over the API (or time out)."""
