@@ -6,6 +6,7 @@ import ipaddress
 import shutil
 import socket
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -40,6 +41,20 @@ def test_files_the_host_writes_stay_writable_inside(ws: Path) -> None:
     assert result.ok, result.output
     assert (ws / "notes.txt").read_text() == "a\nb\n"
     assert (ws / "pkg" / "new.py").exists()
+
+
+def test_files_the_host_writes_between_commands_stay_writable(ws: Path) -> None:
+    # One sandbox, as in a session: later walks skip folders that did not change, so a file
+    # the host adds to an existing folder must still be handed over.
+    tool = Bash(Sandbox(SandboxConfig(workspace=ws)))
+    first = tool.run(tool.Args(command="mkdir -p a/b && touch a/b/first && mkdir c"))
+    assert first.ok, first.output
+    time.sleep(1.5)  # past the walk's one-second margin, so the quick path is taken
+    tool.run(tool.Args(command="true"))
+    (ws / "a" / "b" / "host.txt").write_text("from the host\n")
+    second = tool.run(tool.Args(command="echo inside >> a/b/host.txt && touch c/new"))
+    assert second.ok, second.output
+    assert (ws / "a" / "b" / "host.txt").read_text() == "from the host\ninside\n"
 
 
 def test_python_and_pytest(ws: Path) -> None:

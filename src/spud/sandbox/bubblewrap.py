@@ -166,6 +166,9 @@ class Sandbox:
         self.config = config.model_copy(update={"workspace": workspace})
         self._proxy = proxy
         self.cgroups = limits.cgroup_support() if self.privileged else "none"
+        self._used = -1  # bytes the workspace uses (-1: not measured yet); see _scan
+        self._free = 0
+        self._walked: int | None = None
 
     @property
     def workspace(self) -> Path:
@@ -318,6 +321,30 @@ class Sandbox:
             env.update(network.proxy_env())
         return env
 
+    def _scan(self, owner: tuple[int, int] | None, always: bool) -> tree.Scan | None:
+        """Walk the workspace when needed, keeping self._used (bytes) up to date.
+
+        The size is known exactly after a full walk; in between, it is raised by whatever
+        space the filesystem lost (an upper bound: other writers only make it larger). A full
+        walk runs whenever that bound passes the quota, so nothing over it goes unseen. With
+        an owner (running as root), a walk also hands new entries to the sandbox uid; it
+        skips the files of folders unchanged since the last walk.
+        """
+        free = tree.free_bytes(self.workspace)
+        if self._used >= 0:
+            self._used += max(0, self._free - free)
+        self._free = free
+        full = self._used < 0 or self._used > self.config.disk_mb * MIB
+        if not (always or full):
+            return None
+        started = time.time_ns() - 1_000_000_000  # a second's margin for coarse timestamps
+        result = tree.scan(self.workspace, owner, since_ns=None if full else self._walked)
+        if always:
+            self._walked = started
+        if result.complete:
+            self._used = result.bytes_used
+        return result
+
     def time_limit(self, timeout_s: float | None) -> float:
         """The limit a call runs under: the caller may lower the configured one, not raise it."""
         if timeout_s is None or timeout_s <= 0:
@@ -329,11 +356,11 @@ class Sandbox:
         limit = self.time_limit(timeout_s)
         start = time.monotonic()
         quota = self.config.disk_mb * MIB
-        before = tree.scan(self.workspace, self.owner)
+        before = self._scan(self.owner, always=True)
         notes: list[str] = []
-        over = before.bytes_used > quota
+        over = self._used > quota
         if over:
-            notes.append(_quota_note(before.bytes_used, quota, "before the command ran"))
+            notes.append(_quota_note(self._used, quota, "before the command ran"))
         group = limits.make_cgroup(self.caps()) if self.cgroups != "none" else None
         rlimits = limits.prlimit_args(
             self.caps(), memory_as=True, nproc=self.privileged and group is None, over_quota=over
@@ -372,9 +399,9 @@ class Sandbox:
                 f"[memory cap reached: the sandbox's processes together may use "
                 f"{self.config.memory_mb} MiB; a process was killed]"
             )
-        after = tree.scan(self.workspace, None)
-        if after.bytes_used > quota:
-            notes.append(_quota_note(after.bytes_used, quota, "after the command"))
+        self._scan(None, always=False)
+        if self._used > quota:
+            notes.append(_quota_note(self._used, quota, "after the command"))
         return ExecResult(
             exit_code=128 - code if code < 0 else code,
             output=output.text(),
