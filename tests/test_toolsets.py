@@ -20,6 +20,7 @@ from spud.config import Settings
 from spud.core.errors import ConfigError
 from spud.core.messages import ToolCall, ToolResult
 from spud.models.replay import ReplayModel
+from spud.sandbox.policy import Policy, PolicyApprover
 from spud.server.app import create_app
 from spud.service.hub import Services
 from spud.service.sessions import Run, RunSpec, SessionService
@@ -281,3 +282,47 @@ def test_every_tool_on_every_surface_is_decided_by_its_risk(
         assert got["remember"] == got["sheet_write"] == got["browser_open"] == "allow"
         assert got["browser_submit"] == ("asked" if someone else "nobody"), surface
     assert surfaces["task"].ask is not None and surfaces["cli run"].ask is None
+
+
+def test_the_task_form_offers_every_optional_set_and_passes_the_ticked_ones(
+    chat_site: tuple[Services, TestClient],
+):
+    svc, client = chat_site
+    page = client.get("/tasks")
+    assert page.status_code == 200
+    for s in toolsets.optional():
+        assert f'name="toolset" value="{s.name}"> {s.title}' in page.text
+    assert 'value="coding"' not in page.text  # always on: no box
+    form = {"prompt": "Note what Ann drinks", "toolset": ["memory", "browser"]}
+    r = client.post("/tasks", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    ann = svc.users.by_name("ann")
+    task = svc.tasks.get(ann, r.headers["location"].rsplit("/", 1)[1])
+    deadline = time.monotonic() + 60
+    while svc.tasks.get(ann, task.id).status in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    session = svc.tasks.get(ann, task.id).session_id
+    assert svc.sessions.session(session).toolsets == ["browser", "coding", "office", "memory"]
+
+
+def test_a_tool_from_outside_is_judged_by_the_risk_it_declares():
+    """A tool Spud has no rule for (an MCP server's, a plugin's) gets its risk's default."""
+    policy = Policy.default()
+
+    def run(command: str) -> ToolCall:
+        return ToolCall(name="remote_exec", arguments={"command": command})
+
+    assert policy.decide(ToolCall(name="lookup"), risk="read")[0] == "auto"
+    assert policy.decide(ToolCall(name="save_note"), risk="write")[0] == "auto"
+    assert policy.decide(ToolCall(name="send_mail"), risk="send")[0] == "ask"
+    assert policy.decide(run("make test"), risk="execute")[0] == "auto"  # as bash would
+    assert policy.decide(run("rm -r build"), risk="execute")[0] == "ask"
+    assert policy.decide(run("sudo reboot"), risk="execute")[0] == "deny"
+    assert policy.decide(ToolCall(name="mystery"))[0] == "ask"  # no risk declared
+    approver = PolicyApprover(policy, risks={"send_mail": "send"})
+    denied = approver.decide(ToolCall(name="send_mail"), False)
+    assert denied.decision == "deny" and "send risk -> ask" in denied.reason
+    assert "no one is here to approve it" in denied.reason
+    strict = Policy(rules=[], default_action="ask")  # a policy file without by_risk
+    assert strict.decide(ToolCall(name="lookup"), risk="read")[0] == "ask"

@@ -201,6 +201,8 @@ class SessionService:
                 network=s.sandbox_network,
                 timeout_s=s.sandbox_timeout_s,
                 memory_mb=s.sandbox_memory_mb,
+                protected=[s.policy_file] if s.policy_file else [],
+                hidden=[s.home],
             )
         )
         ctx = registry.ToolContext(
