@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from spud import toolsets as registry
 from spud.config import Settings
@@ -135,7 +136,7 @@ class SessionService:
         self.settings = settings or Settings()
         self.store = SqlStore(self.settings.database_url)
         self._models: dict[str, Model] = {}
-        self._sets: dict[int, list[str]] = {}  # id(agent) -> its tool sets, for start()
+        self._sets: WeakKeyDictionary[Agent, list[str]] = WeakKeyDictionary()  # for start()
 
     @cached_property
     def memory(self) -> MemoryService:
@@ -188,7 +189,7 @@ class SessionService:
             yield run
         finally:
             run.close()
-            self._sets.pop(id(run.agent), None)
+            self._sets.pop(run.agent, None)
 
     def _build(self, spec: RunSpec, sets: list[str]) -> Agent:
         s = self.settings
@@ -232,7 +233,7 @@ class SessionService:
             on_message=spec.on_message,
             harness=spec.harness,
         )
-        self._sets[id(agent)] = sets
+        self._sets[agent] = sets
         return agent
 
     # -- the parts, for code that holds an agent itself (tests, benchmarks) ------------
@@ -279,7 +280,7 @@ class SessionService:
         """Store a new session for the task, with the prompt its tool sets add; its id."""
         if not task.strip():
             raise ConfigError("the task is empty: say what Spud should do")
-        sets = toolsets if toolsets is not None else self._sets.get(id(agent), [])
+        sets = toolsets if toolsets is not None else self._sets.get(agent, [])
         prompt = CHAT_PROMPT if chat else SYSTEM_PROMPT
         prompt += registry.prompt(sets)
         prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
