@@ -168,6 +168,8 @@ class LocalModel:
             + [raw_suffix(s) for s in specs]
         )
         if key not in self._grammars:
+            if len(self._grammars) >= 64:  # live choices change as files appear
+                self._grammars.clear()
             gbnf = calls_gbnf(specs, self.edit_format)
             if self.allow_answer:
                 gbnf = gbnf.replace("root ::=", "calls ::=", 1) + ANSWER_OR_CALLS
@@ -212,7 +214,7 @@ class LocalModel:
             raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
             if not raw.startswith("{"):
                 return ModelReply(message=Message(role="assistant", content=raw), usage=usage)
-        if self.edit_format == "raw":
+        if self.edit_format == "raw" and any(is_raw(t) for t in tools):
             calls = parse_raw_calls(raw, tools)
         else:
             calls = parse_calls(CALL_OPEN + raw, tools)
