@@ -186,8 +186,8 @@ class Workspaces:
         """The folder's entries, folders first, then by name; links are left out."""
         parts = self.parts(relative)
         try:
-            fd = self._walk(org_id, parts, relative)
-        except (FileNotFoundError, ConfigError):
+            fd = self._walk(org_id, parts, relative)  # ConfigError for a link on the way
+        except FileNotFoundError:
             raise NotFound(f"no folder {relative!r} in your workspaces") from None
         entries = []
         try:
@@ -211,12 +211,14 @@ class Workspaces:
         if not parts:
             raise missing
         try:
-            folder = self._walk(org_id, parts[:-1], relative)
-        except (FileNotFoundError, ConfigError):
+            folder = self._walk(org_id, parts[:-1], relative)  # ConfigError for a link
+        except FileNotFoundError:
             raise missing from None
         try:
             fd = os.open(parts[-1], READ_FLAGS, dir_fd=folder)
-        except OSError:
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(f"{relative!r} is a link: links are not downloaded") from None
             raise missing from None
         finally:
             os.close(folder)
