@@ -15,12 +15,21 @@ ALLOWED_IP, INTERNAL_IP = "127.0.0.1", "127.0.0.2"
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive unless told to close
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
+    def do_POST(self) -> None:  # noqa: N802
+        sent = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.log.append((self.requestline, {"body": sent.decode()}))  # type: ignore[attr-defined]
+        self._answer(f"got {sent.decode()}")
+
     def do_GET(self) -> None:  # noqa: N802
         self.server.log.append((self.requestline, dict(self.headers)))  # type: ignore[attr-defined]
-        body = f"served by {self.server.name}".encode()  # type: ignore[attr-defined]
+        self._answer(f"served by {self.server.name}")  # type: ignore[attr-defined]
+
+    def _answer(self, text: str) -> None:
+        body = text.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -112,12 +121,33 @@ def test_plain_http_is_forwarded_in_origin_form_or_refused(sites: tuple[Site, Si
         url = f"http://{ALLOWED_IP}:{allowed.port}/page?q=1"
         req = f"GET {url} HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\n\r\n"
         reply = ask(("127.0.0.1", proxy.port), req.encode())
-        assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"served by allowed")
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"served by allowed")
         line, headers = allowed.log[-1]
         assert line == "GET /page?q=1 HTTP/1.1" and "Proxy-Connection" not in headers
+        assert headers["Connection"] == "close"
         url = f"http://{INTERNAL_IP}:{internal.port}/secret"
         reply = ask(("127.0.0.1", proxy.port), f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         assert reply.startswith(b"HTTP/1.1 403") and b"internal address" in reply
+    assert internal.log == []
+
+
+def test_a_reused_plain_http_connection_never_carries_a_second_host(sites: tuple[Site, Site]):
+    """Keep-alive through a proxy may reuse one connection for another host: the second
+    request must not be piped to the first host's (checked) address."""
+    allowed, internal = sites
+    with AllowlistProxy(lambda h, p: None, address_check=only_allowed_ip) as proxy:
+        before = len(allowed.log)
+        first = f"GET http://{ALLOWED_IP}:{allowed.port}/one HTTP/1.1\r\nHost: a\r\n\r\n"
+        second = f"GET http://{INTERNAL_IP}:{allowed.port}/two HTTP/1.1\r\nHost: b\r\n\r\n"
+        reply = ask(("127.0.0.1", proxy.port), (first + second).encode())
+        assert reply.count(b"served by") == 1 and b"Connection: close" in reply
+        assert [line for line, _ in allowed.log[before:]] == ["GET /one HTTP/1.1"]
+        post = f"POST http://{ALLOWED_IP}:{allowed.port}/form HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
+        reply = ask(("127.0.0.1", proxy.port), (post + "a=1&b" + second).encode())
+        assert reply.endswith(b"got a=1&b") and allowed.log[-1][1] == {"body": "a=1&b"}
+        chunked = post.replace("Content-Length: 5", "Transfer-Encoding: chunked")
+        reply = ask(("127.0.0.1", proxy.port), (chunked + "5\r\na=1&b\r\n0\r\n\r\n").encode())
+        assert reply.startswith(b"HTTP/1.1 411")
     assert internal.log == []
 
 

@@ -14,9 +14,11 @@ network only through this proxy. For every client connection it:
    check and the connect cannot happen) and pipes bytes both ways until either side closes.
 
 A refused request gets ``403 Forbidden`` with the reason as the body (``502`` when the host
-cannot be resolved or reached). Plain HTTP requests are forwarded with the request line in
-origin form and the ``Proxy-*`` headers removed; whatever follows on that connection goes to
-the same checked address. Every decision is kept in ``decisions`` (the last 1,000).
+cannot be resolved or reached). A plain HTTP request is forwarded with the request line in
+origin form, hop-by-hop headers (``Proxy-*``, ``Connection``, ``Upgrade``, ``Expect``) removed
+and ``Connection: close`` added; it carries one request (body by Content-Length) and one
+response, then the connection closes, so a client that reuses it for another host cannot reach
+the first host that way. Every decision is kept in ``decisions`` (the last 1,000).
 
 Typical use::
 
@@ -54,6 +56,16 @@ Resolver = Callable[[str, int], list[str]]
 """(host, port) -> IP addresses as text; raise OSError or return [] when it does not resolve."""
 
 MAX_HEAD_BYTES = 64 * 1024
+# Hop-by-hop headers the proxy drops (it sends its own Connection: close). Without Upgrade,
+# plain-HTTP WebSockets need CONNECT, which is what browsers use through a proxy anyway.
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "expect",
+    "upgrade",
+}
 BUFFER = 64 * 1024
 
 
@@ -258,15 +270,15 @@ class AllowlistProxy:
         try:
             client.settimeout(30)
             head, rest = _read_head(client)
-            method, host, port, forward = _parse_head(head)
+            method, host, port, forward, length = _parse_head(head)
             upstream = self._open(host, port)
             if method == "CONNECT":
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if rest:
+                    upstream.sendall(rest)
+                self._pipe(client, upstream)
             else:
-                upstream.sendall(forward)
-            if rest:
-                upstream.sendall(rest)
-            self._pipe(client, upstream)
+                self._relay_once(client, upstream, forward + rest[:length], length - len(rest))
         except _Refused as exc:
             _reply(client, exc.status, exc.reason)
         except OSError:
@@ -275,6 +287,28 @@ class AllowlistProxy:
             if upstream is not None:
                 self._untrack(upstream)
             self._untrack(client)
+
+    def _relay_once(
+        self, client: socket.socket, upstream: socket.socket, first: bytes, body_left: int
+    ) -> None:
+        """One plain HTTP request and its response, then close: a client that reuses the
+        connection for another host must open a new one (and be checked again)."""
+        upstream.settimeout(self.idle_timeout)
+        client.settimeout(self.idle_timeout)
+        upstream.sendall(first)
+        while body_left > 0:
+            data = client.recv(min(BUFFER, body_left))
+            if not data:
+                return
+            upstream.sendall(data)
+            body_left -= len(data)
+        try:
+            head, rest = _read_head(upstream)
+        except _Refused:
+            return  # the server closed without an answer: so does the proxy
+        client.sendall(_closing_head(head) + rest)
+        while data := upstream.recv(BUFFER):
+            client.sendall(data)
 
     def _open(self, host: str, port: int) -> socket.socket:
         """Check the name, resolve it once, check every address, connect to a checked one."""
@@ -371,8 +405,8 @@ def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
     return data[:end], data[end:]
 
 
-def _parse_head(head: bytes) -> tuple[str, str, int, bytes]:
-    """(method, host, port, head to forward upstream) from a proxy request head."""
+def _parse_head(head: bytes) -> tuple[str, str, int, bytes, int]:
+    """(method, host, port, head to forward, body length) from a proxy request head."""
     try:
         text = head.decode("latin-1")
         request_line, *header_lines = text[:-4].split("\r\n")
@@ -381,7 +415,7 @@ def _parse_head(head: bytes) -> tuple[str, str, int, bytes]:
         raise _Refused(400, "not an HTTP request") from None
     if method == "CONNECT":
         host, port = _split_host_port(target, None)
-        return method, host, port, b""
+        return method, host, port, b"", 0
     parts = urlsplit(target)
     if parts.scheme.lower() != "http" or not parts.netloc:
         raise _Refused(
@@ -391,13 +425,35 @@ def _parse_head(head: bytes) -> tuple[str, str, int, bytes]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    kept = [
+    length = 0
+    kept = []
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "transfer-encoding":
+            raise _Refused(411, "send request bodies with a Content-Length through this proxy")
+        if name == "content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                raise _Refused(400, f"not a valid Content-Length: {value.strip()!r}") from None
+            if length < 0:
+                raise _Refused(400, "a negative Content-Length")
+        if name not in HOP_HEADERS:
+            kept.append(line)
+    lines = [f"{method} {path} {version}", *kept, "Connection: close"]
+    return method, host, port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), length
+
+
+def _closing_head(head: bytes) -> bytes:
+    """A response head told to close the connection (so it is not reused for another host)."""
+    lines = head[:-4].split(b"\r\n")
+    kept = [lines[0]] + [
         line
-        for line in header_lines
-        if not line.lower().startswith(("proxy-connection:", "proxy-authorization:"))
+        for line in lines[1:]
+        if line.partition(b":")[0].strip().lower().decode("latin-1") not in HOP_HEADERS
     ]
-    forward = "\r\n".join([f"{method} {path} {version}", *kept]) + "\r\n\r\n"
-    return method, host, port, forward.encode("latin-1")
+    return b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n"
 
 
 def _split_host_port(text: str, default: int | None) -> tuple[str, int]:
@@ -435,9 +491,8 @@ def _is_ip(text: str) -> bool:
 
 
 def _reply(sock: socket.socket, status: int, reason: str) -> None:
-    phrase = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large"}.get(
-        status, "Bad Gateway"
-    )
+    phrases = {400: "Bad Request", 403: "Forbidden", 411: "Length Required", 431: "Too Large"}
+    phrase = phrases.get(status, "Bad Gateway")
     lead = "Blocked by Spud's network policy" if status == 403 else "Spud's proxy refused"
     body = f"{lead}: {reason}\n".encode()
     head = (
