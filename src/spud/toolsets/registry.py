@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from spud.core.errors import ConfigError
 from spud.core.protocols import Tool
-from spud.memory.store import LOCAL_ORG, LOCAL_USER
 
 if TYPE_CHECKING:
     from spud.config import Settings
@@ -33,8 +32,8 @@ class ToolContext:
     workspace: Path
     settings: Settings
     sandbox: Sandbox
-    user_id: str = LOCAL_USER
-    org_id: str = LOCAL_ORG
+    user_id: str
+    org_id: str
     memory: MemoryService | None = None
     task: str = ""
     chat: bool = False
