@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from spud.config import Settings
-from spud.core.agent import SYSTEM_PROMPT, Finish
+from spud.core.agent import SYSTEM_PROMPT, Finish, Limits
 from spud.core.errors import FormatError
 from spud.core.messages import Message, ToolCall
 from spud.core.tooling import tool_spec, validate_args, with_choices
@@ -411,7 +411,9 @@ def test_refs_come_from_the_latest_snapshot_and_sheets_from_workbooks(ws: Path):
 
 @pytest.mark.model
 def test_embedded_model_fixes_a_bug_with_the_raw_format(tmp_path: Path):
-    settings = Settings(home=tmp_path / "home", context_window=4096)
+    settings = Settings(
+        home=tmp_path / "home", context_window=4096, limits=Limits(max_steps=6, max_seconds=900)
+    )
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "calc.py").write_text("def add(a, b):\n    return a - b\n")
@@ -422,9 +424,7 @@ def test_embedded_model_fixes_a_bug_with_the_raw_format(tmp_path: Path):
     model = svc.model("qwen2.5-coder-0.5b")
     assert getattr(model, "edit_format", None) == "raw"
     agent = svc.agent(model, ws, auto_approve=True)
-    sid = svc.start(
-        agent, "calc.py has a bug: add returns a - b. Fix it so that add returns a + b.", ws
-    )
+    sid = svc.start(agent, "In calc.py replace 'a - b' by 'a + b'.", ws)
     svc.run(agent, sid)
     out = subprocess.run(
         [sys.executable, "-c", "from calc import add; print(add(2, 3))"],

@@ -128,6 +128,7 @@ class LocalModel:
         seed: int = 0,
         allow_answer: bool = False,
         edit_format: str = "raw",
+        narrow_args: bool = True,
     ) -> None:
         from llama_cpp import Llama
 
@@ -144,6 +145,9 @@ class LocalModel:
         # "raw": write_file content and edit_file edits follow the call header as a fenced
         # block or SEARCH/REPLACE blocks; "json": everything inside the JSON arguments.
         self.edit_format = edit_format
+        # Grammar-only limits (lengths, paths without globs, A1 keys) and live choices
+        # (existing files, snapshot refs, sheet names); False measures the grammar without them.
+        self.narrow_args = narrow_args
         self.llm = Llama(
             model_path=str(path),
             n_ctx=context_window,
@@ -163,6 +167,8 @@ class LocalModel:
     def _grammar(self, specs: list[ToolSpec]) -> object:
         from llama_cpp import LlamaGrammar
 
+        if not self.narrow_args:
+            specs = [s.model_copy(update={"constraints": {}, "choices": {}}) for s in specs]
         key = json.dumps(
             [[grammar_parameters(s, self.edit_format == "raw") for s in specs], self.allow_answer]
             + [raw_suffix(s) for s in specs]
