@@ -103,10 +103,12 @@ class Located:
 class Beneath:
     """A directory held open; paths inside it are opened relative to it, never by name."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, fd: int | None = None) -> None:
+        """root: the folder's path (for absolute paths and messages); fd: the folder already
+        open (e.g. a task's pinned workspace), used instead of opening root by its path."""
         self.root = Path(os.path.realpath(root))
         self.given = Path(os.path.abspath(root))
-        self.fd = os.open(self.root, DIR_FLAGS)
+        self.fd = os.dup(fd) if fd is not None else os.open(self.root, DIR_FLAGS)
         self._close = weakref.finalize(self, os.close, self.fd)
 
     def close(self) -> None:

@@ -63,11 +63,13 @@ class WorkspaceTool:
     Files are opened from the workspace's directory fd one O_NOFOLLOW step at a time
     (tools/beneath.py), so a folder or file swapped for a link never leads outside."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, workspace_fd: int | None = None) -> None:
+        """workspace_fd: the workspace already open (a task's pinned folder), else its path
+        is opened now; either way later swaps of the path do not move the tools."""
         self.workspace = Path(workspace).resolve()
         self._fs: Beneath | None = None
         try:
-            self._fs = Beneath(self.workspace)  # pinned now: later swaps of the path don't move it
+            self._fs = Beneath(self.workspace, workspace_fd)
         except OSError:
             pass  # opened on first use (e.g. a workspace made after the tools)
 
