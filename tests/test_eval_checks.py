@@ -96,7 +96,6 @@ GOOD = {
         ("ratios.xlsx", {"C2": "=IF(B2=0,0,A2/B2)", "C3": "=IF(B3=0,0,A3/B3)"}),
         "",
     ),
-    "csv-write": ({"people.csv": "name,age\nAda,36\n"}, None, ""),
     "web-follow-link": ({}, None, "The address is hello@spud.example."),
 }
 
