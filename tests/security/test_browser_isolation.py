@@ -196,7 +196,10 @@ def _status(pid: int) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
-def test_chromium_runs_unprivileged_with_its_sandbox_on(session: BrowserSession, world: World):
+def test_chromium_runs_unprivileged_with_its_sandbox_on(
+    monkeypatch: pytest.MonkeyPatch, session: BrowserSession, world: World
+):
+    monkeypatch.setenv("SPUD_TEST_API_KEY", "sk-do-not-leak")
     open_page(session, f"{world.url}/index.html")
     chromium = []
     for pid in _descendants(os.getpid()):
@@ -216,6 +219,7 @@ def test_chromium_runs_unprivileged_with_its_sandbox_on(session: BrowserSession,
         uids = _status(pid)["Uid"].split()
         assert "0" not in uids, f"Chromium process {pid} runs as root: {argv[:3]}"
         assert "--no-sandbox" not in argv, f"Chromium process {pid} runs with --no-sandbox"
+        assert b"sk-do-not-leak" not in Path(f"/proc/{pid}/environ").read_bytes()
     for pid in renderers:
         assert _status(pid)["Seccomp"] == "2", "the renderer has no seccomp-bpf filter"
         assert os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")

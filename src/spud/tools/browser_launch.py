@@ -98,7 +98,13 @@ def launch(pw: Any, policy: BrowserPolicy, proxy: AllowlistProxy, args: list[str
         home = Path(tmp, "home")
         downloads.mkdir()
         home.mkdir()
-        env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home), "XDG_CACHE_HOME": str(home)}
+        env = {  # nothing of the server's environment (keys, tokens) reaches Chromium
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home),
+            "XDG_CACHE_HOME": str(home),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+        }
         if os.geteuid() == 0:
             uid = _session_uid()
             os.chmod(tmp, 0o711)  # the uid may pass through to its own folders, not list
@@ -116,7 +122,7 @@ def launch(pw: Any, policy: BrowserPolicy, proxy: AllowlistProxy, args: list[str
                 chromium_sandbox=True,
                 proxy={"server": proxy.url},
                 downloads_path=str(downloads),
-                env={**os.environ, **env},
+                env=env,
             )
         except Error as exc:
             raise LaunchError(_explain(str(exc))) from None
