@@ -73,7 +73,14 @@ WORKER_JS = b"""onmessage = async (e) => {
   const {kind, url} = e.data;
   try {
     if (kind === "fetch") postMessage(await (await fetch(url)).text());
-    else { importScripts(url); postMessage("script ran"); }
+    else if (kind === "events") {
+      const es = new EventSource(url);
+      es.onerror = () => { es.close(); postMessage("error"); };
+      es.onmessage = (m) => postMessage(m.data);
+    } else if (kind === "ws") {
+      const ws = new WebSocket(url);
+      ws.onopen = () => postMessage("open"); ws.onerror = () => postMessage("error");
+    } else { importScripts(url); postMessage("script ran"); }
   } catch (x) { postMessage("failed: " + x); }
 };"""
 
@@ -316,3 +323,38 @@ def test_navigation_to_blocked_address_is_refused_and_reported(
     res = tools["browser_open"].run(tools["browser_open"].Args(url=bounce))
     assert not res.ok and "127.0.0.2" in res.output
     assert world.internal.hits == []
+
+
+def test_other_ways_from_page_js_to_the_internal_address(session: BrowserSession, world: World):
+    """Other spellings of the address and other request kinds, from the page and a worker."""
+    open_page(session, f"{world.url}/index.html")
+    port = world.port
+    leaked = []
+    for kind, url in [
+        ("fetch", f"http://2130706434:{port}/decimal"),
+        ("fetch", f"http://0x7f000002:{port}/hex"),
+        ("fetch", f"http://[::ffff:7f00:2]:{port}/mapped"),
+        ("fetch", two_hops(world, f"http://2130706434:{port}/decimal-hop")),
+        ("events", two_hops(world, f"{world.internal_url}/events")),
+        ("ws", f"ws://0x7f000002:{port}/ws"),
+        ("script", f"http://[::ffff:127.0.0.2]:{port}/x.js"),
+    ]:
+        before = len(world.internal.hits)
+        in_worker(session, kind, url)
+        if len(world.internal.hits) > before:
+            leaked.append((kind, url))
+    page = session.page()
+    page.evaluate(
+        """(urls) => { navigator.sendBeacon(urls[0], "data");
+            const f = document.createElement("iframe"); f.src = urls[1];
+            document.body.appendChild(f);
+            const l = document.createElement("link"); l.rel = "prefetch"; l.href = urls[2];
+            document.head.appendChild(l); }""",
+        [
+            two_hops(world, f"{world.internal_url}/beacon"),
+            two_hops(world, f"{world.internal_url}/frame"),
+            two_hops(world, f"{world.internal_url}/prefetch"),
+        ],
+    )
+    page.wait_for_timeout(1500)
+    assert leaked == [] and world.internal.hits == []
