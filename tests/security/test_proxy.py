@@ -16,6 +16,7 @@ ALLOWED_IP, INTERNAL_IP = "127.0.0.1", "127.0.0.2"
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive unless told to close
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
