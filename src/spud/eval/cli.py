@@ -45,17 +45,23 @@ def run(
     model: str = typer.Option(None, "--model", "-m", help="Model name (default: configured)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Tasks run at once."),
     harness: str = typer.Option("spud", help=f"One of {', '.join(HARNESSES)}."),
+    effort: str = typer.Option(
+        None, help="low, medium or high: candidate runs for a task whose checks fail."
+    ),
     limit: int = typer.Option(None, help="Run a fixed-seed sample of this many tasks."),
     per_category: int = typer.Option(15, help="BFCL: cases per category (fixed seed)."),
     categories: str = typer.Option("", help="BFCL: comma-separated categories (default: all)."),
     seed: int = typer.Option(0, help="Seed for the samples."),
     task: list[str] = typer.Option(None, "--task", "-t", help="Run only these task ids."),
+    split: str = typer.Option(
+        "dev", help="dev, heldout (the suite's SUITE-heldout tasks) or all (both, shown apart)."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for results.json and chart.png."),
 ) -> None:
     """Run a suite, each task in a fresh workspace; store, print and chart the results."""
     from spud.eval.bfcl import CATEGORIES, load_cases
     from spud.eval.runner import run_suite
-    from spud.eval.suite import load_suite
+    from spud.eval.suite import load_split
     from spud.service.sessions import SessionService
 
     settings = Settings()
@@ -65,13 +71,15 @@ def run(
         cats = [c for c in categories.split(",") if c] or list(CATEGORIES)
         items = [case for c in cats for case in load_cases(c, per_category, seed)]
     else:
-        loaded = load_suite(suite).subset(limit, seed, task or None)
-        items = loaded
+        items = load_split(suite, split).subset(limit, seed, task or None)
     total = len(items) if isinstance(items, list) else len(items.tasks)
     if total == 0:
         raise ConfigError("no tasks to run")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    label = re.sub(r"[^\w.-]+", "_", f"{Path(suite).name}-{name}-{harness}-{stamp}")
+    suite_name = Path(suite).name
+    if suite != "bfcl" and split != "dev":
+        suite_name += "-heldout" if split == "heldout" else "+heldout"
+    label = re.sub(r"[^\w.-]+", "_", f"{suite_name}-{name}-{harness}-{stamp}")
     out = out or settings.home / "eval" / label
     service = SessionService(settings)
     passed = 0
@@ -87,9 +95,10 @@ def run(
         result = run_suite(
             service,
             items,
-            suite_name=Path(suite).name,
+            suite_name=suite_name,
             model=name,
             harness=harness,
+            effort=effort,
             workers=workers,
             out_dir=out,
             on_result=done,

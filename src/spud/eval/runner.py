@@ -22,6 +22,7 @@ from spud.eval.harness import agent_harness, model_for, playbook_for
 from spud.eval.records import EvalRun, EvalStore, TaskResult
 from spud.eval.site import serve
 from spud.eval.suite import Suite, Task
+from spud.service.effort import candidates_for, execute_with_effort
 from spud.service.sessions import RunSpec, SessionService
 
 OnResult = Callable[[TaskResult], None]
@@ -81,19 +82,26 @@ def run_suite(
     workers: int,
     out_dir: Path,
     on_result: OnResult = lambda r: None,
+    effort: str | None = None,
 ) -> EvalRun:
-    """Run every task (or BFCL case), store each result as it comes, return the whole run."""
+    """Run every task (or BFCL case), store each result as it comes, return the whole run.
+
+    effort (default: the settings') is how many candidate runs a task whose checks fail gets.
+    """
     bfcl = isinstance(suite, list)
     models = Models(service, model, harness, answers=bfcl)
     items: list[Any] = suite if bfcl else suite.tasks
     models.check([item.id for item in items])
     evals = EvalStore(service.store)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_id = evals.create_run(suite_name, model, harness, workers, str(out_dir))
+    effort = effort or service.settings.effort
+    candidates_for(effort)  # an unknown effort is an error before anything runs
+    label = harness if bfcl or effort == "low" else f"{harness}@{effort}"
+    run_id = evals.create_run(suite_name, model, label, workers, str(out_dir))
     if bfcl:
         job = partial(_bfcl_job, service, models)
     else:
-        job = partial(_task_job, service, models, suite, out_dir / "workspaces", harness)
+        job = partial(_task_job, service, models, suite, out_dir / "workspaces", harness, effort)
     lock = threading.Lock()
 
     def one(item: Any) -> None:
@@ -123,7 +131,13 @@ def run_suite(
 
 
 def _task_job(
-    service: SessionService, models: Models, suite: Suite, root: Path, harness: str, task: Task
+    service: SessionService,
+    models: Models,
+    suite: Suite,
+    root: Path,
+    harness: str,
+    effort: str,
+    task: Task,
 ) -> TaskResult:
     ws = root / task.id
     if ws.exists():
@@ -144,7 +158,7 @@ def _task_job(
             require_action=harness != "raw",
             playbook=playbook_for(harness),
         )
-        result = service.execute(spec)
+        result = execute_with_effort(service, spec, effort)
     sid = result.session_id
     messages = service.messages(sid)
     ctx = CheckContext(
