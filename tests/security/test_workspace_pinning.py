@@ -4,6 +4,7 @@ root, nesting and links are refused, and a swapped workspace never runs."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,8 +56,11 @@ class Org:
                 {"calls": [{"name": "finish", "arguments": {"summary": "blocker done"}}]},
             ],
         )
+        self.quick = replay_file(
+            tmp / "quick.json", [{"calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}]
+        )
         settings = Settings(home=self.home, model=victim)
-        self.svc = Services(settings, extra_models=[self.blocker], workers=1)
+        self.svc = Services(settings, extra_models=[self.blocker, self.quick], workers=1)
         self.app = create_app(self.svc, ServerSettings())
         self.who = self.svc.users.add_user("member", "password-123", "acme", "member")
         key = self.svc.users.create_key(self.who.user_id)[1]
@@ -106,6 +110,35 @@ def test_a_workspace_inside_or_around_another_is_refused(org: tuple[Org, TestCli
         assert "overlap" in message and repr(other) in message
     assert task(client, "proj").is_success  # the same workspace again is fine
     assert not (o.root / "proj" / "sub").exists() and not (o.root / "default" / "x").exists()
+
+
+def test_two_overlapping_workspaces_made_at_once_are_never_both_kept(
+    org: tuple[Org, TestClient],
+) -> None:
+    """Nesting is checked again once the task is stored, so a race between two requests
+    cannot get 'r' and 'r/x' both accepted."""
+    o, client = org
+    both = []
+    for n in range(20):
+        names = [f"r{n}", f"r{n}/x"][:: 1 if n % 2 else -1]
+        barrier = threading.Barrier(2)
+        codes: dict[str, int] = {}
+
+        def make(name: str, barrier: threading.Barrier, codes: dict[str, int]) -> None:
+            barrier.wait()
+            codes[name] = task(client, name, model=o.quick).status_code
+
+        threads = [threading.Thread(target=make, args=(name, barrier, codes)) for name in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if all(code < 300 for code in codes.values()):
+            both.append(names)
+        assert all(code < 300 or code == 400 for code in codes.values()), codes
+    assert both == [], f"both overlapping workspaces kept in {len(both)} of 20 rounds"
+    kept = {t["workspace"] for t in client.get("/api/tasks", params={"limit": 100}).json()}
+    assert not any(f"{w}/x" in kept for w in kept)
 
 
 def test_a_workspace_name_that_is_a_link_is_refused(org: tuple[Org, TestClient]) -> None:

@@ -144,6 +144,7 @@ class TaskService:
         )
         with self._db.begin() as db:
             db.add(row)
+        self._recheck_nesting(who, spec.workspace, row.id)  # a task made at the same moment
         self._submit(row.id)
         return self.get(who, row.id)
 
@@ -358,16 +359,31 @@ class TaskService:
 
     def _pin_workspace(self, who: Principal, name: str) -> tuple[Path, str]:
         """A new task's workspace: no '.', not inside or around another; made and pinned."""
+        self._check_nesting(who, name)
+        return self.workspaces.pin(who.org_id, name)
+
+    def _check_nesting(self, who: Principal, name: str, task_id: str | None = None) -> None:
+        query = select(TaskRow.workspace).where(TaskRow.org_id == who.org_id)
+        if task_id is not None:
+            query = query.where(TaskRow.id != task_id)
         with self._db() as db:
-            query = select(TaskRow.workspace).where(TaskRow.org_id == who.org_id).distinct()
-            others = list(db.scalars(query))
+            others = list(db.scalars(query.distinct()))
         clash = self.workspaces.nested(who.org_id, name, others)
         if clash is not None:
             raise ConfigError(
                 f"workspace {name!r} would overlap the workspace {clash!r} (one inside the "
                 "other): a task could then change the other's files; use a separate folder"
             )
-        return self.workspaces.pin(who.org_id, name)
+
+    def _recheck_nesting(self, who: Principal, name: str, task_id: str) -> None:
+        """Checked again once stored: of two overlapping tasks made at once, one (or both) is
+        refused and removed, never both kept."""
+        try:
+            self._check_nesting(who, name, task_id)
+        except ConfigError:
+            with self._db.begin() as db:
+                db.delete(db.get(TaskRow, task_id))
+            raise
 
     def _open_workspace(self, row: TaskRow) -> PinnedWorkspace:
         """The task's workspace as pinned at creation; WorkspaceChanged (no run) if not."""

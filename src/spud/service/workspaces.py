@@ -248,7 +248,7 @@ class Workspaces:
                     step = self._step(fd, part, name)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
+                        raise ConfigError(f"workspace path {name!r}: {exc.strerror}") from None
                     step = self._step(fd, part, name)
                 os.close(fd)
                 fd = step
