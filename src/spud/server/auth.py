@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import secrets
+import weakref
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -47,6 +49,7 @@ def configure(app: FastAPI, server: ServerSettings) -> None:
         server.signin_lockout_s,
     )
     app.state.csrf_secret = secrets.token_bytes(32)
+    app.state.hashing = weakref.WeakKeyDictionary()
 
 
 def _server(request: Request) -> ServerSettings:
@@ -249,6 +252,15 @@ async def _login_fields(request: Request) -> tuple[Login | None, bool, str]:
         return None, form, f"invalid sign-in: {problems}"
 
 
+def _hashing(request: Request) -> anyio.CapacityLimiter:
+    """The limit on password hashes running at once (one per event loop: it waits there)."""
+    limiters: weakref.WeakKeyDictionary = request.app.state.hashing
+    loop = asyncio.get_running_loop()
+    if loop not in limiters:
+        limiters[loop] = anyio.CapacityLimiter(HASHING_AT_ONCE)
+    return limiters[loop]
+
+
 def _local(path: str) -> str:
     """Only redirect within this site."""
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
@@ -290,11 +302,8 @@ async def login(request: Request) -> Response:
             "too_many_sign_ins",
             headers={"Retry-After": str(wait)},
         )
-    state = request.app.state
-    if getattr(state, "hashing", None) is None:
-        state.hashing = anyio.CapacityLimiter(HASHING_AT_ONCE)
     who = await anyio.to_thread.run_sync(
-        svc.users.authenticate, fields.username, fields.password, limiter=state.hashing
+        svc.users.authenticate, fields.username, fields.password, limiter=_hashing(request)
     )
     if who is None:
         if form:
