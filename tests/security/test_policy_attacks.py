@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spud.config import Settings
 from spud.core.messages import Message, ToolCall
@@ -213,3 +215,10 @@ def test_a_member_policy_can_still_tighten():
     assert both.decide(bash("sudo id"))[0] == "deny"
     assert both.decide(bash("rm build.log"))[0] == "ask"  # the member's auto: still the admin's ask
     assert Policy.model_validate_json(both.model_dump_json()) == both  # stored with the task
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab $()`'\"\\;&|<>{}*?#=\n\t-c sudo", max_size=60))
+def test_any_command_line_gets_a_decision(command: str):
+    """No input makes the policy fail: what it cannot follow asks."""
+    assert Policy.default().decide(bash(command))[0] in ("auto", "ask", "deny")

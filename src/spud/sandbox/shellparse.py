@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 12
+MAX_COMMANDS = 2000  # beyond this a line is not worth following: it asks
 METACHARS = frozenset(" \t\n;&|()<>")
 # Words that start (or end) a compound command: the command is what follows them.
 KEYWORDS = frozenset(
@@ -133,6 +134,8 @@ class _Lexer:
         if depth > MAX_DEPTH:
             raise ShellParseError("commands nested too deeply")
         out = self.out
+        if len(out.commands) >= MAX_COMMANDS:
+            raise ShellParseError(f"more than {MAX_COMMANDS} commands in one line")
         out.commands.append(words)
         if _dynamic(words[0]):
             out.dynamic = True
