@@ -34,12 +34,13 @@ def scan(
 ) -> Scan:
     """Walk the workspace without following symlinks or leaving its filesystem.
 
-    owner: (uid, gid) that every entry is given, except `.git` entries and their contents,
-    paths in `keep`, and regular files with other hard links (which may live outside). None:
-    only measure. Walking by directory fd means a concurrent symlink swap cannot redirect a
-    chown outside the workspace.
-    since_ns: the start of a previous walk that gave everything to `owner`. A folder already
-    owned by it and not modified since then has no new entries (creating or renaming one in
+    owner: (uid, gid) that every root-owned entry is given (what Spud's host side wrote),
+    except `.git` entries and their contents, paths in `keep`, and regular files with other
+    hard links (which may live outside); other users' files are left alone. None: only
+    measure. Walking by directory fd means a concurrent symlink swap cannot redirect a chown
+    outside the workspace.
+    since_ns: the start of a previous walk with the same owner. A folder that root does not own
+    and that was not modified since then has no new entries (creating or renaming one in
     updates the folder's mtime), so only its subfolders are looked at, not its files.
     """
     result = Scan()
@@ -49,7 +50,7 @@ def scan(
         return result
     try:
         top = os.fstat(fd)
-        if owner and (top.st_uid, top.st_gid) != owner and workspace not in (keep or ()):
+        if owner and top.st_uid == 0 and workspace not in (keep or ()):
             os.fchown(fd, *owner)
             result.chowned += 1
         walk = _Walk(top.st_dev, keep or set(), since_ns, result)
@@ -75,7 +76,7 @@ class _Walk:
         quick = (
             self.since_ns is not None
             and st.st_mtime_ns < self.since_ns
-            and (owner is None or (st.st_uid, st.st_gid) == owner)
+            and (owner is None or st.st_uid != 0)
         )
         try:
             entries = list(os.scandir(fd))
@@ -99,7 +100,7 @@ class _Walk:
             own = owner
             if owner and (is_git or (self.keep and Path(f"{path}/{name}") in self.keep)):
                 own = None
-            if own and (est.st_uid, est.st_gid) != own:
+            if own and est.st_uid == 0:
                 if not (stat.S_ISREG(est.st_mode) and est.st_nlink > 1):
                     try:
                         os.chown(name, *own, dir_fd=fd, follow_symlinks=False)
