@@ -66,29 +66,12 @@ GOOD = {
         None,
         "",
     ),
-    "impl-new-file": (
-        {"slug.py": "def slugify(t):\n    return '-'.join(t.lower().split())\n"},
-        None,
-        "",
-    ),
-    "refactor-constant": (
-        {
-            "tax.py": "RATE = 0.2\n\n\ndef tax(a):\n    return a * RATE\n\n\n"
-            "def gross(a):\n    return a + a * RATE\n"
-        },
-        None,
-        "",
-    ),
     "copy-version": ({"VERSION": "2.7.1\n"}, None, ""),
-    "edit-port": ({"settings.ini": "[server]\nhost = example.org\nport = 9090\n"}, None, ""),
-    "count-lines": ({"count.txt": "7"}, None, ""),
-    "find-todo": ({}, None, "The TODO is in src/worker.py"),
     "json-field": (
         {"package.json": json.dumps({"name": "spud-demo", "version": "1.0.0", "private": True})},
         None,
         "",
     ),
-    "append-line": ({"shopping.txt": "potato\nleek\ntomato\n"}, None, ""),
     "sheet-sum": ({}, ("sales.xlsx", {"B5": "=SUM(B2:B4)"}), ""),
     "sheet-update-price": ({}, ("prices.xlsx", {"B3": 15}), ""),
     "sheet-fix-div0": (
@@ -111,19 +94,6 @@ def test_reference_solution_passes(task_id: str, tmp_path: Path):
     assert verdict(task, ws, summary=answer) is None
 
 
-def test_move_and_delete_solutions(tmp_path: Path):
-    task, ws = fresh("move-file", tmp_path)
-    (ws / "docs").mkdir()
-    (ws / "notes.md").rename(ws / "docs" / "notes.md")
-    assert verdict(task, ws) is None
-    task, ws = fresh("delete-tmp", tmp_path)
-    for name in ("a.tmp", "b.tmp"):
-        (ws / "build" / name).unlink()
-    assert verdict(task, ws) is None
-    (ws / "build" / "keep.txt").unlink()  # deleting too much is wrong
-    assert "keep.txt does not exist" in verdict(task, ws)
-
-
 def test_known_bad_solutions_fail(tmp_path: Path):
     """Known-bad output 2: plausible wrong work a small model produces."""
     # Fixing a failing test by editing the test.
@@ -138,12 +108,6 @@ def test_known_bad_solutions_fail(tmp_path: Path):
     task, ws = fresh("sheet-sum", tmp_path)
     _sheet(ws, "sales.xlsx", {"B5": "=SUM(B2:B3)"})
     assert "Sheet1!B5 is 300" in verdict(task, ws)
-    # The magic number still there twice.
-    task, ws = fresh("refactor-constant", tmp_path)
-    (ws / "tax.py").write_text(
-        "RATE = 0.2\n\n\ndef tax(a):\n    return a * 0.2\n\n\ndef gross(a):\n    return a + a * RATE\n"
-    )
-    assert "exited 1" in verdict(task, ws)
     # Breaking the JSON file.
     task, ws = fresh("json-field", tmp_path)
     (ws / "package.json").write_text('{"name": "spud-demo", "private": true,}')

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from spud.eval.records import EvalRun, TaskResult
+from spud.eval.suite import HELDOUT_MARK
 
 
 def by_category(results: list[TaskResult]) -> dict[str, tuple[int, int]]:
@@ -17,6 +18,18 @@ def by_category(results: list[TaskResult]) -> dict[str, tuple[int, int]]:
     for r in results:
         out[r.category][0] += int(r.passed)
         out[r.category][1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def by_split(results: list[TaskResult]) -> dict[str, tuple[int, int]]:
+    """Passed and total for dev and held-out tasks; empty unless held-out tasks ran too."""
+    if not any(r.category.endswith(HELDOUT_MARK) for r in results):
+        return {}
+    out = {"dev": [0, 0], "held-out": [0, 0]}
+    for r in results:
+        key = "held-out" if r.category.endswith(HELDOUT_MARK) else "dev"
+        out[key][0] += int(r.passed)
+        out[key][1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -40,6 +53,7 @@ def summary(run: EvalRun) -> dict[str, object]:
         "categories": {
             k: {"passed": p, "total": n} for k, (p, n) in by_category(run.results).items()
         },
+        "splits": {k: {"passed": p, "total": n} for k, (p, n) in by_split(run.results).items()},
         "schema_valid_rate": valid_rate(run.results),
         "tokens": sum(r.tokens for r in run.results),
         "seconds": round(sum(r.seconds for r in run.results), 1),
@@ -64,8 +78,9 @@ def results_table(run: EvalRun) -> Table:
         )
     s = summary(run)
     rate = s["schema_valid_rate"]
+    splits = "".join(f"{k} {p}/{n}; " for k, (p, n) in by_split(run.results).items())
     table.caption = (
-        f"passed {s['passed']}/{s['total']} ({s['pass_rate']:.0%}); "
+        f"passed {s['passed']}/{s['total']} ({s['pass_rate']:.0%}); {splits}"
         + ", ".join(f"{k} {v['passed']}/{v['total']}" for k, v in s["categories"].items())  # type: ignore[union-attr]
         + ("" if rate is None else f"; schema-valid calls {rate:.0%}")
     )

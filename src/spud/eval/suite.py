@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field, ValidationError
 from spud.core.errors import ConfigError
 
 BUILTIN = Path(__file__).parent / "suites"
+SPLITS = ("dev", "heldout", "all")
+HELDOUT_MARK = " (held-out)"  # appended to a held-out task's category when splits run together
 
 
 class Task(BaseModel):
@@ -88,6 +90,41 @@ def load_suite(name_or_path: str) -> Suite:
                     f"known: {', '.join(sorted(checkers))}"
                 )
     return Suite(name=path.stem if path.is_file() else path.name, tasks=tasks, checkers=checkers)
+
+
+def load_split(name_or_path: str, split: str = "dev") -> Suite:
+    """A suite's dev split (NAME), its held-out split (NAME-heldout), or all of both.
+
+    With "all", held-out tasks keep their ids and get HELDOUT_MARK after their category, so
+    every table and summary shows the two splits apart.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if split == "dev":
+        return load_suite(name_or_path)
+    held_name = name_or_path.rstrip("/") + "-heldout"
+    if not Path(held_name).expanduser().exists() and not (BUILTIN / held_name).exists():
+        raise ConfigError(f"suite {name_or_path!r} has no held-out split (no {held_name!r})")
+    held = load_suite(held_name)
+    if split == "heldout":
+        return held
+    dev = load_suite(name_or_path)
+    both = {t.id for t in dev.tasks} & {t.id for t in held.tasks}
+    if both:
+        raise ConfigError(f"task ids in both splits of {dev.name}: {sorted(both)}")
+    clash = [
+        k
+        for k in held.checkers.keys() & dev.checkers.keys()
+        if held.checkers[k] is not dev.checkers[k]
+    ]
+    if clash:
+        raise ConfigError(f"both splits of {dev.name} define the checker(s) {sorted(clash)}")
+    marked = [t.model_copy(update={"category": t.category + HELDOUT_MARK}) for t in held.tasks]
+    return Suite(
+        name=f"{dev.name}+heldout",
+        tasks=dev.tasks + marked,
+        checkers={**held.checkers, **dev.checkers},
+    )
 
 
 def _tasks(file: Path) -> list[Task]:
