@@ -354,14 +354,16 @@ class WriteFile(WorkspaceTool):
         old = None if before is None else before.decode("utf-8", errors="replace")
         diff = _diff(rel, old, args.content)
         lines = len(args.content.splitlines())
+        if old is not None and not diff:  # small models copy a file back unchanged
+            return _error(
+                f"nothing changed: {rel} already holds exactly this text. To fix something, "
+                "write different code (or use edit_file on the lines that are wrong)."
+            )
         if old is None:
             summary = f"created {rel} ({lines} lines)"
-        elif not diff:
-            summary = f"{rel} unchanged (same content)"
         else:
             added, removed = _counts(diff)
             summary = f"wrote {rel} ({lines} lines, +{added} -{removed})"
-        summary += ". If the task is done, call finish."  # small models otherwise rewrite it
         return ToolResult(output=summary, data={"path": rel, "diff": diff, "created": old is None})
 
 
