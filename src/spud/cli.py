@@ -23,6 +23,7 @@ from spud.core.agent import RunResult
 from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message, ToolCall
 from spud.eval.cli import eval_cli
+from spud.mcp.cli import mcp_cli
 from spud.memory.cli import learn_command, memory_cli, sleep_command
 from spud.models.registry import REGISTRY, model_path, pull
 from spud.server.cli import register as add_server_commands
@@ -38,6 +39,7 @@ cli.add_typer(memory_cli, name="memory")
 cli.command("learn")(learn_command)
 cli.command("sleep")(sleep_command)
 cli.add_typer(eval_cli, name="eval")
+cli.add_typer(mcp_cli, name="mcp")
 add_server_commands(cli)  # serve, users, keys, audit
 console = Console(highlight=False)
 
