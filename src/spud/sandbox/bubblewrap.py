@@ -316,6 +316,9 @@ class Sandbox:
             "GIT_CONFIG_COUNT": "1",
             "GIT_CONFIG_KEY_0": "safe.directory",
             "GIT_CONFIG_VALUE_0": "*",
+            # Spud's own venv serves as the sandbox's Python: its third-party pytest plugins
+            # are Spud's, not the task's, and cost seconds on every test run.
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
         if self.config.network:
             env.update(network.proxy_env())
