@@ -20,7 +20,8 @@ def _clean(schema: Any) -> Any:
         return {
             k: _clean(v)
             for k, v in schema.items()
-            if k != "title" and not (k == "default" and v is None)
+            # a schema's title is a string; a property named "title" (a dict) stays
+            if not (k == "title" and isinstance(v, str)) and not (k == "default" and v is None)
         }
     if isinstance(schema, list):
         return [_clean(v) for v in schema]
@@ -35,8 +36,9 @@ def args_schema(args: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-# A path: no glob characters (no file literally named `**/*.py`), no quotes, no control codes.
-PATH = r'^[^"\\*?\x00-\x1f]{1,200}$'
+# A path: no glob characters (no file literally named `**/*.py`), no spaces, quotes, brackets
+# or punctuation that small models drag in from the text around a name ("calc.py (first ...").
+PATH = r"^[^\x00-\x20\x7f\"\\*?`(){}<>:,;|'!$&=\[\]]{1,200}$"
 CELL = r"^[$]?[A-Za-z]{1,3}[$]?[1-9][0-9]{0,6}$"
 REF = r"^(f[0-9]{1,3})?e[0-9]{1,6}$"
 # Grammar-only bounds by argument name: a small model cannot run away in a name, a path or a
@@ -79,16 +81,42 @@ def arg_constraints(tool: Tool, schema: dict[str, Any]) -> dict[str, dict[str, A
     return out
 
 
+def schema_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema a tool carries instead of an Args class (an MCP server's), made short:
+    titles and `$schema` dropped, an object with properties, no arguments it does not name."""
+    schema = _clean({k: v for k, v in schema.items() if k not in ("$schema", "$id")})
+    schema.setdefault("type", "object")
+    schema.setdefault("properties", {})
+    schema.setdefault("additionalProperties", False)
+    return schema
+
+
+def tool_parameters(tool: Tool) -> dict[str, Any]:
+    """A tool's argument schema: from its Args class, else the JSON schema in `parameters`."""
+    args = getattr(tool, "Args", None)
+    if args is not None:
+        return args_schema(args)
+    params = getattr(tool, "parameters", None)
+    if not isinstance(params, dict):
+        raise TypeError(f"tool {tool.name} has neither an Args class nor a parameters schema")
+    return schema_parameters(params)
+
+
 def tool_spec(tool: Tool) -> ToolSpec:
-    """The name, description and argument schema of a tool, and its grammar-only extras."""
-    schema = args_schema(tool.Args)
+    """The name, description and argument schema of a tool, and its grammar-only extras.
+
+    A tool with a JSON schema instead of an Args class gets no narrowing by argument name
+    (those bounds fit Spud's own tools), only the `arg_constraints` it declares itself.
+    """
+    schema = tool_parameters(tool)
+    own = getattr(tool, "Args", None) is not None
     return ToolSpec(
         name=tool.name,
         description=tool.description,
         parameters=schema,
         raw_text=getattr(tool, "raw_text", None),
         search_replace=getattr(tool, "search_replace", None),
-        constraints=arg_constraints(tool, schema),
+        constraints=arg_constraints(tool, schema) if own else getattr(tool, "arg_constraints", {}),
     )
 
 
@@ -112,8 +140,14 @@ def with_choices(
     return out
 
 
-def validate_args(tool: Tool, arguments: dict[str, Any]) -> BaseModel:
-    """Validate raw arguments; raise ValueError with a short, model-friendly message."""
+def validate_args(tool: Tool, arguments: dict[str, Any]) -> Any:
+    """Validate raw arguments; raise ValueError with a short, model-friendly message.
+
+    A tool with an Args class gets an instance of it; one with a JSON schema gets the
+    arguments dict back once the schema (jsonschema) accepts it.
+    """
+    if getattr(tool, "Args", None) is None:
+        return _validate_schema(tool, arguments)
     try:
         return tool.Args.model_validate(arguments)
     except ValidationError as exc:
@@ -121,3 +155,24 @@ def validate_args(tool: Tool, arguments: dict[str, Any]) -> BaseModel:
             f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
         )
         raise ValueError(f"invalid arguments for {tool.name}: {problems}") from None
+
+
+def _validate_schema(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Check arguments against a tool's JSON schema; every problem named, briefly."""
+    import jsonschema
+
+    schema = tool_parameters(tool)
+    try:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = cls(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"{tool.name} has an invalid argument schema: {exc.message}") from None
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.absolute_path) or 'arguments'}: {e.message}"
+            for e in errors[:5]
+        )
+        raise ValueError(f"invalid arguments for {tool.name}: {problems}")
+    return dict(arguments)
