@@ -206,6 +206,7 @@ def test_raw_grammar_accepts_well_formed_replies(ws: Path, reply: str):
         _call("write_file", path="calc.py", content="x = 1\n"),  # content belongs in the block
         _call("write_file", path="calc.py"),  # no block at all
         _call("write_file", path="**/*.py") + "\n```\nx = 1\n```",  # a glob is not a path
+        _call("write_file", path="calc.py (first 12 lines):") + "\n```\nx = 1\n```",
         _call("write_file", path="a.py") + "\n```\nx = 1\n```\nmore text after the fence",
         _call("edit_file", path="calc.py") + "\n<<<<<<< SEARCH\nx\n=======\ny\n",  # unclosed
         _call("edit_file", path="calc.py") + "\n<<<<<<< SEARCH\n=======\ny\n>>>>>>> REPLACE",
@@ -432,7 +433,8 @@ def test_embedded_model_fixes_a_bug_with_the_raw_format(tmp_path: Path):
         capture_output=True,
         text=True,
     )
-    assert out.stdout.strip() == "5", (ws / "calc.py").read_text()
+    replies = [m.meta.get("raw", "") for m in svc.messages(sid) if m.role == "assistant"]
+    assert out.stdout.strip() == "5", "\n---\n".join(replies)
     writes = [
         m
         for m in svc.messages(sid)
