@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from spud.mcp import server_http as mcp_http
 from spud.memory.scheduler import Nightly
 from spud.server import api, auth, errors, openai_api, web
 from spud.server.settings import ServerSettings
@@ -25,7 +26,8 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
         if server.nightly_sleep:
             nightly = Nightly(services.sleep_night, server.sleep_at).start()
         try:
-            yield
+            async with app.state.mcp.running():  # the MCP endpoint's sessions
+                yield
         finally:
             if nightly:
                 nightly.stop()
@@ -53,6 +55,7 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
     app.include_router(auth.router)
     app.include_router(openai_api.router)
     app.include_router(api.router)
+    mcp_http.install(app, services, server)  # MCP at /mcp, with the same API keys
     web.install(app)
     app.add_middleware(auth.AuditTrail)
     app.add_middleware(errors.BodyLimit, max_bytes=server.max_body_bytes)
