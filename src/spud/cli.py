@@ -19,11 +19,12 @@ from rich.table import Table
 
 from spud import toolsets as registry
 from spud.config import Settings
-from spud.core.agent import RunResult
 from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message, ToolCall
+from spud.core.run import RunResult
 from spud.eval.cli import eval_cli
 from spud.mcp.cli import mcp_cli
+from spud.mcp.serve_cli import serve as mcp_serve  # noqa: F401  (adds `spud mcp serve`)
 from spud.memory.cli import learn_command, memory_cli, sleep_command
 from spud.models.registry import REGISTRY, model_path, pull
 from spud.server.cli import register as add_server_commands

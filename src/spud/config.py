@@ -10,7 +10,7 @@ import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from spud.core.agent import Limits
+from spud.core.run import Limits
 from spud.tools.browser_policy import BrowserPolicy
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from spud.config import Settings
-from spud.core.agent import Harness
 from spud.core.errors import ConfigError
 from spud.core.protocols import Model
+from spud.core.run import Harness
 from spud.models.loader import load_model
 from spud.models.local import LocalModel
 

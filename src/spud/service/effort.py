@@ -7,9 +7,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from spud.core.agent import RunResult
 from spud.core.errors import ConfigError
 from spud.core.protocols import CheckResult, Model
+from spud.core.run import RunResult
 from spud.service.sessions import RunSpec, SessionService
 
 # effort -> (candidate runs at most, sampling temperature of the extra candidates)

@@ -1,0 +1,99 @@
+"""What a run is given and gives back: prompts, limits, harness switches, the finish tool."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from spud.core.errors import LimitReached
+from spud.core.messages import Message, ToolCall, ToolResult, Usage
+from spud.core.protocols import Approval, CheckResult
+
+SYSTEM_PROMPT = """You are Spud, an agent that completes tasks by calling tools.
+All file paths are relative to the workspace folder, which is the current directory.
+Each reply is exactly one tool call. Work in small steps: look at the files you need,
+make changes with write_file or edit_file, run commands with bash to check that they work,
+then call finish with a short summary of what you did."""
+
+CHAT_PROMPT = """You are Spud, a helpful assistant that can also use tools.
+Each reply is exactly one tool call. To answer the user, call finish with your answer;
+use the other tools only when the question needs files or commands."""
+
+
+class RunResult(BaseModel):
+    """How a run ended."""
+
+    session_id: str
+    status: str  # finished | check_failed | limit:<which> | repetition | format_errors | ...
+    summary: str = ""
+    checks: list[CheckResult] = Field(default_factory=list)
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+    def count(self, messages: list[Message]) -> None:
+        """Set steps, tokens and cost from the stored messages (a resumed run counts on)."""
+        usages = [
+            Usage.model_validate(m.meta["usage"])
+            for m in messages
+            if m.role == "assistant" and "usage" in m.meta
+        ]
+        self.steps = sum(1 for m in messages if m.role == "assistant")
+        self.prompt_tokens = sum(u.prompt_tokens for u in usages)
+        self.completion_tokens = sum(u.completion_tokens for u in usages)
+        self.cost_usd = sum(u.cost_usd for u in usages)
+
+
+class Limits(BaseModel):
+    """What one run may spend before it stops with a clear status."""
+
+    max_steps: int = 30
+    max_tokens: int = 300_000
+    max_cost_usd: float = 2.0
+    max_seconds: float = 1800.0
+    max_output_tokens: int = 768
+    max_tool_output_chars: int = 6000
+
+    def check(self, result: RunResult, elapsed: float) -> None:
+        """Raise LimitReached when the run has used up a budget."""
+        if result.steps >= self.max_steps:
+            raise LimitReached("step", f"{result.steps} of {self.max_steps} steps used")
+        tokens = result.prompt_tokens + result.completion_tokens
+        if tokens >= self.max_tokens:
+            raise LimitReached("token", f"{tokens} of {self.max_tokens} tokens used")
+        if result.cost_usd >= self.max_cost_usd:
+            spent = f"${result.cost_usd:.4f} of ${self.max_cost_usd:.2f} spent"
+            raise LimitReached("cost", spent)
+        if elapsed >= self.max_seconds:
+            raise LimitReached("time", f"{elapsed:.0f}s of {self.max_seconds:.0f}s used")
+
+
+class Harness(BaseModel):
+    """Opt-in helps for small models; `spud eval --harness spud-check` measures them."""
+
+    self_check: bool = False  # the first finish after changes is refused once, with a review
+    rerun_guard: bool = False  # a failed command is not rerun while nothing has changed
+    verify: bool = True  # run the task's checks (from its playbook) before finishing
+    check_repairs: int = 2  # failing checks sent back for a repair before the run gives up
+    check_after_change: bool = True  # the quick check's result follows every file change
+
+
+class Finish:
+    """The tool that ends a run with a summary (or, in chat, the answer)."""
+
+    name = "finish"
+    description = "Finish the task. Give a short summary of what was done, or the answer."
+
+    class Args(BaseModel):
+        summary: str = Field(description="What was done, or the answer to the user.")
+
+    def run(self, args: Args) -> ToolResult:
+        return ToolResult(output="finished")
+
+
+class AllowAll:
+    """An approver that allows every call (tests and trusted batch jobs)."""
+
+    def decide(self, call: ToolCall, untrusted_context: bool | str) -> Approval:
+        return Approval(decision="allow")
