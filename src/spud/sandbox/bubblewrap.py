@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class SandboxConfig(BaseModel):
     """Where commands run and the limits they run under."""
 
     workspace: Path
+    # The workspace already open (a task's pinned folder): bound by its fd, so a swap of the
+    # path for a link between commands cannot move the sandbox elsewhere.
+    workspace_fd: int | None = None
     network: bool = False  # on: only through Spud's allowlist proxy (public hosts)
     network_allow: list[str] = Field(default_factory=list)  # host globs; empty: any public host
     timeout_s: float = 60  # the model's timeout_s can lower this, never raise it
@@ -165,6 +169,9 @@ class Sandbox:
         self.options = _bwrap_options(bwrap)
         self.config = config.model_copy(update={"workspace": workspace})
         self._proxy = proxy
+        self._ws_fd = None if config.workspace_fd is None else os.dup(config.workspace_fd)
+        if self._ws_fd is not None:
+            weakref.finalize(self, os.close, self._ws_fd)
         self.cgroups = limits.cgroup_support() if self.privileged else "none"
         self._used = -1  # bytes the workspace uses (-1: not measured yet); see _scan
         self._free = 0
@@ -212,7 +219,8 @@ class Sandbox:
         after = [p for p in ro if not _inside(ws, p)]
         for path in before:
             args += [*self._parents(path, made, bound), "--ro-bind", str(path), str(path)]
-        args += [*self._parents(ws, made, bound), "--bind", str(ws), str(ws)]
+        source = str(ws) if self._ws_fd is None else f"/proc/self/fd/{self._ws_fd}"
+        args += [*self._parents(ws, made, bound), "--bind", source, str(ws)]
         for path in after:
             args += [*self._parents(path, made, bound), "--ro-bind", str(path), str(path)]
         protected, hidden = self._protected(scan)
@@ -341,7 +349,12 @@ class Sandbox:
         if not (always or full):
             return None
         started = time.time_ns() - 1_000_000_000  # a second's margin for coarse timestamps
-        result = tree.scan(self.workspace, owner, since_ns=None if full else self._walked)
+        result = tree.scan(
+            self.workspace,
+            owner,
+            since_ns=None if full else self._walked,
+            workspace_fd=self._ws_fd,
+        )
         if always:
             self._walked = started
         if result.complete:
@@ -380,7 +393,7 @@ class Sandbox:
                 stderr=subprocess.STDOUT,
                 env=self._env(),
                 start_new_session=True,
-                pass_fds=(fd,),
+                pass_fds=(fd,) if self._ws_fd is None else (fd, self._ws_fd),
             )
         except OSError:
             if group is not None:

@@ -31,6 +31,7 @@ def scan(
     owner: tuple[int, int] | None,
     keep: set[Path] | None = None,
     since_ns: int | None = None,
+    workspace_fd: int | None = None,
 ) -> Scan:
     """Walk the workspace without following symlinks or leaving its filesystem.
 
@@ -42,10 +43,11 @@ def scan(
     since_ns: the start of a previous walk with the same owner. A folder that root does not own
     and that was not modified since then has no new entries (creating or renaming one in
     updates the folder's mtime), so only its subfolders are looked at, not its files.
+    workspace_fd: the workspace already open (a task's pinned folder), walked instead of the path.
     """
     result = Scan()
     try:
-        fd = os.open(workspace, OPEN_DIR)
+        fd = os.dup(workspace_fd) if workspace_fd is not None else os.open(workspace, OPEN_DIR)
     except OSError:
         return result
     try:

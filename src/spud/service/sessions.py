@@ -80,6 +80,7 @@ class RunSpec:
     on_message: Callable[[Message], None] | None = None
     on_session: Callable[[str], None] | None = None
     playbook: str | None = None  # a playbook's name, "none", or None: chosen from the task
+    workspace_fd: int | None = None  # the workspace held open (a task's pinned folder)
 
 
 class Run:
@@ -177,9 +178,11 @@ class SessionService:
         if session_id is not None:
             info = self.session(session_id)
             recorded = info.toolsets or self._legacy_toolsets(info, spec.chat)
-            sets = registry.resolve(spec.task, [*recorded, *spec.toolsets], spec.chat)
+            wanted = [*recorded, *spec.toolsets]
         else:
-            sets = registry.resolve(spec.task, [*self.settings.tools, *spec.toolsets], spec.chat)
+            wanted = [*self.settings.tools, *spec.toolsets]
+        owner = (self.settings, spec.user_id, spec.org_id)  # e.g. their MCP servers
+        sets = registry.resolve(spec.task, wanted, spec.chat, owner)
         run = Run(self, spec, self._build(spec, sets), sets)
         if session_id is not None:
             run.session_id = info.id
@@ -199,6 +202,7 @@ class SessionService:
         sandbox = Sandbox(
             SandboxConfig(
                 workspace=spec.workspace,
+                workspace_fd=spec.workspace_fd,
                 network=s.sandbox_network,
                 timeout_s=s.sandbox_timeout_s,
                 memory_mb=s.sandbox_memory_mb,

@@ -310,6 +310,7 @@ class TaskService:
             workspace = pinned.path
             spec = RunSpec(
                 workspace=workspace,
+                workspace_fd=pinned.fd,
                 task=row.prompt,
                 model=model,
                 toolsets=options["sets"],

@@ -67,11 +67,6 @@ class Bash:
 
 def coding_tools(workspace: Path, sandbox: Sandbox) -> list[Tool]:
     """The coding agent's tools, all bound to one workspace."""
-    return [
-        ReadFile(workspace),
-        ListFiles(workspace),
-        Search(workspace),
-        WriteFile(workspace),
-        EditFile(workspace),
-        Bash(sandbox),
-    ]
+    fd = sandbox.config.workspace_fd  # a task's pinned folder: the same one for every tool
+    files = (ReadFile, ListFiles, Search, WriteFile, EditFile)
+    return [*(tool(workspace, workspace_fd=fd) for tool in files), Bash(sandbox)]
