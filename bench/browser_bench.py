@@ -17,8 +17,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sites.server import SiteServer  # noqa: E402
 
-from spud.tools.browser import BrowserSession, browser_tools, estimate_tokens  # noqa: E402
-from spud.tools.browser_policy import BrowserPolicy  # noqa: E402
+from spud.browser_policy import BrowserPolicy  # noqa: E402
+from spud.tools.browser.session import BrowserSession  # noqa: E402
+from spud.tools.browser.snapshot import estimate_tokens  # noqa: E402
+from spud.tools.browser.tools import browser_tools  # noqa: E402
 
 PAGES = ["index.html", "page2.html", "form.html", "table.html", "newtab.html", "download.html"]
 REPEAT = 5

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from spud.browser_policy import BrowserPolicy
 from spud.core.messages import ToolResult
-from spud.tools.browser import BrowserSession, browser_tools, compact_snapshot
-from spud.tools.browser_policy import BrowserPolicy
+from spud.tools.browser.session import BrowserSession
+from spud.tools.browser.snapshot import compact_snapshot
+from spud.tools.browser.tools import browser_tools
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sites.server import SiteServer  # noqa: E402

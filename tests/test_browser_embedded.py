@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from spud.browser_policy import BrowserPolicy
 from spud.config import Settings
 from spud.core.agent import SYSTEM_PROMPT, Agent
 from spud.service.sessions import SessionService
-from spud.tools.browser import BROWSER_PROMPT, browser_tools, close_browsers
-from spud.tools.browser_policy import BrowserPolicy
+from spud.tools.browser.tools import BROWSER_PROMPT, browser_tools, close_browsers
 from spud.tools.files import WriteFile
 
 sys.path.insert(0, str(Path(__file__).parent))

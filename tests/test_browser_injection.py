@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from spud.browser_policy import BrowserPolicy
 from spud.core.agent import Agent
 from spud.core.messages import Message, ModelReply
 from spud.core.protocols import ToolSpec
 from spud.models.replay import ReplayModel
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import PolicyApprover
-from spud.tools.browser import browser_tools, close_browsers
-from spud.tools.browser_policy import BrowserPolicy, default_policy_with_browser
+from spud.tools.browser.tools import browser_tools, close_browsers, default_policy_with_browser
 from spud.tools.shell import coding_tools
 
 sys.path.insert(0, str(Path(__file__).parent))

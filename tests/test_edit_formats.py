@@ -13,6 +13,7 @@ import llama_cpp
 import openpyxl
 import pytest
 
+from spud.browser_policy import BrowserPolicy
 from spud.config import Settings
 from spud.core.agent import SYSTEM_PROMPT, Finish, Limits
 from spud.core.errors import FormatError
@@ -23,8 +24,7 @@ from spud.models.local import calls_gbnf, render_chatml
 from spud.models.registry import REGISTRY, model_path
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.service.sessions import SessionService
-from spud.tools.browser import BrowserClick, browser_tools
-from spud.tools.browser_policy import BrowserPolicy
+from spud.tools.browser.tools import BrowserClick, browser_tools
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
 from spud.tools.live import MAX_CHOICES
 from spud.tools.sheets import SheetRead, SheetWrite, office_tools

@@ -83,10 +83,10 @@ def test_grammar_covers_every_tool_set(workspace: Path):
     """Office tools nest $defs (document blocks, slides); the grammar must still compile."""
     from llama_cpp import LlamaGrammar
 
+    from spud.browser_policy import BrowserPolicy
     from spud.core.tooling import tool_spec
     from spud.models.local import calls_gbnf
-    from spud.tools.browser import browser_tools
-    from spud.tools.browser_policy import BrowserPolicy
+    from spud.tools.browser.tools import browser_tools
     from spud.tools.sheets import office_tools
 
     tools = coding_tools(workspace, Sandbox(SandboxConfig(workspace=workspace)))

@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from server_fixtures import ADMIN_PASSWORD, ServerProc, replay_file, start_server
 
-from spud.tools.browser_policy import BROWSER_LAUNCH_ARGS, BrowserPolicy
+from spud.browser_policy import BrowserPolicy
+from spud.tools.browser.launch import BROWSER_LAUNCH_ARGS
 
 CHROMIUM = Path(BrowserPolicy().executable_path)
 ARTIFACTS = Path(__file__).parent / "artifacts"

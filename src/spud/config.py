@@ -10,8 +10,8 @@ import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spud.browser_policy import BrowserPolicy
 from spud.core.run import Limits
-from spud.tools.browser_policy import BrowserPolicy
 
 
 def data_dir() -> Path:

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import openpyxl
 
-from spud.tools.browser import BrowserSession, browser_tools
-from spud.tools.browser_policy import BrowserPolicy
+from spud.browser_policy import BrowserPolicy
+from spud.tools.browser.session import BrowserSession
+from spud.tools.browser.tools import browser_tools
 from spud.tools.documents import document_tools
 from spud.tools.sheets import sheet_tools
 

@@ -23,10 +23,12 @@ from urllib.parse import quote
 
 import pytest
 
-from spud.tools import browser as browser_module
-from spud.tools import browser_policy
-from spud.tools.browser import BrowserSession, browser_tools
-from spud.tools.browser_policy import BrowserPolicy
+from spud import browser_policy
+from spud.browser_policy import BrowserPolicy
+from spud.tools.browser import launch
+from spud.tools.browser import session as session_module
+from spud.tools.browser.session import BrowserSession
+from spud.tools.browser.tools import browser_tools
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from sites.server import SiteHandler  # noqa: E402
@@ -172,9 +174,8 @@ def resolve_rebind_test_to_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
         return ["127.0.0.1"] if host == "rebind.test" else real(host)
 
     monkeypatch.setattr(browser_policy, "_resolve", lookup)
-    args = [*browser_policy.BROWSER_LAUNCH_ARGS, "--host-resolver-rules=MAP rebind.test 127.0.0.2"]
-    monkeypatch.setattr(browser_policy, "BROWSER_LAUNCH_ARGS", args)
-    monkeypatch.setattr(browser_module, "BROWSER_LAUNCH_ARGS", args, raising=False)
+    args = [*launch.BROWSER_LAUNCH_ARGS, "--host-resolver-rules=MAP rebind.test 127.0.0.2"]
+    monkeypatch.setattr(session_module, "BROWSER_LAUNCH_ARGS", args)  # where it is read
 
 
 # -- Chromium's own sandbox ----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from spud.core.protocols import Tool
-from spud.tools.browser import BROWSER_PROMPT
+from spud.tools.browser.tools import BROWSER_PROMPT
 from spud.toolsets.registry import ToolContext, ToolSet, register
 
 URL = re.compile(r"\bhttps?://[^\s/$.?#][^\s]*", re.IGNORECASE)
@@ -20,7 +20,7 @@ class Browser(ToolSet):
     order = 0  # listed first: small models favour the first tools
 
     def tools(self, ctx: ToolContext) -> list[Tool]:
-        from spud.tools.browser import browser_tools
+        from spud.tools.browser.tools import browser_tools
 
         return browser_tools(ctx.workspace, ctx.settings.browser_policy)
 
@@ -28,6 +28,6 @@ class Browser(ToolSet):
         return bool(URL.search(task))
 
     def close(self, tools: list[Tool]) -> None:
-        from spud.tools.browser import close_browsers
+        from spud.tools.browser.tools import close_browsers
 
         close_browsers(tools)

@@ -1,4 +1,8 @@
-"""Browser policy as data: which URLs may load, page and download budgets, approval rules."""
+"""Browser policy as data (a settings model): which URLs may load, page and download budgets.
+
+Settings-only: spud.config and the browser tools both import it, and it imports nothing
+from Spud, so the configuration never pulls in a tool module.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,6 @@ import socket
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from spud.sandbox.policy import Policy, Rule
-
-BROWSER_LAUNCH_ARGS = [
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-smooth-scrolling",  # a scroll or key press has finished when the tool returns
-]
-# Tools that need a person's approval: they act for the user beyond reading and clicking.
-SENSITIVE_TOOLS = ["browser_submit"]
 
 
 class BrowserPolicy(BaseModel):
@@ -133,21 +124,3 @@ def _resolve(host: str) -> list[str]:
     """The host's addresses from the system resolver, looked up now (never cached)."""
     infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
-
-
-def browser_policy_rules() -> list[Rule]:
-    """Approval rules for the browser tools, to merge into Policy.default().
-
-    Sending data to a new domain and payment-like actions go through browser_submit, which
-    always asks; the other browser tools only read pages and act inside the browser, and
-    what they may load is limited by the BrowserPolicy.
-    """
-    rules = [Rule(tool=name, action="ask") for name in SENSITIVE_TOOLS]
-    rules.append(Rule(tool="browser_*", action="auto"))
-    return rules
-
-
-def default_policy_with_browser() -> Policy:
-    """Policy.default() with the browser rules added (what the service should use)."""
-    base = Policy.default()
-    return Policy(rules=browser_policy_rules() + base.rules, default_action=base.default_action)

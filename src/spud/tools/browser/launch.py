@@ -26,10 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spud import browser_policy
+from spud.browser_policy import BrowserPolicy
 from spud.sandbox.proxy import AllowlistProxy, Decision
-from spud.tools import browser_policy
-from spud.tools.browser_policy import BrowserPolicy
 
+BROWSER_LAUNCH_ARGS = [
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-smooth-scrolling",  # a scroll or key press has finished when the tool returns
+]
 UID_RANGE = range(600_000, 700_000)  # no account uses these; each session takes one
 SETPRIV = "/usr/bin/setpriv"
 # Only through the proxy: Chromium resolves no names itself, WebRTC sends no direct UDP.

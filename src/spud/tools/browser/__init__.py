@@ -1,0 +1,1 @@
+"""The browser tool set's parts: launch (Chromium, proxy), session, snapshot, tools."""
