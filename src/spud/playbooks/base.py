@@ -24,6 +24,7 @@ class Brief:
     context: str = ""
     verifier: Verifier | None = None
     toolsets: set[str] = field(default_factory=set)
+    tools: set[str] | None = None  # the only tools the model is shown (None: every one)
 
     def task_text(self, task: str) -> str:
         """The task as the model sees it: the request, then what was gathered for it."""

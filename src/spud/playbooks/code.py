@@ -19,6 +19,7 @@ CODE_WORDS = re.compile(
 )
 QUICK = "python -m pytest -q --tb=line -rf -p no:cacheprovider"
 MAX_CONTEXT = 14000
+TOOLS = {"read_file", "write_file", "edit_file", "bash"}  # the files are already shown
 
 
 def find_tests(workspace: Path) -> list[str]:
@@ -67,7 +68,9 @@ class CodeAgainstTests:
             checks=[command_check(sandbox, command), unchanged_check(workspace, tests)],
             quick=quick,
         )
-        return Brief(playbook=self.name, prompt=prompt, context=context, verifier=verifier)
+        return Brief(
+            playbook=self.name, prompt=prompt, context=context, verifier=verifier, tools=TOOLS
+        )
 
 
 def _command(task: str) -> str:

@@ -9,6 +9,18 @@ from spud.playbooks.base import URL, Brief, named_files, workspace_files
 from spud.playbooks.checks import TaskVerifier, outputs_check
 from spud.sandbox.bubblewrap import Sandbox
 
+TOOLS = {
+    "browser_open",
+    "browser_click",
+    "browser_type",
+    "browser_select",
+    "browser_submit",
+    "browser_read",
+    "browser_back",
+    "write_file",
+    "read_file",
+}
+
 
 @playbook
 class WebWork:
@@ -38,4 +50,5 @@ class WebWork:
             prompt=prompt,
             verifier=TaskVerifier(checks=checks),
             toolsets={"browser"},
+            tools=TOOLS,
         )

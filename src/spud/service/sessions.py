@@ -138,6 +138,7 @@ class SessionService:
         self.store = SqlStore(self.settings.database_url)
         self._models: dict[str, Model] = {}
         self._sets: WeakKeyDictionary[Agent, list[str]] = WeakKeyDictionary()  # for start()
+        self._briefs: WeakKeyDictionary[Agent, Brief] = WeakKeyDictionary()  # for start()
 
     @cached_property
     def memory(self) -> MemoryService:
@@ -183,7 +184,8 @@ class SessionService:
             wanted = [*self.settings.tools, *spec.toolsets]
         owner = (self.settings, spec.user_id, spec.org_id)  # e.g. their MCP servers
         sets = registry.resolve(spec.task, wanted, spec.chat, owner)
-        run = Run(self, spec, self._build(spec, sets), sets)
+        task = info.task if session_id is not None and not spec.chat else spec.task
+        run = Run(self, spec, self._build(spec, sets, task), sets)
         if session_id is not None:
             run.session_id = info.id
             if sets != info.toolsets:
@@ -193,8 +195,10 @@ class SessionService:
         finally:
             run.close()
             self._sets.pop(run.agent, None)
+            self._briefs.pop(run.agent, None)
 
-    def _build(self, spec: RunSpec, sets: list[str]) -> Agent:
+    def _build(self, spec: RunSpec, sets: list[str], task: str = "") -> Agent:
+        """The agent for a spec; for a task (not chat), its playbook picks tools and checks."""
         s = self.settings
         model = spec.model
         if model is None or isinstance(model, str):
@@ -221,6 +225,11 @@ class SessionService:
             chat=spec.chat,
         )
         tools = registry.build(sets, ctx)
+        brief = None
+        if not spec.chat and task.strip() and spec.playbook != "none":
+            brief = self._brief_for(task, spec.workspace, sandbox, spec.playbook)
+        if brief is not None and brief.tools is not None:  # small models: only what it needs
+            tools = [t for t in tools if t.name in brief.tools]
         approver = PolicyApprover(
             spec.policy or self.default_policy(),
             ask=spec.ask,
@@ -236,8 +245,11 @@ class SessionService:
             require_action=not spec.chat if spec.require_action is None else spec.require_action,
             on_message=spec.on_message,
             harness=spec.harness,
+            verifier=brief.verifier if brief is not None else None,
         )
         self._sets[agent] = sets
+        if brief is not None:
+            self._briefs[agent] = brief
         return agent
 
     # -- the parts, for code that holds an agent itself (tests, benchmarks) ------------
@@ -289,11 +301,13 @@ class SessionService:
         prompt += registry.prompt(sets)
         prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
         context = ""
-        brief = None if chat else self.brief(agent, task, workspace, playbook)
-        if brief is not None:  # the playbook's steps, what it gathered, and its checks
+        brief = self._briefs.get(agent)  # the playbook chosen when the agent was built
+        if brief is None and not chat and agent.verifier is None:  # an agent built by hand
+            brief = self.brief(agent, task, workspace, playbook)
+            agent.verifier = brief.verifier if brief is not None else None
+        if brief is not None:  # the playbook's steps and what it gathered for the task
             prompt += brief.prompt
             context = brief.context
-            agent.verifier = brief.verifier
         sid = agent.start(task, str(workspace), prompt, context)
         self.store.update_session(sid, toolsets=",".join(sets))
         return sid
@@ -302,13 +316,17 @@ class SessionService:
         self, agent: Agent, task: str, workspace: Path, playbook: str | None = None
     ) -> Brief | None:
         """The playbook's brief for a task (prompt lines, gathered context, checks), if any."""
+
+        sandbox = getattr(agent.tools.get("bash"), "sandbox", None)
+        return None if sandbox is None else self._brief_for(task, workspace, sandbox, playbook)
+
+    def _brief_for(
+        self, task: str, workspace: Path, sandbox: Sandbox, playbook: str | None
+    ) -> Brief | None:
         from spud.playbooks import brief_for
 
         name = playbook or self.settings.playbook or None
-        sandbox = getattr(agent.tools.get("bash"), "sandbox", None)
-        if sandbox is None or name == "none":
-            return None
-        return brief_for(task, workspace, sandbox, name)
+        return None if name == "none" else brief_for(task, workspace, sandbox, name)
 
     def run(self, agent: Agent, session_id: str) -> RunResult:
         return agent.run(session_id)
