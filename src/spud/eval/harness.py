@@ -14,6 +14,7 @@ HARNESSES = (
     "spud-noplaybook",
     "spud-nocheck",
     "spud-json",
+    "spud-v1",
     "spud-check",
     "spud-calls",
     "raw",
@@ -38,19 +39,22 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
         from spud.eval.raw import RawChatModel
 
         return RawChatModel(model)
-    model.allow_answer = answers and harness in ("spud", "spud-check", "spud-json")
+    model.allow_answer = answers and harness in ("spud", "spud-check", "spud-json", "spud-v1")
     # "spud-json": file text inside the JSON arguments (the old format), to compare with raw
-    model.edit_format = "json" if harness == "spud-json" else "raw"
+    model.edit_format = "json" if harness in ("spud-json", "spud-v1") else "raw"
     return model
 
 
 def agent_harness(harness: str) -> Harness:
-    """The agent loop's helps for a harness name: each "spud-no…" switches one lever off."""
+    """The agent loop's helps for a harness name: each "spud-no…" switches one lever off.
+
+    "spud-v1" is the harness as it was before playbooks, checks and raw-text edits.
+    """
     on = harness == "spud-check"
-    checks = harness not in ("spud-nocheck", "raw")
+    checks = harness not in ("spud-nocheck", "spud-v1", "raw")
     return Harness(self_check=on, rerun_guard=on, verify=checks, check_after_change=checks)
 
 
 def playbook_for(harness: str) -> str | None:
     """The playbook setting for a harness name: chosen from the task, or "none"."""
-    return "none" if harness in ("spud-noplaybook", "raw") else None
+    return "none" if harness in ("spud-noplaybook", "spud-v1", "raw") else None
