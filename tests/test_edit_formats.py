@@ -27,7 +27,8 @@ from spud.service.sessions import SessionService
 from spud.tools.browser.tools import BrowserClick, browser_tools
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
 from spud.tools.live import MAX_CHOICES
-from spud.tools.sheets import SheetRead, SheetWrite, office_tools
+from spud.tools.office.sheets import SheetRead, SheetWrite
+from spud.tools.office.tools import office_tools
 from spud.tools.shell import coding_tools
 
 # -- a small GBNF recogniser (the subset llama.cpp's converter and Spud emit) ----------------
@@ -238,6 +239,11 @@ def test_bounded_lengths_and_refs(ws: Path):
     assert accepts(files, _call("list_files", pattern="p" * 200))
     assert not accepts(files, _call("list_files", pattern="p" * 201))
     assert accepts(files, _call("read_file", path="p" * 200))
+    bash = calls_gbnf(
+        [tool_spec(t) for t in coding_tools(ws, Sandbox(SandboxConfig(workspace=ws)))]
+    )
+    assert accepts(bash, _call("bash", command="python -m pytest -q"))
+    assert not accepts(bash, _call("bash", command="echo 'a' | sed 's/a/b/g' " * 20))
 
 
 def test_llama_cpp_parses_the_grammars_of_every_tool_set(ws: Path):

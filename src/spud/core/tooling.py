@@ -60,6 +60,9 @@ ARG_CONSTRAINTS: dict[str, dict[str, Any]] = {
     "option": {"type": "string", "minLength": 1, "maxLength": 200},
     "style": {"type": "string", "minLength": 1, "maxLength": 60},
     "fill": {"type": "string", "minLength": 1, "maxLength": 20},
+    # a runaway one-liner (`sed ... | sed ... | ...` to the output cap) costs minutes of decode;
+    # longer scripts belong in a file
+    "command": {"type": "string", "minLength": 1, "maxLength": 400},
     # a cells map: keys are A1 addresses ("x-keys" is read by the grammar builder)
     "cells": {"x-keys": "a1"},
 }
