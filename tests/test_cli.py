@@ -278,3 +278,31 @@ def test_browser_task_from_the_cli_reads_a_local_page(tmp_path: Path):
         assert any("price.html" in line for line in site.log)
     finally:
         site.close()
+
+
+def test_unknown_playbook_or_effort_is_a_clear_error(tmp_path: Path):
+    for flag, value, says in (
+        ("--playbook", "cooking", "unknown playbook 'cooking'; known: code, files, office, web"),
+        ("--effort", "max", "unknown effort 'max'"),
+    ):
+        r = spud(tmp_path, "run", "do it", "--workspace", str(tmp_path), flag, value)
+        assert r.returncode == 1 and says in r.stdout, r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_run_with_tests_says_which_check_passed(tmp_path: Path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (ws / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    )
+    fixed = "def add(a, b):\n    return a + b\n"
+    model = replay_file(
+        tmp_path, [call("write_file", path="calc.py", content=fixed), call("finish", summary="ok")]
+    )
+    task = "Fix calc.py so the tests in test_calc.py pass."
+    r = spud(tmp_path, "run", task, "--workspace", str(ws), "--model", model, "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tests after this change: 1 passed" in r.stdout
+    assert "checked and passed: `python -m pytest -q`" in r.stdout

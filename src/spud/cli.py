@@ -210,13 +210,24 @@ def run(
     yes: bool = YesOpt,
     max_steps: int = typer.Option(None, help="Stop after this many steps."),
     tools: str = ToolsOpt,
+    playbook: str = typer.Option(
+        None, help="code, office, files, web, or none (default: chosen from the task)."
+    ),
+    effort: str = typer.Option(
+        None, help="low, medium or high: more candidate runs when the task's checks fail."
+    ),
 ) -> None:
     """Run one task in a workspace and stream each step."""
+    from spud import playbooks
+    from spud.service.effort import candidates_for, execute_with_effort
     from spud.service.sessions import RunSpec, check_workspace
 
     ws = check_workspace(workspace)
     svc = _service(model)
     registry.check(_split(tools))  # before loading the model
+    effort = effort or svc.settings.effort
+    candidates_for(effort)
+    playbooks.check(playbook)
     llm = _load_model(svc)
     term = Terminal()
     spec = RunSpec(
@@ -228,12 +239,16 @@ def run(
         ask=term.asker(),
         limits=_limits(svc, max_steps),
         on_message=render,
+        playbook=playbook,
     )
-    with svc.open(spec) as agent_run:
-        console.print(
-            f"[dim]model {llm.name} · workspace {ws} · tools {', '.join(agent_run.toolsets)}[/]"
-        )
-        result = term.running(agent_run.start)
+    if candidates_for(effort) > 1:
+        console.print(f"[dim]model {llm.name} · workspace {ws} · effort {effort}[/]")
+        result = term.running(lambda: execute_with_effort(svc, spec, effort))
+    else:
+        with svc.open(spec) as agent_run:
+            sets = ", ".join(agent_run.toolsets)
+            console.print(f"[dim]model {llm.name} · workspace {ws} · tools {sets}[/]")
+            result = term.running(agent_run.start)
     _finish(result, svc)
 
 
@@ -320,7 +335,7 @@ def verify(
     file: Path = typer.Argument(..., help="An .xlsx, .docx, .pptx, .pdf, .csv or .md file."),
 ) -> None:
     """Reopen an output file, recalculate it and list its problems (exit 2 if any)."""
-    from spud.tools.office_verify import verify_file
+    from spud.tools.office.verify import verify_file
 
     if not file.is_file():
         raise ConfigError(f"no such file: {file}")

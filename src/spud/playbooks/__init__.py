@@ -13,7 +13,7 @@ from pathlib import Path
 from spud.playbooks.base import Brief, Playbook
 from spud.sandbox.bubblewrap import Sandbox
 
-__all__ = ["Brief", "Playbook", "brief_for", "choose", "playbook", "registered"]
+__all__ = ["Brief", "Playbook", "brief_for", "check", "choose", "playbook", "registered"]
 
 _PLAYBOOKS: dict[str, Playbook] = {}
 _SUPPORT = {"base", "checks"}  # modules of this package that are not playbooks
@@ -46,15 +46,17 @@ def brief_for(
     task: str, workspace: Path, sandbox: Sandbox, name: str | None = None
 ) -> Brief | None:
     """The brief of the named playbook (or the best fit); None when no playbook applies."""
+    check(name)
     if name == "none":
         return None
-    if name:
-        book = registered().get(name)
-        if book is None:
-            from spud.core.errors import ConfigError
-
-            known = ", ".join(sorted(registered()))
-            raise ConfigError(f"unknown playbook {name!r}; known: {known}, none")
-    else:
-        book = choose(task, workspace)
+    book = registered()[name] if name else choose(task, workspace)
     return book.brief(task, workspace, sandbox) if book else None
+
+
+def check(name: str | None) -> None:
+    """A playbook name must be registered, "none", or empty (chosen from the task)."""
+    if name and name != "none" and name not in registered():
+        from spud.core.errors import ConfigError
+
+        known = ", ".join(sorted(registered()))
+        raise ConfigError(f"unknown playbook {name!r}; known: {known}, none")

@@ -79,7 +79,7 @@ def outputs_check(workspace: Path, paths: list[str]) -> Check:
 
 def office_check(workspace: Path, paths: list[str]) -> Check:
     """Office files are reopened, recalculated and checked (no error cells, readable)."""
-    from spud.tools.office_verify import verify_file
+    from spud.tools.office.verify import verify_file
 
     def run() -> CheckResult:
         problems: list[str] = []

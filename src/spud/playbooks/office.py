@@ -65,7 +65,7 @@ def workbook_view(path: Path) -> str:
     """Each sheet's first rows as a grid with addresses, formulas shown as written."""
     from openpyxl.utils import get_column_letter
 
-    from spud.tools.sheets import OfficeError, load_workbook
+    from spud.tools.office.workbook import OfficeError, load_workbook
 
     try:
         wb = load_workbook(path)
