@@ -45,7 +45,8 @@ def make_pdf(path: Path, pages: int) -> None:
 
 def measure_recalc(path: Path) -> dict[str, float]:
     """Run in a child process so peak memory belongs to this workbook alone."""
-    from spud.tools.sheets import load_workbook, recalculate
+    from spud.tools.office.recalc import recalculate
+    from spud.tools.office.workbook import load_workbook
 
     t0 = time.perf_counter()
     wb = load_workbook(path)
@@ -78,7 +79,7 @@ def measure_baseline(path: Path) -> dict[str, float]:
 
 
 def measure_pdf(path: Path) -> dict[str, float]:
-    from spud.tools.documents import pdf_pages
+    from spud.tools.office.documents import pdf_pages
 
     t0 = time.perf_counter()
     pages = pdf_pages(path)

@@ -9,7 +9,7 @@ import pytest
 from fpdf import FPDF
 from pptx import Presentation
 
-from spud.tools.documents import ReadDocument, WriteCsv, WriteDocx, WritePptx, to_markdown
+from spud.tools.office.documents import ReadDocument, WriteCsv, WriteDocx, WritePptx, to_markdown
 
 
 def _run(tool_cls, ws: Path, **args):

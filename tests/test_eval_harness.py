@@ -87,7 +87,7 @@ def test_grammar_covers_every_tool_set(workspace: Path):
     from spud.core.tooling import tool_spec
     from spud.models.local import calls_gbnf
     from spud.tools.browser.tools import browser_tools
-    from spud.tools.sheets import office_tools
+    from spud.tools.office.tools import office_tools
 
     tools = coding_tools(workspace, Sandbox(SandboxConfig(workspace=workspace)))
     tools += office_tools(workspace) + browser_tools(workspace, BrowserPolicy())

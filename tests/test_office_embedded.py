@@ -10,8 +10,10 @@ import pytest
 from spud.config import Settings
 from spud.core.agent import SYSTEM_PROMPT, Agent
 from spud.service.sessions import SessionService
-from spud.tools.office_verify import VerifyFile, verify_file
-from spud.tools.sheets import SheetRead, SheetWrite, load_workbook, recalculate
+from spud.tools.office.recalc import recalculate
+from spud.tools.office.sheets import SheetRead, SheetWrite
+from spud.tools.office.verify import VerifyFile, verify_file
+from spud.tools.office.workbook import load_workbook
 
 pytestmark = pytest.mark.model
 

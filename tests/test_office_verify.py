@@ -9,8 +9,8 @@ import openpyxl
 from openpyxl.workbook.defined_name import DefinedName
 
 from spud.core.messages import Message
-from spud.tools.office_verify import VerifyFile, produced_files, verify_file, verify_outputs
-from spud.tools.sheets import SheetWrite
+from spud.tools.office.sheets import SheetWrite
+from spud.tools.office.verify import VerifyFile, produced_files, verify_file, verify_outputs
 
 
 def test_workbook_with_errors_and_broken_names_fails(workspace: Path):

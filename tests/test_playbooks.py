@@ -12,7 +12,7 @@ from spud.core.errors import ConfigError
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for, choose, registered
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
-from spud.tools.sheets import office_tools
+from spud.tools.office.tools import office_tools
 from spud.tools.shell import coding_tools
 
 TASK = "The tests in test_calc.py fail. Fix calc.py so that they pass."

@@ -12,7 +12,9 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from spud.tools.sheets import (
+from spud.tools.office.formula import shift_formula
+from spud.tools.office.recalc import recalculate
+from spud.tools.office.sheets import (
     SheetAdd,
     SheetChart,
     SheetDescribe,
@@ -21,11 +23,9 @@ from spud.tools.sheets import (
     SheetInsert,
     SheetRead,
     SheetWrite,
-    load_workbook,
-    office_tools,
-    recalculate,
-    shift_formula,
 )
+from spud.tools.office.tools import office_tools
+from spud.tools.office.workbook import load_workbook
 
 
 def _run(tool_cls, ws: Path, **args):

@@ -37,7 +37,7 @@ class BrowserPolicy(BaseModel):
 
         resolve (default: resolve_hosts) looks names up to check their addresses too. This is
         an early, friendly check: what is enforced is the proxy's check of the address it
-        actually connects to (browser_launch.policy_proxy).
+        actually connects to (spud.tools.browser.launch.policy_proxy).
         """
         try:
             parts = urlsplit(url)

@@ -12,8 +12,8 @@ import openpyxl
 from spud.browser_policy import BrowserPolicy
 from spud.tools.browser.session import BrowserSession
 from spud.tools.browser.tools import browser_tools
-from spud.tools.documents import document_tools
-from spud.tools.sheets import sheet_tools
+from spud.tools.office.documents import document_tools
+from spud.tools.office.sheets import sheet_tools
 
 
 class Tools:

@@ -107,7 +107,8 @@ def cell_value(
     ctx: CheckContext, path: str, cell: str, value: Any, sheet: str | None = None, tol: float = 1e-6
 ) -> str | None:
     """A cell's value after recalculating every formula in the workbook."""
-    from spud.tools.sheets import OfficeError, load_workbook, recalculate
+    from spud.tools.office.recalc import recalculate
+    from spud.tools.office.workbook import OfficeError, load_workbook
 
     try:
         wb = load_workbook(ctx.workspace / path)
@@ -196,7 +197,7 @@ def run_checks(
 
 def _open_sheet(ctx: CheckContext, path: str, sheet: str | None) -> tuple[Any, Any] | str:
     """(workbook, worksheet), or why they cannot be opened."""
-    from spud.tools.sheets import OfficeError, load_workbook
+    from spud.tools.office.workbook import OfficeError, load_workbook
 
     try:
         wb = load_workbook(ctx.workspace / path)
@@ -237,7 +238,7 @@ def range_values(
     tol: float = 1e-6,
 ) -> str | None:
     """Every cell of a block, after recalculating the workbook, holds values (rows of cells)."""
-    from spud.tools.sheets import recalculate
+    from spud.tools.office.recalc import recalculate
 
     opened = _open_sheet(ctx, path, sheet)
     if isinstance(opened, str):
@@ -296,7 +297,7 @@ def cell_format(
 
 def _document_text(ctx: CheckContext, path: str) -> str | None:
     """A .docx or .pptx as the markdown doc_read shows; other files as plain text."""
-    from spud.tools.documents import docx_markdown, pptx_markdown
+    from spud.tools.office.documents import docx_markdown, pptx_markdown
 
     target = ctx.workspace / path
     if not target.is_file():
@@ -310,7 +311,7 @@ def doc_contains(
 ) -> str | None:
     """A document holds each of lines as a whole line (headings as '# ', bullets as '- ')
     and a match of each regex (multiline), as read by doc_read."""
-    from spud.tools.sheets import OfficeError
+    from spud.tools.office.workbook import OfficeError
 
     try:
         text = _document_text(ctx, path)
@@ -330,7 +331,7 @@ def doc_contains(
 
 def slide_titles(ctx: CheckContext, path: str, titles: list[str]) -> str | None:
     """The presentation's slides have exactly these titles, in this order."""
-    from spud.tools.sheets import OfficeError, check_office_file
+    from spud.tools.office.workbook import OfficeError, check_office_file
 
     target = ctx.workspace / path
     if not target.is_file():

@@ -94,7 +94,7 @@ def read_file(path: Path) -> str:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise SpudError(f"{path} is larger than {MAX_FILE_BYTES // 1_000_000} MB")
     if suffix in OFFICE_SUFFIXES:
-        from spud.tools import documents
+        from spud.tools.office import documents
 
         if suffix == ".pdf":
             return "\n\n".join(documents.pdf_pages(path))

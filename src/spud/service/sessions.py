@@ -22,7 +22,7 @@ from spud.models.registry import Progress
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import Policy, PolicyApprover
 from spud.store.sql import SqlStore
-from spud.tools.office_verify import Verification, verify_outputs
+from spud.tools.office.verify import Verification, verify_outputs
 
 if TYPE_CHECKING:
     from spud.memory.service import MemoryService

@@ -18,7 +18,7 @@ class Office(ToolSet):
     order = 20
 
     def tools(self, ctx: ToolContext) -> list[Tool]:
-        from spud.tools.sheets import office_tools
+        from spud.tools.office.tools import office_tools
 
         return office_tools(ctx.workspace)
 

@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field
 
 from spud.core.messages import Message, ToolResult
 from spud.tools.files import WorkspaceTool
-from spud.tools.sheets import OfficeError, load_workbook, recalculate
+from spud.tools.office.documents import document_outline
+from spud.tools.office.recalc import recalculate
+from spud.tools.office.workbook import OfficeError, load_workbook
 
 OFFICE_SUFFIXES = (".xlsx", ".xlsm", ".docx", ".pptx", ".pdf", ".csv", ".md")
 
@@ -74,8 +76,6 @@ def _verify_workbook(path: Path) -> Verification:
 
 
 def _verify_document(path: Path, kind: str) -> Verification:
-    from spud.tools.documents import document_outline
-
     outline, problems = document_outline(path)
     return Verification(
         path=str(path), kind=kind, ok=not problems, problems=problems, outline=outline

@@ -12,13 +12,13 @@ from pydantic import BaseModel, Field
 from spud.core.messages import ToolResult
 from spud.core.protocols import Tool
 from spud.tools.files import WorkspaceTool
-from spud.tools.sheets import (
+from spud.tools.office.recalc import recalculate
+from spud.tools.office.workbook import (
     MAX_EDIT_CELLS,
     OfficeError,
     check_office_file,
     load_workbook,
     read_window,
-    recalculate,
     workbook_size,
 )
 

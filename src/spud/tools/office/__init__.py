@@ -1,0 +1,1 @@
+"""The office tool set: formula text, recalculation, workbooks, sheets, documents, verify."""
