@@ -112,18 +112,14 @@ def run(
 @eval_cli.command("compare")
 def compare(run_a: str, run_b: str) -> None:
     """Show, per task, what changed from run A to run B."""
-    from spud.store.sql import SqlStore
-
-    evals = EvalStore(SqlStore(Settings().database_url))
+    evals = _evals()
     console.print(compare_table(evals.get_run(run_a), evals.get_run(run_b)))
 
 
 @eval_cli.command("list")
 def list_runs(limit: int = typer.Option(20, help="How many runs.")) -> None:
     """Stored eval runs, newest first."""
-    from spud.store.sql import SqlStore
-
-    evals = EvalStore(SqlStore(Settings().database_url))
+    evals = _evals()
     table = Table("run", "when", "suite", "model", "harness", "passed")
     for stub in evals.list_runs(limit):
         s = summary(evals.get_run(stub.id))
@@ -137,3 +133,10 @@ def list_runs(limit: int = typer.Option(20, help="How many runs.")) -> None:
             f"{s['passed']}/{s['total']}",
         )
     console.print(table)
+
+
+def _evals() -> EvalStore:
+    """The stored eval runs, reached through the service layer (surfaces never open the store)."""
+    from spud.service.sessions import SessionService
+
+    return EvalStore(SessionService(Settings()).store)
