@@ -177,3 +177,30 @@ def test_nightly_runs_the_job_at_the_set_time():
     assert ran.wait(10)
     nightly.stop()
     assert not nightly.thread.is_alive()
+
+
+def test_a_checked_run_becomes_a_worked_example_for_the_next_task_of_its_kind(
+    svc: SessionService, workspace: Path
+):
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (workspace / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    )
+    fixed = "def add(a, b):\n    return a + b\n"
+    task = "The tests in test_calc.py fail. Fix calc.py so that they pass."
+    run_session(
+        svc,
+        workspace,
+        task,
+        [call("write_file", path="calc.py", content=fixed), call("finish", summary="fixed add")],
+    )
+    svc.memory.sleep("local", "local", Scripted("none"))
+    skill = svc.memory.list("local", "local", kind="skill")[0]
+    assert skill.data["checked"].startswith("`python -m pytest -q`")
+    assert skill.data["example"] == f"calc.py:\n{fixed}"
+
+    agent = svc.agent(ReplayModel([call("finish", summary="ok")]), workspace)
+    sid = svc.start(agent, "The tests in test_shop.py fail. Fix shop.py so they pass.", workspace)
+    system = svc.messages(sid)[0].content
+    assert f"[{skill.cite}]" in system and "It passed: `python -m pytest -q`" in system
+    assert "Worked example, calc.py:\ndef add(a, b):\n    return a + b" in system

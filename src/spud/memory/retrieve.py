@@ -148,6 +148,10 @@ def render(memory: Memory) -> str:
         body = f"skill for: {d.get('when', memory.text)}. Steps: {steps}"
         if pitfalls:
             body += f" Pitfalls: {pitfalls}"
+        if d.get("checked"):
+            body += f" It passed: {d['checked']}."
+        if d.get("example"):
+            body += f" Worked example, {d['example'].strip()}"
         return f"[{memory.cite}] ({when}) {body}"
     label = "from " + str(memory.data.get("title")) if memory.kind == "chunk" else memory.kind
     return f"[{memory.cite}] ({label}, {when}) {memory.text}"

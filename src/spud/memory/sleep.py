@@ -122,12 +122,40 @@ def skill(info: SessionInfo, messages: list[Message]) -> NewMemory | None:
     if not steps:
         return None
     when = info.task.strip()[:300]
+    data = {"when": when, "steps": steps[:8], "pitfalls": pitfalls[:3], **worked_example(messages)}
     return NewMemory(
         kind="skill",
         text=f"How to: {when}",
         source=f"session:{info.id}",
-        data=_marked(messages, {"when": when, "steps": steps[:8], "pitfalls": pitfalls[:3]}),
+        data=_marked(messages, data),
     )
+
+
+def worked_example(messages: list[Message], max_chars: int = 900) -> dict[str, str]:
+    """What made a run pass, to show the next task of its kind: the checks that passed and
+    the last text written to the file changed most (a script, a fixed module)."""
+    out: dict[str, str] = {}
+    finish = next((m for m in reversed(messages) if m.role == "tool" and m.kind == "finish"), None)
+    checks = (finish.meta.get("checks") if finish else None) or []
+    passed = [str(c.get("name")) for c in checks if c.get("passed")]
+    if passed:
+        out["checked"] = "; ".join(passed)
+    results = {m.tool_call_id: m for m in messages if m.role == "tool"}
+    written: dict[str, str] = {}
+    for m in messages:
+        for call in m.tool_calls if m.role == "assistant" else []:
+            res = results.get(call.id)
+            if res is None or not res.meta.get("ok"):
+                continue
+            if call.name == "write_file":
+                written[str(call.arguments.get("path"))] = str(call.arguments.get("content", ""))
+            elif call.name == "edit_file":
+                path = str(call.arguments.get("path"))
+                written[path] = f"(edit) {call.arguments.get('new', '')}"
+    if written:
+        path, text = max(written.items(), key=lambda kv: len(kv[1]))
+        out["example"] = f"{path}:\n{text[:max_chars]}"
+    return out
 
 
 class Sleeper:
