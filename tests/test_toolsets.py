@@ -94,8 +94,8 @@ def test_memory_and_office_calls_run_in_server_chat(chat_site: tuple[Services, T
 
 
 def test_the_built_in_sets_are_registered_and_switch_on_by_themselves():
-    assert list(toolsets.toolsets()) == ["browser", "coding", "office", "memory"]
-    assert [s.name for s in toolsets.optional()] == ["browser", "office", "memory"]
+    assert list(toolsets.toolsets()) == ["browser", "coding", "office", "memory", "mcp"]
+    assert [s.name for s in toolsets.optional()] == ["browser", "office", "memory", "mcp"]
     assert toolsets.resolve("fix the bug", []) == ["coding"]
     assert toolsets.resolve("add a margin column to Q3.XLSX", []) == ["coding", "office"]
     assert toolsets.resolve("summarise report.pdf and notes.csv", []) == ["coding", "office"]

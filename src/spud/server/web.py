@@ -346,3 +346,73 @@ def admin(
         entries=svc.audit.entries(who.org_id, limit),
         users=svc.users.users(who.org_id),
     )
+
+
+# -- settings: MCP servers ----------------------------------------------------------------
+
+
+def _mcp_page(
+    request: Request, who: Principal, svc: Any, status: int = 200, **context: Any
+) -> Response:
+    from spud.mcp.config import McpServers
+
+    servers = McpServers(svc.sessions.store.engine).list(who.org_id, who.user_id)
+    return render(request, "mcp.html", who, status, page="mcp", servers=servers, form={}, **context)
+
+
+@router.get("/settings/mcp")
+def mcp_settings(request: Request, who: auth.PageUser, svc: auth.Svc) -> Response:
+    """The MCP servers whose tools this user's sessions get; admins add and remove them."""
+    return _mcp_page(request, who, svc)
+
+
+@router.post("/settings/mcp")
+def mcp_add(
+    request: Request,
+    who: auth.FormUser,
+    svc: auth.Svc,
+    name: Annotated[str, Form(max_length=40)] = "",
+    url: Annotated[str, Form(max_length=2000)] = "",
+    headers: Annotated[str, Form(max_length=10_000)] = "",
+    allow: Annotated[str, Form(max_length=2000)] = "",
+    scope: Annotated[Literal["org", "me"], Form()] = "org",
+) -> Response:
+    """Add a streamable-HTTP server (stdio ones run programs here: the CLI adds those)."""
+    from spud.mcp.config import ORG_WIDE, McpServer, McpServers, parse_pairs
+
+    if not _same_site(request):
+        return error_page(request, who, Forbidden("this form must be sent from Spud's own pages"))
+    if not who.is_admin:
+        return error_page(request, who, Forbidden(f"{who.username}: only admins add MCP servers"))
+    form = {"name": name, "url": url, "headers": headers, "allow": allow, "scope": scope}
+    try:
+        pairs = [line.partition(":") for line in headers.splitlines() if line.strip()]
+        lines = [f"{k.strip()}{'=' if sep else ''}{v.strip()}" for k, sep, v in pairs]
+        server = McpServer(
+            name=name.strip(),
+            url=url.strip(),
+            headers=parse_pairs(lines, "header"),
+            allow=[a.strip() for a in allow.split(",") if a.strip()],
+        )
+        owner = ORG_WIDE if scope == "org" else who.user_id
+        McpServers(svc.sessions.store.engine).add(who.org_id, owner, server)
+    except ValidationError as exc:
+        message = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        return _mcp_page(request, who, svc, 400, error=message, added=form)
+    except SpudError as exc:
+        return _mcp_page(request, who, svc, status_of(exc), error=str(exc), added=form)
+    return RedirectResponse("/settings/mcp", 303)
+
+
+@router.post("/settings/mcp/{server_id}/remove")
+def mcp_remove(request: Request, server_id: str, who: auth.FormUser, svc: auth.Svc) -> Response:
+    """Remove one of the organisation's servers (admins only)."""
+    from spud.mcp.config import McpServers
+
+    if not _same_site(request):
+        return error_page(request, who, Forbidden("this form must be sent from Spud's own pages"))
+    if not who.is_admin:
+        return error_page(request, who, Forbidden(f"{who.username}: only admins remove them"))
+    if not McpServers(svc.sessions.store.engine).remove_id(who.org_id, server_id):
+        return error_page(request, who, NotFound("no such MCP server"))
+    return RedirectResponse("/settings/mcp", 303)

@@ -63,6 +63,10 @@ class ToolSet:
         """Whether the set is needed for this task without being asked for."""
         return False
 
+    def configured_for(self, settings: Settings, user_id: str, org_id: str) -> bool:
+        """Whether what this user or organisation configured switches the set on (MCP)."""
+        return False
+
     def close(self, tools: list[Tool]) -> None:
         """End what this set's tools hold open; called from the thread that ran them."""
 
@@ -115,8 +119,14 @@ def check(names: list[str]) -> None:
         raise ConfigError(f"unknown tool set(s) {unknown}; known: {', '.join(toolsets())}")
 
 
-def resolve(task: str, requested: list[str], chat: bool = False) -> list[str]:
-    """The sets a session gets: the always-on ones, those asked for, those the task needs.
+def resolve(
+    task: str,
+    requested: list[str],
+    chat: bool = False,
+    owner: tuple[Settings, str, str] | None = None,
+) -> list[str]:
+    """The sets a session gets: the always-on ones, those asked for, those the task needs,
+    and those the owner's configuration switches on (owner: settings, user id, org id).
 
     Small models do better with fewer tool descriptions, so sets are added only when needed.
     """
@@ -124,7 +134,10 @@ def resolve(task: str, requested: list[str], chat: bool = False) -> list[str]:
     return [
         name
         for name, s in toolsets().items()
-        if s.always or name in requested or s.switches_on(task, chat)
+        if s.always
+        or name in requested
+        or s.switches_on(task, chat)
+        or (owner is not None and s.configured_for(*owner))
     ]
 
 
