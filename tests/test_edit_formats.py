@@ -17,6 +17,7 @@ from spud.browser_policy import BrowserPolicy
 from spud.config import Settings
 from spud.core.agent import SYSTEM_PROMPT, Finish, Limits
 from spud.core.errors import FormatError
+from spud.core.live import MAX_CHOICES
 from spud.core.messages import Message, ToolCall
 from spud.core.tooling import tool_spec, validate_args, with_choices
 from spud.models.edit_format import format_call, parse_raw_calls
@@ -26,7 +27,6 @@ from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.service.sessions import SessionService
 from spud.tools.browser.tools import BrowserClick, browser_tools
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
-from spud.tools.live import MAX_CHOICES
 from spud.tools.office.sheets import SheetRead, SheetWrite
 from spud.tools.office.tools import office_tools
 from spud.tools.shell import coding_tools

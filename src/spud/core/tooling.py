@@ -129,9 +129,9 @@ def with_choices(
     """The specs with each tool's live choices for this step (grammar only, never rendered).
 
     A tool offers them with a `live_args` attribute ({arg: provider name}, see
-    spud.tools.live) or a `choices(messages)` method returning {arg: [values]}.
+    spud.core.live) or a `choices(messages)` method returning {arg: [values]}.
     """
-    from spud.tools.live import tool_choices
+    from spud.core.live import tool_choices
 
     memo: dict[tuple[str, str], list[str] | None] = {}
     out = []

@@ -1,4 +1,8 @@
-"""Live choices: the argument values valid at this step (files, page refs, sheet names)."""
+"""Live choices: the argument values valid at this step (files, page refs, sheet names).
+
+The grammar-only narrowing of core.tooling.with_choices; it reads the workspace and the
+message list, and imports no tool module.
+"""
 
 from __future__ import annotations
 
