@@ -120,7 +120,3 @@ def test(name: str, org: str = OrgOpt, user: str = UserOpt) -> None:
         console.print(f"{len(tools)} tools from {escape(name)}")
     finally:
         close_hubs(tools) if tools else hub.close()
-
-
-# `spud mcp serve` lives with the server side; importing it adds the command to mcp_cli.
-from spud.mcp import serve_cli  # noqa: E402, F401
