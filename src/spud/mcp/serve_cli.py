@@ -41,7 +41,7 @@ def serve(
         extra = [t.strip() for t in tools.split(",") if t.strip()]
         mcp = SpudMcp(LocalBackend(service, workspace), toolsets=extra, auto_approve=yes)
     except SpudError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     try:
         anyio.run(serve_stdio, mcp)

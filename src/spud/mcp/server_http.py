@@ -21,12 +21,14 @@ from starlette.types import Receive, Scope, Send
 from spud.core.errors import ModelNotFound
 from spud.core.protocols import Model
 from spud.mcp.server import Caller, SpudMcp, download_link
+from spud.mcp.server_events import MemoryEventStore
 from spud.server.errors import error_response
 from spud.server.settings import ServerSettings
 from spud.service.hub import Services
 
 PATH = "/mcp"
 LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+RETRY_MS = 2000  # how soon a client reconnects to a dropped stream
 LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
 
@@ -97,6 +99,8 @@ class McpEndpoint:
             app=self.mcp.server,
             security_settings=security,
             max_request_body_size=server.max_body_bytes,
+            event_store=MemoryEventStore(),  # a dropped stream resumes (Last-Event-ID)
+            retry_interval=RETRY_MS,
         )
 
     @asynccontextmanager
