@@ -199,6 +199,8 @@ EDIT = (
 )
 def test_raw_grammar_accepts_well_formed_replies(ws: Path, reply: str):
     assert accepts(calls_gbnf(_specs(ws), "raw"), reply)
+    only_edits = [s for s in _specs(ws) if s.name in ("write_file", "edit_file")]
+    assert accepts(calls_gbnf(only_edits, "raw"), EDIT)
 
 
 @pytest.mark.parametrize(
@@ -213,6 +215,8 @@ def test_raw_grammar_accepts_well_formed_replies(ws: Path, reply: str):
         _call("edit_file", path="calc.py") + "\n<<<<<<< SEARCH\n=======\ny\n>>>>>>> REPLACE",
         _call("edit_file", path="calc.py", old="a", new="b"),
         _call("read_file", path="p" * 201),
+        WRITE + "\n" + _call("finish", summary="done"),  # a write or an edit ends the reply
+        EDIT + "\n</tool_call>\n<tool_call>\n" + _call("read_file", path="calc.py"),
         _call("search", query="x" * 201),
     ],
 )

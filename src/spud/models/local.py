@@ -48,6 +48,12 @@ MULTI_CALL = f"""
 root ::= call (call-sep call){{0,{MAX_CALLS_PER_STEP - 1}}}
 call-sep ::= "\\n" ("</tool_call>\\n<tool_call>\\n")?
 """
+# In the raw format a write or an edit ends the reply: small models otherwise follow a good
+# edit with junk calls (append to the file, rewrite the tests, finish) before seeing its result.
+RAW_MULTI_CALL = f"""
+root ::= (plain-call call-sep){{0,{MAX_CALLS_PER_STEP - 1}}} call
+call-sep ::= "\\n" ("</tool_call>\\n<tool_call>\\n")?
+"""
 # With answers allowed a reply is tool calls (after Qwen's <tool_call> token, or straight JSON)
 # or plain text that starts like prose (not "<", "{", "[" or a code fence).
 ANSWER_OR_CALLS = """
@@ -258,7 +264,10 @@ def calls_gbnf(specs: list[ToolSpec], edit_format: str = "json") -> str:
     )
     gbnf = gbnf.replace(root, f"call ::= {call}", 1)
     if raw and any(is_raw(s) for s in specs):
-        gbnf += RAW_RULES
+        plain = [a for a, s in zip(alternatives, specs, strict=True) if not is_raw(s)]
+        if not plain:
+            return gbnf + RAW_RULES + "root ::= call\n"
+        return gbnf + RAW_RULES + f"plain-call ::= {' | '.join(plain)}\n" + RAW_MULTI_CALL
     return gbnf + MULTI_CALL
 
 
