@@ -8,6 +8,7 @@ from typing import Any
 from spud.core.errors import FormatError
 from spud.core.messages import ToolCall
 from spud.core.protocols import ToolSpec
+from spud.models.toolcall import check_call, to_call
 
 FENCE = "```"
 SEARCH, DIVIDER, REPLACE = "<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE"
@@ -134,8 +135,6 @@ def parse_raw_calls(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
 
 
 def _parse_raw(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
-    from spud.models.toolcall import check_call, to_call
-
     by_name = {s.name: s for s in specs}
     decoder = json.JSONDecoder()
     calls: list[ToolCall] = []
@@ -188,7 +187,7 @@ def _skip(text: str, pos: int) -> int:
 
 
 def _lines_from(text: str, pos: int) -> tuple[list[str], int]:
-    """The lines after the header's own line: (lines, offsets of each line start)."""
+    """The lines after the header's own line, and the offset of the first of them."""
     end = text.find("\n", pos)
     if end < 0 or text[pos:end].strip():
         return [], pos
