@@ -87,6 +87,20 @@ def test_stdio_lists_tools_with_hints_from_their_risk(home: Path, workspace: Pat
     assert tools["sheet_read"].annotations.read_only_hint is True  # office is served
 
 
+def test_stdio_serves_the_browser_when_enabled_as_open_world(home: Path, workspace: Path):
+    async def main() -> dict[str, Any]:
+        async with Client(stdio_params(home, workspace, "--tools", "browser")) as client:
+            return {t.name: t for t in (await client.list_tools()).tools}
+
+    tools = run(main)
+    browser = {n: t for n, t in tools.items() if n.startswith("browser_")}
+    assert len(browser) >= 5, sorted(tools)
+    assert all(t.annotations.open_world_hint for t in browser.values())  # they reach the web
+    assert not tools["read_file"].annotations.open_world_hint
+    sends = [t for t in browser.values() if t.annotations.destructive_hint]
+    assert sends and all(not t.annotations.read_only_hint for t in sends)
+
+
 def test_stdio_calls_tools_in_the_workspace_and_denies_what_needs_approval(
     home: Path, workspace: Path
 ):

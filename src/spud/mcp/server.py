@@ -186,12 +186,14 @@ class SpudMcp:
         )
         old: list[Bench] = []
         with self._lock:
-            bench = self._benches.setdefault(key, bench)
+            kept = self._benches.setdefault(key, bench)
+            if kept is not bench:  # built twice at once: keep the first
+                old.append(bench)
             while len(self._benches) > MAX_BENCHES:
                 old.append(self._benches.popitem(last=False)[1])
         for b in old:
             b.close()
-        return bench
+        return kept
 
     def close(self) -> None:
         """Close every bench (the browser and whatever else the tools hold)."""
