@@ -172,6 +172,29 @@ def test_stdio_run_task_reports_each_step_and_returns_the_files(
     assert "finish" in (progress[2][2] or "")
 
 
+def test_stdio_recall_finds_what_a_run_remembered(home: Path, workspace: Path, tmp_path: Path):
+    remember = {"text": "The user edits with vim", "key": "preferred editor", "kind": "preference"}
+    model = replay_file(
+        tmp_path / "remember.json",
+        [
+            {"calls": [{"name": "remember", "arguments": remember}]},
+            {"calls": [{"name": "finish", "arguments": {"summary": "remembered"}}]},
+        ],
+    )
+
+    async def main() -> list[Any]:
+        async with Client(stdio_params(home, workspace, model=model)) as client:
+            ran = await client.call_tool(
+                "run_task", {"task": "remember my editor", "tools": ["memory"]}
+            )
+            recalled = await client.call_tool("recall", {"query": "which editor does the user use"})
+            return [ran, recalled]
+
+    ran, recalled = run(main)
+    assert not ran.is_error, text(ran)
+    assert not recalled.is_error and "vim" in text(recalled)
+
+
 def test_stdio_run_task_with_a_bad_model_is_a_tool_error(home: Path, workspace: Path):
     async def main() -> Any:
         async with Client(stdio_params(home, workspace)) as client:
