@@ -339,6 +339,54 @@ def test_a_schema_tool_gets_its_spec_grammar_and_validation(tmp_path):
         close_hubs(tools)
 
 
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """An MCP server of the SDK over streamable HTTP that wants a bearer token."""
+    import socket
+
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
+    mcp = MCPServer("adder")
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def add(a: int, b: int) -> str:
+        """Add two numbers."""
+        return str(a + b)
+
+    inner = mcp.streamable_http_app()
+
+    async def app(scope, receive, send):  # noqa: ANN001, ANN202
+        headers = dict(scope.get("headers") or [])
+        if scope["type"] == "http" and headers.get(b"authorization") != b"Bearer t0ken":
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b"no"})
+            return
+        await inner(scope, receive, send)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.05)
+    yield f"http://127.0.0.1:{port}/mcp"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_streamable_http_server_with_headers(svc, ws, http_server):
+    add(svc, name="adder", url=http_server, headers={"Authorization": "Bearer t0ken"})
+    (added,) = run(svc, ws, [call("adder__add", a=2, b=40), finish()])
+    assert added.meta["ok"] and added.content.endswith("42") and added.untrusted
+    hub, tools, problems = connect([McpServer(name="adder", url=http_server)])  # no token
+    hub.close()
+    assert tools == [] and "check the URL and the headers" in problems["adder"]
+
+
 # -- configuration, CLI and web page -------------------------------------------------------
 
 

@@ -172,6 +172,7 @@ def _not_fts(obj: object, name: str | None, type_: str, *_: object) -> bool:
 
 def test_migrated_schema_matches_models(store: SqlStore) -> None:
     import spud.eval.records  # noqa: F401  (each branch's tables join Base.metadata)
+    import spud.mcp.config  # noqa: F401
     import spud.memory.tables  # noqa: F401
     import spud.service.tables  # noqa: F401
 

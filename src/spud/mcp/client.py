@@ -69,7 +69,10 @@ class Hub:
         problems = {}
         for conn, res in zip(self.connections.values(), results, strict=True):
             if isinstance(res, BaseException):
-                problems[conn.server.name] = describe(res)
+                problem = describe(res)
+                if conn.server.url:  # the SDK hides the HTTP status (401, 404) in a vague error
+                    problem += f" (from {conn.server.url}: check the URL and the headers)"
+                problems[conn.server.name] = problem
                 conn.failed(problems[conn.server.name])
         return problems
 
