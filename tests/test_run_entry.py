@@ -126,12 +126,15 @@ def test_resume_keeps_the_recorded_tool_sets_and_takes_new_limits(svc: SessionSe
             task="Make q3.xlsx",
             model=ReplayModel(replies),
             limits=Limits(max_steps=1),
+            playbook="none",  # the office playbook would flag the empty sheet (its own test)
         )
     )
     assert first.status == "limit:step"
     assert svc.session(first.session_id).toolsets == ["coding", "office"]
     # the resume spec names no task: the office set comes from the session's record
-    again = RunSpec(workspace=ws, model=ReplayModel(replies), limits=Limits(max_steps=5))
+    again = RunSpec(
+        workspace=ws, model=ReplayModel(replies), limits=Limits(max_steps=5), playbook="none"
+    )
     result = svc.resume(first.session_id, again)
     assert (result.status, result.summary) == ("finished", "made q3.xlsx")
     assert [name for name, _ in results(svc, first.session_id)] == [

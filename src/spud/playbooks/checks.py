@@ -101,7 +101,7 @@ class TaskVerifier:
     """Runs a playbook's checks before finishing, and a quick one after each change."""
 
     checks: list[Check]
-    quick: Callable[[], str] | None = None
+    quick: Callable[..., str] | None = None
     runs: list[list[CheckResult]] = field(default_factory=list)
 
     def check(self) -> list[CheckResult]:
@@ -113,19 +113,19 @@ class TaskVerifier:
         return self.quick() if self.quick else ""
 
 
-def tests_quick(sandbox: Sandbox, command: str) -> Callable[[], str]:
+def tests_quick(sandbox: Sandbox, command: str) -> Callable[..., str]:
     """After a change: the test totals and the first failures, in a few lines."""
 
-    def run() -> str:
+    def run(label: str = "tests after this change") -> str:
         res = sandbox.execute(_prefixed(command), timeout_s=min(60, sandbox.config.timeout_s))
         lines = res.output.strip().splitlines()
         failures = [ln for ln in lines if ln.startswith(("FAILED", "ERROR", "E "))][:6]
         totals = PYTEST_TOTALS.findall(res.output)
         head = totals[-1].strip("= ") if totals else f"exit code {res.exit_code}"
         if res.exit_code == 0:
-            return f"[tests after this change: {head}]"
+            return f"[{label}: {head}]"
         shown = "\n".join(failures) or "\n".join(lines[-8:])
-        return f"[tests after this change: {head}]\n{shown}"
+        return f"[{label}: {head}]\n{shown}"
 
     return run
 

@@ -19,7 +19,9 @@ CODE_WORDS = re.compile(
 )
 QUICK = "python -m pytest -q --tb=line -rf -p no:cacheprovider"
 MAX_CONTEXT = 14000
-TOOLS = {"read_file", "write_file", "edit_file", "bash"}  # the files are already shown
+# The files and the test result are already shown and the tests rerun after every change:
+# without bash, a small model edits instead of rerunning the tests.
+TOOLS = {"read_file", "write_file", "edit_file"}
 
 
 def find_tests(workspace: Path) -> list[str]:
@@ -49,7 +51,7 @@ class CodeAgainstTests:
             shown = show_file(workspace, rel, max_chars=max(2000, MAX_CONTEXT - used))
             used += len(shown)
             parts.append(shown)
-        parts.append(f"Test result now (`{command}`):\n{quick()}")
+        parts.append(f"Test result now (`{command}`):\n{quick(label='tests now')}")
         target = ", ".join(sources) or "the code under test"
         test_names = ", ".join(tests[:3])
         prompt = (

@@ -19,6 +19,7 @@ from spud.core.protocols import Model, SessionInfo
 from spud.memory.store import LOCAL_ORG, LOCAL_USER
 from spud.models.loader import load_model
 from spud.models.registry import Progress
+from spud.playbooks.base import SYSTEM_HEAD
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import Policy, PolicyApprover
 from spud.store.sql import SqlStore
@@ -297,17 +298,17 @@ class SessionService:
         if not task.strip():
             raise ConfigError("the task is empty: say what Spud should do")
         sets = toolsets if toolsets is not None else self._sets.get(agent, [])
-        prompt = CHAT_PROMPT if chat else SYSTEM_PROMPT
-        prompt += registry.prompt(sets)
-        prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
-        context = ""
         brief = self._briefs.get(agent)  # the playbook chosen when the agent was built
         if brief is None and not chat and agent.verifier is None:  # an agent built by hand
             brief = self.brief(agent, task, workspace, playbook)
             agent.verifier = brief.verifier if brief is not None else None
-        if brief is not None:  # the playbook's steps and what it gathered for the task
+        # With a playbook, its steps replace the general loop's way of working.
+        prompt = CHAT_PROMPT if chat else SYSTEM_HEAD if brief else SYSTEM_PROMPT
+        prompt += registry.prompt(sets)
+        prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
+        if brief is not None:
             prompt += brief.prompt
-            context = brief.context
+        context = brief.context if brief is not None else ""
         sid = agent.start(task, str(workspace), prompt, context)
         self.store.update_session(sid, toolsets=",".join(sets))
         return sid
