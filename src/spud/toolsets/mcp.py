@@ -29,9 +29,11 @@ class Mcp(ToolSet):
             return []
         from spud.mcp.tools import connect
 
-        _hub, tools, problems = connect(servers)
+        hub, tools, problems = connect(servers)
         for name, problem in problems.items():
             log.warning("MCP server %s did not start: %s", name, problem)
+        if not tools:  # nothing to close later: stop the loop now
+            hub.close()
         return tools
 
     def configured_for(self, settings: Settings, user_id: str, org_id: str) -> bool:
