@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -195,6 +196,37 @@ def test_stdio_recall_finds_what_a_run_remembered(home: Path, workspace: Path, t
     assert not recalled.is_error and "vim" in text(recalled)
 
 
+def test_stdio_cancelling_run_task_stops_the_run(home: Path, workspace: Path, tmp_path: Path):
+    slow = [
+        {"calls": [{"name": "bash", "arguments": {"command": f"sleep 1; echo {i} >> steps.txt"}}]}
+        for i in range(30)
+    ]
+    params = stdio_params(home, workspace, model=replay_file(tmp_path / "slow.json", slow))
+
+    async def main() -> bool:
+        async with Client(params) as client:
+            with anyio.CancelScope() as scope:
+
+                async def on_progress(done: float, total: float | None, msg: str | None) -> None:
+                    if done >= 2:
+                        scope.cancel()  # the SDK tells the server the request is cancelled
+
+                await client.call_tool("run_task", {"task": "slow"}, progress_callback=on_progress)
+            for _ in range(40):  # the run stops at its next step; the server keeps serving
+                listed = await client.call_tool("list_files", {"path": "."})
+                if "cancelled" in sessions_list():
+                    return not listed.is_error
+                await anyio.sleep(0.5)
+            return False
+
+    def sessions_list() -> str:
+        cmd = [params.command, "-m", "spud", "sessions", "list"]
+        return subprocess.run(cmd, env=params.env, capture_output=True, text=True).stdout
+
+    assert run(main)
+    assert len((workspace / "steps.txt").read_text().split()) < 30
+
+
 def test_stdio_run_task_with_a_bad_model_is_a_tool_error(home: Path, workspace: Path):
     async def main() -> Any:
         async with Client(stdio_params(home, workspace)) as client:
@@ -205,8 +237,6 @@ def test_stdio_run_task_with_a_bad_model_is_a_tool_error(home: Path, workspace: 
 
 
 def test_stdio_serve_refuses_a_missing_workspace(home: Path, tmp_path: Path):
-    import subprocess
-
     params = stdio_params(home, tmp_path / "missing")
     proc = subprocess.run(
         [params.command, *params.args], env=params.env, capture_output=True, text=True, timeout=120

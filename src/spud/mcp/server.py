@@ -308,6 +308,12 @@ class SpudMcp:
             limits = None
             if args.max_steps:
                 limits = self.settings.limits.model_copy(update={"max_steps": args.max_steps})
+            started: list[str] = []
+
+            def on_session(session_id: str) -> None:
+                started.append(session_id)
+                self.backend.started(caller, session_id)
+
             spec = RunSpec(
                 workspace=workspace,
                 task=args.task,
@@ -318,9 +324,16 @@ class SpudMcp:
                 user_id=caller.user_id,
                 org_id=caller.org_id,
                 on_message=on_message,
-                on_session=lambda sid: self.backend.started(caller, sid),
+                on_session=on_session,
             )
-            result = self.service.execute(spec)
+            try:
+                result = self.service.execute(spec)
+            except Cancelled:  # the caller cancelled: the session says so, as a task's does
+                for sid in started:
+                    self.service.store.update_session(
+                        sid, status="cancelled", summary="cancelled by the MCP client"
+                    )
+                raise
             files = changed(before, snapshot(workspace))
             return self._run_result(caller, workspace, result, files)
 
