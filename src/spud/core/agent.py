@@ -121,9 +121,7 @@ class Agent:
         # "finish" at once); it stays described so the prompt prefix does not change.
         exclude = {"finish"} if self.require_action and not guards.acted(turn) else set()
         # After a call repeated with the same result, the next step must use another tool.
-        exclude |= {
-            m.name or "" for m in messages[-1:] if m.role == "tool" and m.meta.get("repeated")
-        }
+        exclude |= guards.repeated_last_step(messages)
         try:
             specs = with_choices(self.specs, self.tools, messages)  # live values, grammar only
             reply = self.model.complete(prompt, specs, frozenset(exclude))

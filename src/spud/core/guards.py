@@ -85,6 +85,17 @@ def skipped(call: ToolCall) -> Message:
     )
 
 
+def repeated_last_step(messages: list[Message]) -> set[str]:
+    """Tools whose call in the latest step gave a result seen before (any call of the step)."""
+    names: set[str] = set()
+    for m in reversed(messages):
+        if m.role != "tool":
+            break
+        if m.meta.get("repeated"):
+            names.add(m.name or "")
+    return names
+
+
 def marked(output: str, res: ToolResult, repeated: int) -> str:
     """A result's text with a note on repeats and a banner on content from outside Spud."""
     if repeated >= REPEAT_WARN:
