@@ -12,7 +12,14 @@ SRC = Path(__file__).parents[1] / "src"
 MAX_LINES = 600
 
 # Surfaces: what a person or a program talks to. They reach the store through the service layer.
-SURFACES = ("spud.server", "spud.cli", "spud.eval.cli", "spud.memory.cli")
+SURFACES = (
+    "spud.server",
+    "spud.cli",
+    "spud.eval.cli",
+    "spud.memory.cli",
+    "spud.mcp.cli",
+    "spud.mcp.serve_cli",
+)
 
 
 @cache

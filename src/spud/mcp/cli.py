@@ -23,12 +23,12 @@ def _owner(org: str | None, user: str | None):  # noqa: ANN202
     """(servers, org id, user id) for the options: local by default, else a server account."""
     from spud.mcp.config import ORG_WIDE, McpServers
     from spud.memory.store import LOCAL_ORG, LOCAL_USER
+    from spud.service.sessions import SessionService
     from spud.service.users import UserService
-    from spud.store.sql import SqlStore
 
     if org and user:
         raise ConfigError("give --org or --user, not both")
-    store = SqlStore(Settings().database_url)
+    store = SessionService(Settings()).store  # surfaces reach the store through the service
     servers = McpServers(store.engine)
     if user:
         who = UserService(store).by_name(user)
