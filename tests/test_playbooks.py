@@ -169,3 +169,22 @@ def test_web_playbook_turns_the_browser_on(workspace: Path):
     assert brief.playbook == "web" and brief.toolsets == {"browser"}
     assert "browser_open" in brief.prompt
     assert brief.verifier.check()[0].detail == "price.txt was not created"
+
+
+def test_the_tests_of_a_coding_task_cannot_be_rewritten(code_ws: Path, tmp_path: Path):
+    from spud.config import Settings
+    from spud.service.sessions import RunSpec, SessionService
+
+    svc = SessionService(Settings(home=tmp_path / "home"))
+    replies = [
+        call("write_file", path="test_calc.py", content="def test_add():\n    pass\n"),
+        call("write_file", path="calc.py", content=FIXED),
+        call("finish", summary="fixed"),
+    ]
+    spec = RunSpec(workspace=code_ws, task=TASK, model=ReplayModel(replies), auto_approve=True)
+    result = svc.execute(spec)
+    refused = next(m for m in svc.messages(result.session_id) if m.name == "write_file")
+    assert refused.content.startswith("Not run: denied by policy (rule test_calc.py holds tests;")
+    assert "change calc.py, not the tests" in refused.content
+    assert (code_ws / "test_calc.py").read_text() == TESTS  # even with --yes
+    assert result.status == "finished"

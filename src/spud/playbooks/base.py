@@ -9,6 +9,7 @@ from typing import Protocol
 
 from spud.core.protocols import Verifier
 from spud.sandbox.bubblewrap import Sandbox
+from spud.sandbox.policy import Rule
 
 # The system prompt's head when a playbook runs; the playbook's own steps follow it.
 SYSTEM_HEAD = """You are Spud, an agent that completes tasks by calling tools.
@@ -29,6 +30,7 @@ class Brief:
     verifier: Verifier | None = None
     toolsets: set[str] = field(default_factory=set)
     tools: set[str] | None = None  # the only tools the model is shown (None: every one)
+    rules: list[Rule] = field(default_factory=list)  # policy rules that only tighten
 
     def task_text(self, task: str) -> str:
         """The task as the model sees it: the request, then what was gathered for it."""

@@ -9,6 +9,7 @@ from spud.playbooks import playbook
 from spud.playbooks.base import Brief, named_files, show_file, workspace_files
 from spud.playbooks.checks import TaskVerifier, command_check, tests_quick, unchanged_check
 from spud.sandbox.bubblewrap import Sandbox
+from spud.sandbox.policy import Rule
 
 TEST_FILE = re.compile(r"(^|/)(test_[^/]*\.py|[^/]*_test\.py)$")
 IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
@@ -70,8 +71,19 @@ class CodeAgainstTests:
             checks=[command_check(sandbox, command), unchanged_check(workspace, tests)],
             quick=quick,
         )
+        why = f"the tests say what the code must do: change {target}, not the tests"
+        rules = [
+            Rule(tool=tool, pattern=test, action="deny", reason=f"{test} holds tests; {why}")
+            for test in tests
+            for tool in ("write_file", "edit_file")
+        ]
         return Brief(
-            playbook=self.name, prompt=prompt, context=context, verifier=verifier, tools=TOOLS
+            playbook=self.name,
+            prompt=prompt,
+            context=context,
+            verifier=verifier,
+            tools=TOOLS,
+            rules=rules,
         )
 
 

@@ -231,8 +231,11 @@ class SessionService:
             brief = self._brief_for(task, spec.workspace, sandbox, spec.playbook)
         if brief is not None and brief.tools is not None:  # small models: only what it needs
             tools = [t for t in tools if t.name in brief.tools]
+        policy = spec.policy or self.default_policy()
+        if brief is not None and brief.rules:  # e.g. the tests of a coding task stay as they are
+            policy = Policy(rules=brief.rules, default_action="auto").under(policy)
         approver = PolicyApprover(
-            spec.policy or self.default_policy(),
+            policy,
             ask=spec.ask,
             auto_approve=spec.auto_approve,
             risks={t.name: registry.risk_of(t) for t in tools},
