@@ -452,3 +452,15 @@ def test_embedded_model_fixes_a_bug_with_the_raw_format(tmp_path: Path):
         and any(c.name in ("edit_file", "write_file") for c in m.tool_calls)
     ]
     assert any("```" in m.meta.get("raw", "") or "SEARCH" in m.meta.get("raw", "") for m in writes)
+
+
+def test_calls_per_reply_are_capped_by_max_calls(ws: Path):
+    two = _call("read_file", path="calc.py") + "\n" + WRITE
+    three = "\n".join(_call("read_file", path=p) for p in ("calc.py", "a.py", "b.py"))
+    for fmt in ("raw", "json"):
+        one = calls_gbnf(_specs(ws), fmt, max_calls=1)
+        assert accepts(one, _call("read_file", path="calc.py"))
+        assert not accepts(one, three)
+        assert accepts(calls_gbnf(_specs(ws), fmt, max_calls=4), three)
+    assert not accepts(calls_gbnf(_specs(ws), "raw", max_calls=1), two)
+    assert accepts(calls_gbnf(_specs(ws), "raw", max_calls=2), two)

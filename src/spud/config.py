@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     tools: list[str] = Field(default_factory=list)  # extra tool sets: "office", "browser"
     playbook: str = ""  # "" picks one from the task; "none" runs the general loop only
+    max_calls_per_reply: int = Field(1, ge=1, le=4)  # embedded model: tool calls per reply
     effort: str = "low"  # low | medium | high: candidate runs when a task's checks fail
     browser_policy: BrowserPolicy = Field(default_factory=BrowserPolicy)
     limits: Limits = Field(default_factory=Limits)

@@ -7,7 +7,7 @@ from spud.core.errors import ConfigError
 from spud.core.protocols import Model
 from spud.core.run import Harness
 from spud.models.loader import load_model
-from spud.models.local import LocalModel
+from spud.models.local import MAX_CALLS_PER_STEP, LocalModel
 
 HARNESSES = (
     "spud",
@@ -40,6 +40,8 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
 
         return RawChatModel(model)
     model.allow_answer = answers and harness in ("spud", "spud-check", "spud-json", "spud-v1")
+    if answers:  # BFCL: its parallel cases want several calls in one reply
+        model.max_calls = MAX_CALLS_PER_STEP
     # "spud-json": file text inside the JSON arguments (the old format), to compare with raw
     model.edit_format = "json" if harness in ("spud-json", "spud-v1") else "raw"
     return model

@@ -61,6 +61,7 @@ def _local(path: Path, name: str, window: int, settings: Settings, out: int) -> 
             threads=settings.threads,
             temperature=settings.temperature,
             max_output_tokens=out,
+            max_calls=settings.max_calls_per_reply,
         )
     except ValueError as exc:  # llama.cpp could not read the file
         raise ModelNotFound(f"cannot load model file {path}: {exc}") from None

@@ -43,15 +43,16 @@ plain text instead."""
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>\n", "\n</tool_call>"
 MAX_CALLS_PER_STEP = 4
-# One to four calls per reply; small models like to plan "write, run, finish" in one turn.
-MULTI_CALL = f"""
-root ::= call (call-sep call){{0,{MAX_CALLS_PER_STEP - 1}}}
+# Up to max_calls calls per reply (BFCL's parallel cases need several; in agent runs a 0.5B
+# used them to chain copies: open, then click every ref of the page in order).
+MULTI_CALL = """
+root ::= call (call-sep call){{0,{more}}}
 call-sep ::= "\\n" ("</tool_call>\\n<tool_call>\\n")?
 """
 # In the raw format a write or an edit ends the reply: small models otherwise follow a good
 # edit with junk calls (append to the file, rewrite the tests, finish) before seeing its result.
-RAW_MULTI_CALL = f"""
-root ::= (plain-call call-sep){{0,{MAX_CALLS_PER_STEP - 1}}} call
+RAW_MULTI_CALL = """
+root ::= (plain-call call-sep){{0,{more}}} call
 call-sep ::= "\\n" ("</tool_call>\\n<tool_call>\\n")?
 """
 # With answers allowed a reply is tool calls (after Qwen's <tool_call> token, or straight JSON)
@@ -135,6 +136,7 @@ class LocalModel:
         allow_answer: bool = False,
         edit_format: str = "raw",
         narrow_args: bool = True,
+        max_calls: int = MAX_CALLS_PER_STEP,
     ) -> None:
         from llama_cpp import Llama
 
@@ -154,6 +156,7 @@ class LocalModel:
         # Grammar-only limits (lengths, paths without globs, A1 keys) and live choices
         # (existing files, snapshot refs, sheet names); False measures the grammar without them.
         self.narrow_args = narrow_args
+        self.max_calls = max_calls  # tool calls one reply may hold
         self.llm = Llama(
             model_path=str(path),
             n_ctx=context_window,
@@ -178,11 +181,12 @@ class LocalModel:
         key = json.dumps(
             [[grammar_parameters(s, self.edit_format == "raw") for s in specs], self.allow_answer]
             + [raw_suffix(s) for s in specs]
+            + [self.max_calls]
         )
         if key not in self._grammars:
             if len(self._grammars) >= 64:  # live choices change as files appear
                 self._grammars.clear()
-            gbnf = calls_gbnf(specs, self.edit_format)
+            gbnf = calls_gbnf(specs, self.edit_format, self.max_calls)
             if self.allow_answer:
                 gbnf = gbnf.replace("root ::=", "calls ::=", 1) + ANSWER_OR_CALLS
                 gbnf = gbnf.replace("reply ::=", "root ::=", 1)
@@ -235,8 +239,10 @@ class LocalModel:
         )
 
 
-def calls_gbnf(specs: list[ToolSpec], edit_format: str = "json") -> str:
-    """GBNF for one to four schema-valid calls of these tools, joined by tool_call tags.
+def calls_gbnf(
+    specs: list[ToolSpec], edit_format: str = "json", max_calls: int = MAX_CALLS_PER_STEP
+) -> str:
+    """GBNF for one to max_calls schema-valid calls of these tools, joined by tool_call tags.
 
     Arguments are narrowed by each spec's grammar-only constraints and live choices; in the
     raw edit format a tool's raw text follows its JSON header (see spud.models.edit_format).
@@ -267,8 +273,9 @@ def calls_gbnf(specs: list[ToolSpec], edit_format: str = "json") -> str:
         plain = [a for a, s in zip(alternatives, specs, strict=True) if not is_raw(s)]
         if not plain:
             return gbnf + RAW_RULES + "root ::= call\n"
-        return gbnf + RAW_RULES + f"plain-call ::= {' | '.join(plain)}\n" + RAW_MULTI_CALL
-    return gbnf + MULTI_CALL
+        multi = RAW_MULTI_CALL.format(more=max(0, max_calls - 1))
+        return gbnf + RAW_RULES + f"plain-call ::= {' | '.join(plain)}\n" + multi
+    return gbnf + MULTI_CALL.format(more=max(0, max_calls - 1))
 
 
 # An A1 cell address as a JSON object key (sheet_write's cells): "B5", "$AA$10".
