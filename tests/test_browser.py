@@ -61,6 +61,7 @@ def test_open_snapshot_and_multi_page_navigation(browser: Browser, site: SiteSer
     assert "Title: Spud Test Shop" in res.output and 'link "About us" [' in res.output
     res = browser("browser_click", ref=browser.ref("link", "About us"))
     assert res.ok and "navigated to" in res.output
+    assert "Title: About us" in res.output  # a click that leads to a page shows that page
     assert browser.page.url.endswith("/page2.html")
     assert browser.page.locator("h1").inner_text() == "About us"
     res = browser("browser_back")

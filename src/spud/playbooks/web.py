@@ -11,6 +11,7 @@ from spud.sandbox.bubblewrap import Sandbox
 
 TOOLS = {
     "browser_open",
+    "browser_snapshot",
     "browser_click",
     "browser_type",
     "browser_select",
@@ -38,7 +39,7 @@ class WebWork:
             "\nHow to do this task:\n"
             "1. Call browser_open with the address from the task.\n"
             "2. Read the page it shows. To follow a link or press a button, call browser_click "
-            "with the element's ref from the page.\n"
+            "with the element's ref from the page: the page it leads to is shown.\n"
             "3. Forms: browser_type for text fields, browser_select for drop-down lists, "
             "browser_click for checkboxes, then click the submit button.\n"
             "4. Write what the task asks into the file it names with write_file, or give it "

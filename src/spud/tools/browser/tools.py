@@ -71,6 +71,12 @@ class BrowserTool:
     def act(self, args: Any) -> ToolResult:
         raise NotImplementedError
 
+    def moved(self, output: str, changes: str) -> ToolResult:
+        """An action's result; when it led to another page, that page is shown too."""
+        if "navigated to" in changes or "opened a new tab" in changes:
+            output += f"\n{self.session.header()}\n{self.session.snapshot()}"
+        return self.result(output)
+
     def result(self, output: str, **data: Any) -> ToolResult:
         """A successful result: page-derived text is always marked untrusted."""
         page = self.session.page()
@@ -157,7 +163,7 @@ class BrowserClick(BrowserTool):
                 "browser_submit with this ref (a person must approve it)"
             )
         changes = self.session.act(lambda: loc.click(timeout=_action_ms(self.session)))
-        return self.result(f"clicked {args.ref} {label[:80]!r}: {changes}")
+        return self.moved(f"clicked {args.ref} {label[:80]!r}: {changes}", changes)
 
 
 class BrowserSubmit(BrowserTool):
@@ -178,7 +184,7 @@ class BrowserSubmit(BrowserTool):
         label = _describe(loc)
         with self.session.allow_send():
             changes = self.session.act(lambda: loc.click(timeout=_action_ms(self.session)))
-        return self.result(f"submitted with {args.ref} {label[:80]!r}: {changes}")
+        return self.moved(f"submitted with {args.ref} {label[:80]!r}: {changes}", changes)
 
 
 class BrowserType(BrowserTool):
