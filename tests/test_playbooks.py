@@ -188,3 +188,19 @@ def test_the_tests_of_a_coding_task_cannot_be_rewritten(code_ws: Path, tmp_path:
     assert "change calc.py, not the tests" in refused.content
     assert (code_ws / "test_calc.py").read_text() == TESTS  # even with --yes
     assert result.status == "finished"
+
+
+def test_the_grammar_offers_only_the_code_files_to_write(code_ws: Path):
+    from test_edit_formats import accepts
+
+    from spud.core.tooling import fixed_choices, tool_spec
+    from spud.models.local import calls_gbnf
+
+    sandbox = Sandbox(SandboxConfig(workspace=code_ws))
+    brief = brief_for(TASK, code_ws, sandbox)
+    assert brief.choices == {t: {"path": ["calc.py"]} for t in ("write_file", "edit_file")}
+    tools = [t for t in coding_tools(code_ws, sandbox) if t.name in brief.tools]
+    gbnf = calls_gbnf(fixed_choices([tool_spec(t) for t in tools], brief.choices), "raw")
+    header = '{{"name": "write_file", "arguments": {{"path": "{}"}}}}\n```\nx = 1\n```'
+    assert accepts(gbnf, header.format("calc.py"))
+    assert not accepts(gbnf, header.format("test_calc.py"))

@@ -20,7 +20,7 @@ from spud.core.run import (
     Limits,
     RunResult,
 )
-from spud.core.tooling import tool_spec, validate_args, with_choices
+from spud.core.tooling import fixed_choices, tool_spec, validate_args, with_choices
 
 # What callers import from here (the loop's inputs and outputs live in spud.core.run).
 __all__ = [
@@ -52,6 +52,7 @@ class Agent:
         on_message: Callable[[Message], None] | None = None,
         harness: Harness | None = None,
         verifier: Verifier | None = None,
+        choices: dict[str, dict[str, list[str]]] | None = None,
     ) -> None:
         self.model = model
         self.tools: dict[str, Tool] = {t.name: t for t in [*tools, Finish()]}
@@ -63,6 +64,7 @@ class Agent:
         self.on_message = on_message or (lambda m: None)
         self.harness = harness or Harness()
         self.verifier = verifier
+        self.choices = choices or {}  # {tool: {arg: values}} the run allows, grammar only
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class Agent:
         exclude |= guards.repeated_last_step(messages)
         try:
             specs = with_choices(self.specs, self.tools, messages)  # live values, grammar only
+            specs = fixed_choices(specs, self.choices)
             reply = self.model.complete(prompt, specs, frozenset(exclude))
         except FormatError as exc:
             self._format_error(sid, messages, result, exc)

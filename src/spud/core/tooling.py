@@ -143,6 +143,17 @@ def with_choices(
     return out
 
 
+def fixed_choices(specs: list[ToolSpec], fixed: dict[str, dict[str, list[str]]]) -> list[ToolSpec]:
+    """The specs with choices set by the run (e.g. a playbook: only these files may be
+    written), over the live ones; grammar only, like every choice."""
+    if not fixed:
+        return specs
+    return [
+        s.model_copy(update={"choices": {**s.choices, **fixed[s.name]}}) if s.name in fixed else s
+        for s in specs
+    ]
+
+
 def validate_args(tool: Tool, arguments: dict[str, Any]) -> Any:
     """Validate raw arguments; raise ValueError with a short, model-friendly message.
 

@@ -31,6 +31,7 @@ class Brief:
     toolsets: set[str] = field(default_factory=set)
     tools: set[str] | None = None  # the only tools the model is shown (None: every one)
     rules: list[Rule] = field(default_factory=list)  # policy rules that only tighten
+    choices: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # grammar only
 
     def task_text(self, task: str) -> str:
         """The task as the model sees it: the request, then what was gathered for it."""

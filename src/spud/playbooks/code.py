@@ -84,6 +84,8 @@ class CodeAgainstTests:
             verifier=verifier,
             tools=TOOLS,
             rules=rules,
+            # the embedded model's grammar offers only the code's files to write and edit
+            choices={t: {"path": sources} for t in ("write_file", "edit_file")} if sources else {},
         )
 
 

@@ -327,6 +327,9 @@ class Sandbox:
             # Spud's own venv serves as the sandbox's Python: its third-party pytest plugins
             # are Spud's, not the task's, and cost seconds on every test run.
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            # No .pyc files: one written in the same second as an edit of the same size hides
+            # the edit from the next test run (the cache checks only mtime and size).
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
         if self.config.network:
             env.update(network.proxy_env())

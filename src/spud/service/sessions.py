@@ -250,6 +250,7 @@ class SessionService:
             on_message=spec.on_message,
             harness=spec.harness,
             verifier=brief.verifier if brief is not None else None,
+            choices=brief.choices if brief is not None else None,
         )
         self._sets[agent] = sets
         if brief is not None:
