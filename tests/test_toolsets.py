@@ -176,7 +176,8 @@ def test_a_new_tool_set_is_one_registered_class(tmp_path: Path, stamp_set: list[
 def every_tool(svc: SessionService, spec: RunSpec) -> Iterator[tuple[Run, str]]:
     """Every tool of every registered set, built the way the spec's surface builds them."""
     names = [s.name for s in toolsets.optional()]
-    with svc.open(dataclasses.replace(spec, toolsets=names)) as run:
+    # the captured task spec's pinned fd was closed when that task ended: bind by path here
+    with svc.open(dataclasses.replace(spec, toolsets=names, workspace_fd=None)) as run:
         for name in run.agent.tools:
             if name != "finish":  # ends the run; never goes through the approver
                 yield run, name
