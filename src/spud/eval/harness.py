@@ -14,6 +14,7 @@ HARNESSES = (
     "spud-noplaybook",
     "spud-nocheck",
     "spud-json",
+    "spud-free",
     "spud-v1",
     "spud-check",
     "spud-calls",
@@ -44,6 +45,8 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
         model.max_calls = MAX_CALLS_PER_STEP
     # "spud-json": file text inside the JSON arguments (the old format), to compare with raw
     model.edit_format = "json" if harness in ("spud-json", "spud-v1") else "raw"
+    # "spud-free": no grammar-only bounds or live choices on the arguments (lever 2 off)
+    model.narrow_args = harness != "spud-free"
     return model
 
 
