@@ -13,7 +13,7 @@ HARNESSES = (
     "spud",
     "spud-noplaybook",
     "spud-nocheck",
-    "spud-json",
+    "spud-raw",
     "spud-free",
     "spud-v1",
     "spud-check",
@@ -40,11 +40,12 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
         from spud.eval.raw import RawChatModel
 
         return RawChatModel(model)
-    model.allow_answer = answers and harness in ("spud", "spud-check", "spud-json", "spud-v1")
+    model.allow_answer = answers and harness in ("spud", "spud-check", "spud-raw", "spud-v1")
     if answers:  # BFCL: its parallel cases want several calls in one reply
         model.max_calls = MAX_CALLS_PER_STEP
-    # "spud-json": file text inside the JSON arguments (the old format), to compare with raw
-    model.edit_format = "json" if harness in ("spud-json", "spud-v1") else "raw"
+    # "spud-raw": file text after the call header (fenced block, SEARCH/REPLACE), to compare
+    # with the default, file text inside the JSON arguments
+    model.edit_format = "raw" if harness == "spud-raw" else "json"
     # "spud-free": no grammar-only bounds or live choices on the arguments (lever 2 off)
     model.narrow_args = harness != "spud-free"
     return model

@@ -87,15 +87,17 @@ def _lit(text: str) -> str:
     return json.dumps(text)
 
 
-def line_except(literal: str) -> str:
-    """GBNF for one line (without its newline) that is anything but exactly `literal`."""
+def line_except(literal: str, prefix: bool = False) -> str:
+    """GBNF for one line (without its newline) that is anything but exactly `literal`
+    (with prefix, that does not start with it either)."""
     alts = []
     for k, c in enumerate(literal):
         head = f"{_lit(literal[:k])} " if k else ""
         alts.append(f"{head}[^{_class_char(c)}\\n] [^\\n]*")
         if k:
             alts.append(_lit(literal[:k]))
-    alts.append(f"{_lit(literal)} [^\\n]+")
+    if not prefix:
+        alts.append(f"{_lit(literal)} [^\\n]+")
     return "(" + " | ".join(alts) + ")?"
 
 
@@ -105,7 +107,7 @@ def _class_char(c: str) -> str:
 
 RAW_RULES = f"""
 raw-file ::= "\\n```" [a-zA-Z0-9_.+-]{{0,16}} "\\n" raw-file-line* "```"
-raw-file-line ::= {line_except(FENCE)} "\\n"
+raw-file-line ::= {line_except(FENCE, prefix=True)} "\\n"
 raw-edits ::= raw-edit raw-edit{{0,{MAX_BLOCKS - 1}}}
 raw-edit ::= "\\n{SEARCH}\\n" raw-search-line+ "{DIVIDER}\\n" raw-replace-line* "{REPLACE}"
 raw-search-line ::= {line_except(DIVIDER)} "\\n"

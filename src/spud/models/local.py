@@ -134,7 +134,7 @@ class LocalModel:
         max_output_tokens: int = 768,
         seed: int = 0,
         allow_answer: bool = False,
-        edit_format: str = "raw",
+        edit_format: str = "json",
         narrow_args: bool = True,
         max_calls: int = MAX_CALLS_PER_STEP,
     ) -> None:
