@@ -86,5 +86,7 @@ def test_embedded_model_completes_a_small_task(settings: Settings, tmp_path: Pat
     assert result.status == "finished", result.summary
     out = subprocess.run(["python3", "hello.py"], cwd=ws, capture_output=True, text=True)
     assert out.stdout.strip() == "Hello from Spud!"
+    # The script was run: by the model with bash, or by the playbook's check before finish.
     ran = [m for m in svc.messages(sid) if m.role == "tool" and m.name == "bash"]
-    assert any("Hello from Spud!" in m.content for m in ran)
+    checked = "`python3 hello.py`" in result.summary.split("[checked and passed:")[-1]
+    assert any("Hello from Spud!" in m.content for m in ran) or checked, result.summary

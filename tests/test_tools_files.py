@@ -188,9 +188,9 @@ def test_missing_match_refused_with_closest_lines(ws: Path) -> None:
     assert (ws / "src/app.py").read_text() == before
 
 
-def test_writing_a_file_back_unchanged_is_a_failed_call(ws: Path) -> None:
+def test_writing_a_file_back_unchanged_says_so(ws: Path) -> None:
     text = (ws / "src" / "app.py").read_text()
     res = call(WriteFile(ws), path="src/app.py", content=text)
-    assert not res.ok and "nothing changed: src/app.py already holds exactly this" in res.output
+    assert res.ok and res.output.startswith("src/app.py unchanged: it already holds exactly")
     res = call(WriteFile(ws), path="src/app.py", content=text.replace("a + b", "b + a"))
-    assert res.ok and res.output == "wrote src/app.py (5 lines, +1 -1)"
+    assert res.ok and res.output.startswith("wrote src/app.py (5 lines, +1 -1)")

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
-from spud.playbooks.checks import TaskVerifier, outputs_check
+from spud.playbooks.checks import TaskVerifier, command_check, outputs_check
 from spud.sandbox.bubblewrap import Sandbox
 
+# A command the task asks to run: in backticks, or "run python3 x.py" in the text.
+RUN = re.compile(r"`((?:python3?|bash|sh|node) [^`]+)`|\brun (python3? [\w./-]+\.py)\b")
 CHORE_WORDS = re.compile(
     r"\b(files?|folders?|director(?:y|ies)|csv|json|logs?|rename|move|convert|count|extract|"
     r"merge|replace|report|lines?|script)\b",
@@ -44,6 +46,11 @@ class FileChores:
             "4. When the output is right, call finish."
         )
         checks = [outputs_check(workspace, outputs)] if outputs else []
+        run = RUN.search(task)
+        if run:  # the task names the command that shows the work is right
+            command = run.group(1) or run.group(2)
+            checks.append(command_check(sandbox, command))
+            prompt += f"\n5. Before finishing, run `{command}` with bash and read its output."
         return Brief(
             playbook=self.name,
             prompt=prompt,

@@ -354,16 +354,16 @@ class WriteFile(WorkspaceTool):
         old = None if before is None else before.decode("utf-8", errors="replace")
         diff = _diff(rel, old, args.content)
         lines = len(args.content.splitlines())
-        if old is not None and not diff:  # small models copy a file back unchanged
-            return _error(
-                f"nothing changed: {rel} already holds exactly this text. To fix something, "
-                "write different code (or use edit_file on the lines that are wrong)."
-            )
         if old is None:
             summary = f"created {rel} ({lines} lines)"
+        elif not diff:  # small models copy a file back unchanged: say so plainly
+            summary = f"{rel} unchanged: it already holds exactly this text"
         else:
             added, removed = _counts(diff)
             summary = f"wrote {rel} ({lines} lines, +{added} -{removed})"
+        # Without this hint a 0.5B rewrote hello.py again and again instead of finishing
+        # (a no-op write as a failed call made it worse: finishing after a failure is refused).
+        summary += ". If the task is done, call finish."
         return ToolResult(output=summary, data={"path": rel, "diff": diff, "created": old is None})
 
 
