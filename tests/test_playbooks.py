@@ -55,6 +55,7 @@ def test_every_playbook_is_registered_from_its_own_file():
 
 def test_the_task_and_workspace_choose_the_playbook(code_ws: Path, tmp_path: Path):
     assert choose(TASK, code_ws).name == "code"
+    assert choose("In calc.py replace 'a - b' by 'a + b'.", code_ws).name == "code"
     empty = tmp_path / "empty"
     empty.mkdir()
     assert choose("Add a margin column to q3.xlsx", empty).name == "office"

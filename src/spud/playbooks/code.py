@@ -38,7 +38,9 @@ class CodeAgainstTests:
     def score(self, task: str, workspace: Path) -> int:
         if not find_tests(workspace):
             return 0
-        return 3 if CODE_WORDS.search(task) else 1
+        files = set(workspace_files(workspace))
+        names_code = any(n.endswith(".py") and n in files for n in named_files(task))
+        return 3 if CODE_WORDS.search(task) or names_code else 1
 
     def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
         tests = find_tests(workspace)
