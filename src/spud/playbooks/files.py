@@ -54,6 +54,9 @@ class FileChores:
         return Brief(
             playbook=self.name,
             prompt=prompt,
-            context="Spud looked at the workspace before you start.\n\n" + "\n\n".join(parts),
+            # an empty workspace has nothing to show (a 0.5B copied the note into its file)
+            context="Spud looked at the workspace before you start.\n\n" + "\n\n".join(parts)
+            if files
+            else "",
             verifier=TaskVerifier(checks=checks),
         )

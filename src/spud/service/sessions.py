@@ -306,6 +306,7 @@ class SessionService:
         if brief is None and not chat and agent.verifier is None:  # an agent built by hand
             brief = self.brief(agent, task, workspace, playbook)
             agent.verifier = brief.verifier if brief is not None else None
+            agent.choices = brief.choices if brief is not None else {}
         # With a playbook, its steps replace the general loop's way of working.
         prompt = CHAT_PROMPT if chat else SYSTEM_HEAD if brief else SYSTEM_PROMPT
         prompt += registry.prompt(sets)
