@@ -421,7 +421,10 @@ def test_refs_come_from_the_latest_snapshot_and_sheets_from_workbooks(ws: Path):
 
 
 @pytest.mark.model
-def test_embedded_model_fixes_a_bug_with_the_raw_format(tmp_path: Path):
+def test_embedded_model_fixes_a_bug_through_the_code_playbook(tmp_path: Path):
+    """The default (JSON) format on the 0.5B: the code playbook shows the code and the failing
+    test, and its check reruns the tests before the run may finish. (With raw blocks the 0.5B
+    wrote `def write_file(...)` into calc.py here: docs/eval.md.)"""
     settings = Settings(
         home=tmp_path / "home", context_window=4096, limits=Limits(max_steps=6, max_seconds=900)
     )
@@ -433,25 +436,22 @@ def test_embedded_model_fixes_a_bug_with_the_raw_format(tmp_path: Path):
     )
     svc = SessionService(settings)
     model = svc.model("qwen2.5-coder-0.5b")
-    model.edit_format = "raw"  # not the default (see docs/eval.md): this test is about it
+    assert getattr(model, "edit_format", None) == "json"
     agent = svc.agent(model, ws, auto_approve=True)
     sid = svc.start(agent, "In calc.py replace 'a - b' by 'a + b'.", ws)
-    svc.run(agent, sid)
+    result = svc.run(agent, sid)
     out = subprocess.run(
         [sys.executable, "-c", "from calc import add; print(add(2, 3))"],
         cwd=ws,
         capture_output=True,
         text=True,
     )
-    replies = [m.meta.get("raw", "") for m in svc.messages(sid) if m.role == "assistant"]
+    replies = [str(m.tool_calls) for m in svc.messages(sid) if m.role == "assistant"]
     assert out.stdout.strip() == "5", "\n---\n".join(replies)
-    writes = [
-        m
-        for m in svc.messages(sid)
-        if m.role == "assistant"
-        and any(c.name in ("edit_file", "write_file") for c in m.tool_calls)
-    ]
-    assert any("```" in m.meta.get("raw", "") or "SEARCH" in m.meta.get("raw", "") for m in writes)
+    tool_results = [m.content for m in svc.messages(sid) if m.role == "tool"]
+    assert any("[tests after this change: 1 passed" in t for t in tool_results), result.summary
+    if result.status == "finished":  # it may also stop at the step limit after the fix
+        assert "checked and passed: `python -m pytest -q`" in result.summary
 
 
 def test_calls_per_reply_are_capped_by_max_calls(ws: Path):
