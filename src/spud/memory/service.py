@@ -6,10 +6,11 @@ from spud.config import Settings
 from spud.core.errors import SpudError
 from spud.core.protocols import Model
 from spud.memory.embed import Embedder
-from spud.memory.learn import Learned, learn
+from spud.memory.learn import Learned, learn, learn_text
 from spud.memory.retrieve import Hit, context_block, recall
-from spud.memory.sleep import Progress, Sleeper, SleepReport
+from spud.memory.sleep import Progress, Sleeper, SleepReport, reports
 from spud.memory.store import Memory, MemoryStore
+from spud.memory.tables import DocumentRow
 from spud.memory.tools import memory_tools
 from spud.store.sql import SqlStore
 
@@ -42,6 +43,18 @@ class MemoryService:
 
     def learn(self, user_id: str, org_id: str, target: str) -> list[Learned]:
         return learn(self.memories, user_id, org_id, target)
+
+    def learn_text(self, user_id: str, org_id: str, text: str, source: str) -> Learned:
+        """Learn a text that came without a path (an upload): source says where it came from."""
+        return learn_text(self.memories, user_id, org_id, text, source)
+
+    def documents(self, user_id: str, org_id: str) -> list[DocumentRow]:
+        """The documents learned for this owner, oldest first."""
+        return self.memories.documents(user_id, org_id)
+
+    def sleep_reports(self, user_id: str, org_id: str, limit: int = 10) -> list[SleepReport]:
+        """The latest sleeps' reports (what each read and added), newest first."""
+        return reports(self.memories, user_id, org_id, limit)
 
     def sleep(
         self,

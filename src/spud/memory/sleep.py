@@ -316,3 +316,15 @@ def last_report(memories: MemoryStore, user_id: str, org_id: str) -> SleepReport
             .limit(1)
         )
     return SleepReport.model_validate(json.loads(row.report)) if row else None
+
+
+def reports(memories: MemoryStore, user_id: str, org_id: str, limit: int = 10) -> list[SleepReport]:
+    """The owner's latest sleep reports, newest first."""
+    with memories.session() as db:
+        rows = db.scalars(
+            select(SleepRunRow)
+            .where(SleepRunRow.user_id == user_id, SleepRunRow.org_id == org_id)
+            .order_by(SleepRunRow.id.desc())
+            .limit(limit)
+        ).all()
+    return [SleepReport.model_validate(json.loads(row.report)) for row in rows]
