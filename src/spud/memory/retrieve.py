@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import text
 
+from spud.memory import pg_search
 from spud.memory.store import Memory, MemoryStore
 
 CANDIDATES = 50  # per leg
@@ -44,8 +45,10 @@ def terms(query: str) -> list[str]:
 
 
 def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: int) -> list[int]:
-    """Memory ids ranked by BM25 over FTS5 (any query word may match); [] without FTS5."""
+    """Memory ids ranked by BM25 over FTS5, or by PostgreSQL's full-text rank; any word matches."""
     words = terms(query)
+    if store.sql.engine.dialect.name == "postgresql":
+        return pg_search.lexical(store, user_id, org_id, words, limit)
     if not store.lexical or not words:
         return []
     match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
