@@ -7,11 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from spud.browser_policy import BrowserPolicy
 from spud.core.run import Limits
+
+
+class Price(BaseModel):
+    """What a model costs: USD per million prompt and completion tokens, and per model second."""
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+    per_second: float = Field(0.0, ge=0)  # e.g. a local model's machine time, if you charge it
 
 
 def data_dir() -> Path:
@@ -47,6 +55,7 @@ class Settings(BaseSettings):
     effort: str = "low"  # low | medium | high: candidate runs when a task's checks fail
     browser_policy: BrowserPolicy = Field(default_factory=BrowserPolicy)
     limits: Limits = Field(default_factory=Limits)
+    prices: dict[str, Price] = Field(default_factory=dict)  # by model name; over spud.models.prices
 
     @property
     def database_url(self) -> str:

@@ -28,6 +28,8 @@ from spud.tools.office.verify import Verification, verify_outputs
 if TYPE_CHECKING:
     from spud.memory.service import MemoryService
     from spud.playbooks import Brief
+    from spud.service.catalog import ModelCatalog
+    from spud.service.usage import UsageService
 
 Asker = Callable[[ToolCall, str], bool]
 
@@ -147,6 +149,20 @@ class SessionService:
 
         return MemoryService(self.settings, self.store)
 
+    @cached_property
+    def usage(self) -> UsageService:
+        """The ledger every run's model calls are charged to, and the budgets that stop runs."""
+        from spud.service.usage import UsageService
+
+        return UsageService(self.store, self.settings)
+
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        """Registered models, pulls, and each organisation's default model."""
+        from spud.service.catalog import ModelCatalog
+
+        return ModelCatalog(self.store, self.settings)
+
     def model(self, name: str | None = None, progress: Progress | None = None) -> Model:
         name = name or self.settings.model
         if name not in self._models:
@@ -243,9 +259,9 @@ class SessionService:
         agent = Agent(
             model,
             tools,
-            self.store,
+            self.usage.metered(self.store, spec.user_id, spec.org_id, model.name),  # charged
             approver=approver,
-            limits=spec.limits or s.limits,
+            limits=self.usage.budgets.limits(spec.user_id, spec.org_id, spec.limits or s.limits),
             require_action=not spec.chat if spec.require_action is None else spec.require_action,
             on_message=spec.on_message,
             harness=spec.harness,
