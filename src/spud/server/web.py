@@ -195,7 +195,7 @@ def _tasks_page(
         tasks=svc.tasks.list(who, 100),
         workspaces=workspaces or ["default"],
         models=svc.pool.names(),
-        default_model=svc.pool.settings.model,
+        default_model=svc.sessions.catalog.default(who.org_id),
         approvals=APPROVALS,
         toolsets=toolsets.optional(),
         error=error,

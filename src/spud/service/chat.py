@@ -69,7 +69,7 @@ class ChatService:
         spec = RunSpec(
             workspace=self.workspaces.workspace(who.org_id, CHAT_WORKSPACE),
             task=text,
-            model=self.pool.get(self.pool.settings.model),
+            model=self.pool.get(self.sessions.catalog.default(who.org_id)),  # the org's default
             chat=True,
             user_id=who.user_id,
             org_id=who.org_id,

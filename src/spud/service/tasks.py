@@ -123,7 +123,7 @@ class TaskService:
         require_write(who)
         if not spec.prompt.strip():
             raise ConfigError("the prompt is empty: say what Spud should do")
-        model = spec.model or self.pool.settings.model
+        model = spec.model or self.sessions.catalog.default(who.org_id)
         if model not in self.pool.names():
             offered = ", ".join(self.pool.names())
             raise ModelNotFound(f"unknown model {model!r}: use one of {offered}")
