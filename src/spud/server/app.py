@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from spud.mcp import server_http as mcp_http
 from spud.memory.scheduler import Nightly
 from spud.server import api, auth, errors, openai_api, web
+from spud.server import pages_models, pages_usage  # issue 16: usage, budgets, models
 from spud.server.settings import ServerSettings
 from spud.service.hub import Services
 
@@ -57,6 +58,8 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
     app.include_router(api.router)
     mcp_http.install(app, services, server)  # MCP at /mcp, with the same API keys
     web.install(app)
+    app.include_router(pages_usage.router)  # /usage, /api/usage: tokens, seconds, cost, budgets
+    app.include_router(pages_models.router)  # /models, /api/models/pulls
     app.add_middleware(auth.AuditTrail)
     app.add_middleware(errors.BodyLimit, max_bytes=server.max_body_bytes)
     return app

@@ -1,4 +1,4 @@
-"""Models for the models page: registered and pulled, each org's default, pulls in the background."""
+"""The models page's service: registered models, pulled or not, each org's default, pulls."""
 
 from __future__ import annotations
 
@@ -63,9 +63,7 @@ class ModelCatalog:
         """Make a model the organisation's default; it must be one the server offers now."""
         if model not in offered:
             hint = f" (pull it first: `spud models pull {model}`)" if model in REGISTRY else ""
-            raise ConfigError(
-                f"{model!r} is not offered here{hint}; offered: {', '.join(offered)}"
-            )
+            raise ConfigError(f"{model!r} is not offered here{hint}; offered: {', '.join(offered)}")
         with self._db.begin() as db:
             row = db.get(OrgModelRow, org_id)
             if row is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,6 +12,7 @@ from sqlalchemy import ColumnElement, String, cast, func, select
 from sqlalchemy.orm import sessionmaker
 
 from spud.config import Settings
+from spud.core.errors import ConfigError
 from spud.core.messages import Message, Usage
 from spud.core.protocols import SessionInfo
 from spud.models.prices import cost_of, price_of
@@ -24,6 +26,33 @@ if TYPE_CHECKING:
 
 By = Literal["user", "org", "session", "task", "model", "day"]
 BY: tuple[By, ...] = ("user", "org", "session", "task", "model", "day")
+
+
+SINCE_HELP = "day, week, month, all, a date (2026-12-01) or a span (7d, 24h)"
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime | None:
+    """The moment a report starts (UTC): today, 7 days back, this month, all time (None), a
+    date, or a span back from now such as 7d or 24h."""
+    now = (now or utcnow()).astimezone(UTC)
+    text = text.strip().lower()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if text in ("", "all"):
+        return None
+    if text in ("day", "today"):
+        return midnight
+    if text == "week":
+        return midnight - timedelta(days=6)
+    if text == "month":
+        return midnight.replace(day=1)
+    if span := re.fullmatch(r"(\d{1,5})([dh])", text):
+        amount = int(span.group(1))
+        return now - (timedelta(days=amount) if span.group(2) == "d" else timedelta(hours=amount))
+    try:
+        day = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"since {text!r}: use {SINCE_HELP}") from None
+    return day.replace(tzinfo=day.tzinfo or UTC).astimezone(UTC)
 
 
 class Spend(BaseModel):
@@ -170,7 +199,8 @@ class UsageService:
         elif by == "org":
             found = db.execute(select(OrgRow.id, OrgRow.name).where(OrgRow.id.in_(keys)))
         elif by == "session":
-            found = db.execute(select(SessionRow.id, SessionRow.task).where(SessionRow.id.in_(keys)))
+            tasks = select(SessionRow.id, SessionRow.task).where(SessionRow.id.in_(keys))
+            found = db.execute(tasks)
         elif by == "task":
             found = db.execute(select(TaskRow.id, TaskRow.prompt).where(TaskRow.id.in_(keys)))
             return {"": "(not a task: chat or CLI)", **{k: _short(v) for k, v in found}}
