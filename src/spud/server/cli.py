@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from spud.config import Settings
+from spud.server.desktop import desktop
 
 console = Console(highlight=False)
 users_cli = typer.Typer(help="Add and list users.", no_args_is_help=True)
@@ -132,5 +133,6 @@ def register(cli: typer.Typer) -> None:
     """Add the server commands to the main CLI."""
     cli.command()(serve)
     cli.command()(audit)
+    cli.command()(desktop)
     cli.add_typer(users_cli, name="users")
     cli.add_typer(keys_cli, name="keys")

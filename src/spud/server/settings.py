@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import time
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,7 @@ class ServerSettings(BaseSettings):
     signin_lockout_s: float = Field(default=900.0, gt=0)  # how long a lockout lasts
     nightly_sleep: bool = True  # run the memory sleep every night
     sleep_at: time = time(3, 0)  # local time of the nightly memory sleep
+    learning_results: Path = Path("bench/results/learning.json")  # bench/learning's, for /learning
 
     def plain_http_warning(self) -> str | None:
         """A warning when passwords and cookies would cross a network unencrypted."""

@@ -23,6 +23,8 @@ Role = Literal["admin", "member", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "member", "viewer")
 KEY_PREFIX = "spud_"
 LOGIN_DAYS = 7
+SIGN_IN_LINK_S = 60  # a one-time sign-in token is good this long
+ONCE = "once:"  # hashed before a one-time token, so it never matches a login cookie
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _hasher = PasswordHasher()
 
@@ -217,6 +219,35 @@ class UserService:
     def logout(self, token: str) -> None:
         with self._db.begin() as db:
             db.execute(delete(LoginRow).where(LoginRow.token_hash == _sha256(token)))
+
+    def sign_in_link(self, user_id: str, seconds: int = SIGN_IN_LINK_S) -> str:
+        """A one-time token that signs the user in once, within seconds (`spud desktop`).
+
+        Stored as a login row under another hash, so the token itself is never a cookie.
+        """
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        row = LoginRow(
+            token_hash=_sha256(ONCE + token),
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+        )
+        with self._db.begin() as db:
+            db.add(row)
+        return token
+
+    def redeem_sign_in_link(self, token: str) -> Principal | None:
+        """The user a one-time token was made for, if it is unused and fresh; it is used now."""
+        key = _sha256(ONCE + token)
+        with self._db.begin() as db:
+            row = db.execute(
+                select(LoginRow.user_id, LoginRow.expires_at).where(LoginRow.token_hash == key)
+            ).first()
+            used = db.execute(delete(LoginRow).where(LoginRow.token_hash == key)).rowcount
+        if row is None or used != 1 or row.expires_at <= utcnow():
+            return None  # unknown, already used (here or by a racing request), or stale
+        return self.principal(row.user_id)
 
 
 def _key_info(row: ApiKeyRow) -> KeyInfo:

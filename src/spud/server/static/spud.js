@@ -113,6 +113,7 @@ function setupChat() {
       answer.textContent = answer.textContent || "(no answer)";
       status.textContent = `Error: ${error.message}`;
     } finally {
+      renderMarkdownInto(answer); // markdown.js: code blocks and lists, never the model's HTML
       turn.removeAttribute("aria-busy");
       button.disabled = false;
       input.focus();
@@ -225,6 +226,17 @@ function setupTask() {
     if (statusBadge.textContent === "waiting") setStatus("running");
   }
 
+  // The browser live view: the latest screenshot, replaced as new ones are taken.
+  function showLive(src, d) {
+    const view = document.getElementById("live-view");
+    if (!view) return;
+    const shot = document.getElementById("live-shot");
+    shot.src = src;
+    shot.alt = `Live view of the browser (${d.image})`;
+    document.getElementById("live-caption").textContent = `Step ${steps}: ${d.output.split("\n")[0]}`;
+    view.hidden = false;
+  }
+
   const handlers = {
     user(d) {
       show("user", d, () =>
@@ -247,7 +259,11 @@ function setupTask() {
         if (d.exit_code !== undefined && d.exit_code !== null) head += ` · exit ${d.exit_code}`;
         const item = el("li", { class: `item result ${d.ok ? "ok" : "failed"}` }, el("span", { class: "who", text: head }), el("pre", { class: "output", text: d.output }));
         if (d.diff) item.append(diffBlock(d.diff));
-        if (d.image) item.append(el("img", { class: "shot", src: fileURL(d.image_file || `${workspace}/${d.image}`), alt: `Screenshot ${d.image}` }));
+        if (d.image) {
+          const src = fileURL(d.image_file || `${workspace}/${d.image}`);
+          item.append(el("img", { class: "shot", src, alt: `Screenshot ${d.image}` }));
+          showLive(src, d);
+        }
         return item;
       });
     },
