@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx2 as httpx  # the openai and anthropic SDKs are built on httpx2
@@ -51,6 +52,38 @@ def test_pull_assembles_verifies_and_refuses_a_corrupt_file(tmp_path: Path):
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(ModelNotFound, match="corrupt"):
         pull(spec, tmp_path)
+
+
+def test_a_verified_model_is_hashed_again_only_when_its_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from spud.models import registry
+
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(b"weights " * 1000)
+    spec = REGISTRY["smollm2-135m"].model_copy(
+        update={"sha256": registry.sha256_file(path), "filename": path.name}
+    )
+    hashed: list[Path] = []
+    real_hash = registry.sha256_file
+    monkeypatch.setattr(
+        registry, "sha256_file", lambda p, pr=None: hashed.append(p) or real_hash(p)
+    )
+    assert verify(spec, path) == path and verify(spec, path) == path
+    assert hashed == [path]  # the second start trusts the record beside the file
+    stat = path.stat()
+    with path.open("r+b") as f:  # same size, one byte changed, mtime put back
+        f.write(b"W")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ModelNotFound, match="corrupt"):
+        verify(spec, path)
+    assert hashed == [path, path]
+    path.write_bytes(b"weights " * 1000)
+    assert verify(spec, path) == path
+    other = spec.model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(ModelNotFound, match="corrupt"):  # a record vouches for one sha256
+        verify(other, path)
+    assert hashed == [path] * 4
 
 
 def test_pull_reports_every_failed_source(tmp_path: Path):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -170,19 +172,66 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return h.hexdigest()
 
 
-def verify(spec: ModelSpec, path: Path, progress: Progress | None = None) -> Path:
-    """Check a cached file against the pinned sha256; a mismatch is a clear error."""
+def verify(
+    spec: ModelSpec, path: Path, progress: Progress | None = None, remember: bool = True
+) -> Path:
+    """Check a cached file against the pinned sha256; a mismatch is a clear error.
+
+    A file verified before is not hashed again while its size, times and inode are those
+    recorded beside it (remember=False leaves no record, for a file about to be renamed).
+    """
     if not path.is_file():
         raise ModelNotFound(
             f"model {spec.name} is not pulled yet: run `spud models pull {spec.name}`"
         )
+    if verified_before(path, spec.sha256):
+        return path
+    before = file_stamp(path)
     digest = sha256_file(path, progress)
     if digest != spec.sha256:
         raise ModelNotFound(
             f"model file {path} is corrupt: sha256 {digest[:12]}… but {spec.name} must be "
             f"{spec.sha256[:12]}…; delete it and run `spud models pull {spec.name}`"
         )
+    if remember and file_stamp(path) == before:  # not written to while it was hashed
+        remember_verified(path, digest, before)
     return path
+
+
+def file_stamp(path: Path) -> dict[str, int]:
+    """What changes when a file's content may have: size, mtime, ctime and inode."""
+    st = path.stat()
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,  # set by the kernel on any write; `touch` cannot undo it
+        "inode": st.st_ino,
+    }
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def verified_before(path: Path, sha256: str) -> bool:
+    """Whether the record beside path says it was verified as sha256 and is unchanged since."""
+    try:
+        record = json.loads(_record_path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return record == {**file_stamp(path), "sha256": sha256}
+
+
+def remember_verified(path: Path, sha256: str, stamp: dict[str, int] | None = None) -> None:
+    """Record beside path that it hashed to sha256 (best effort: a read-only cache re-hashes)."""
+    record = _record_path(path)
+    partial = record.with_name(record.name + ".tmp")
+    try:
+        partial.write_text(json.dumps({**(stamp or file_stamp(path)), "sha256": sha256}))
+        partial.replace(record)
+    except OSError:
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def pull(spec: ModelSpec, cache: Path, progress: Progress | None = None) -> Path:
@@ -196,8 +245,9 @@ def pull(spec: ModelSpec, cache: Path, progress: Progress | None = None) -> Path
         try:
             parts = source.parts(cache / "sources" / spec.name)
             _concatenate(parts, dest.with_suffix(".partial"), progress)
-            verify(spec, dest.with_suffix(".partial"))
+            verify(spec, dest.with_suffix(".partial"), remember=False)
             dest.with_suffix(".partial").replace(dest)
+            remember_verified(dest, spec.sha256)
             return dest
         except Exception as exc:  # try the next source, remember why this one failed
             dest.with_suffix(".partial").unlink(missing_ok=True)
