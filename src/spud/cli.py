@@ -28,6 +28,7 @@ from spud.mcp.serve_cli import serve as mcp_serve  # noqa: F401  (adds `spud mcp
 from spud.memory.cli import learn_command, memory_cli, sleep_command
 from spud.models.registry import REGISTRY, model_path, pull
 from spud.server.cli import register as add_server_commands
+from spud.server.usage_cli import register as add_usage_commands
 
 cli = typer.Typer(
     help="Spud: an open agent workspace on an embedded local model.", no_args_is_help=True
@@ -42,6 +43,7 @@ cli.command("sleep")(sleep_command)
 cli.add_typer(eval_cli, name="eval")
 cli.add_typer(mcp_cli, name="mcp")
 add_server_commands(cli)  # serve, users, keys, audit
+add_usage_commands(cli, models_cli)  # usage, budgets, models default
 console = Console(highlight=False)
 
 WorkspaceOpt = typer.Option(Path("."), "--workspace", "-w", help="Folder the agent works in.")
