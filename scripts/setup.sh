@@ -8,6 +8,8 @@ command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v chromium >/dev/null || need_apt+=(chromium)  # the browser tools drive Debian's Chromium
+# the tests start their own PostgreSQL server (tests/pg_server.py) from Debian's binaries
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

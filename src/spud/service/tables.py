@@ -99,6 +99,7 @@ class TaskRow(Base):
     tools: Mapped[str] = mapped_column(Text, default="[]")  # extra tool sets as JSON
     status: Mapped[str] = mapped_column(String(32), default="queued")
     summary: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)  # see service/claims.py
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

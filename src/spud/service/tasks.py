@@ -20,6 +20,7 @@ from spud.core.errors import ConfigError, ModelNotFound, SpudError
 from spud.core.messages import Message, ToolCall
 from spud.sandbox.policy import Policy
 from spud.service.audit import AuditLog
+from spud.service.claims import TaskClaims
 from spud.service.errors import Conflict, Forbidden, NotFound
 from spud.service.modelpool import CancellableModel, Cancelled, ModelPool
 from spud.service.owned import OwnedSessions
@@ -109,6 +110,7 @@ class TaskService:
         self.audit = audit
         self.approval_timeout_s = approval_timeout_s
         self.owned = OwnedSessions(sessions.store)
+        self.claims = TaskClaims(sessions.store.engine)  # other servers may share the store
         self._db = sessionmaker(sessions.store.engine, expire_on_commit=False)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spud-task")
         self._live: dict[str, _Live] = {}
@@ -258,6 +260,7 @@ class TaskService:
 
     def resume_unfinished(self) -> list[str]:
         """After a restart: expire old approval waits and queue every unfinished task again."""
+        self.claims.release_dead()  # a worker on this host that was killed holds its tasks still
         with self._db.begin() as db:
             db.execute(
                 update(ApprovalRow)
@@ -297,6 +300,10 @@ class TaskService:
     def _run(self, task_id: str) -> None:
         """Start or resume one task; everything it opens lives and dies on this thread."""
         live = self._live[task_id]
+        if not self.claims.claim(task_id):  # another worker runs it
+            with self._lock:
+                self._live.pop(task_id, None)
+            return
         with self._db() as db:
             row = db.get(TaskRow, task_id)
         pinned = None
@@ -355,6 +362,7 @@ class TaskService:
                     target=task_id,
                     detail=summary[:500],
                 )
+            self.claims.release(task_id)
             with self._lock:
                 self._live.pop(task_id, None)
 

@@ -20,6 +20,7 @@ from spud.core.protocols import SessionInfo
 from spud.store.models import MessageRow, SessionRow, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x5350_5544  # "SPUD": the PostgreSQL advisory lock held while migrating
 UPDATABLE = frozenset(
     {"status", "summary", "steps", "prompt_tokens", "completion_tokens", "toolsets"}
 )
@@ -57,6 +58,9 @@ class SqlStore:
             parsed = make_url(url)
         except ArgumentError as e:
             raise SpudError(f"not a database URL: {url!r}") from e
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default there is psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg")
+            self.url = parsed.render_as_string(hide_password=False)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         database = parsed.database or ""
         in_memory = self.is_sqlite and database in ("", ":memory:")
@@ -95,8 +99,11 @@ class SqlStore:
         """Bring the schema to the newest revision (creates it in a fresh database)."""
         config = alembic_config(self.url)
         with self.engine.begin() as connection:
-            if self.is_sqlite:  # hold the write lock so two processes don't migrate at once
+            # Hold a lock for the migration so two processes don't migrate at once.
+            if self.is_sqlite:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif self.engine.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             config.attributes["connection"] = connection
             command.upgrade(config, "heads")  # issue work may add parallel branches
 
