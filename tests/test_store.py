@@ -174,6 +174,7 @@ def test_migrated_schema_matches_models(store: SqlStore) -> None:
     import spud.eval.records  # noqa: F401  (each branch's tables join Base.metadata)
     import spud.mcp.config  # noqa: F401
     import spud.memory.tables  # noqa: F401
+    import spud.service.ledger  # noqa: F401
     import spud.service.tables  # noqa: F401
 
     options = {"include_object": _not_fts}

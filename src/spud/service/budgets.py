@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, PrivateAttr
 from sqlalchemy import delete, or_, select
@@ -11,15 +12,13 @@ from sqlalchemy.orm import sessionmaker
 
 from spud.core.errors import ConfigError, LimitReached
 from spud.core.run import Limits, RunResult
-from spud.service.ledger import BudgetRow
+from spud.service.ledger import BudgetRow, Spend
 from spud.service.tables import OrgRow, UserRow
-from spud.service.usage import Spend
 from spud.store.models import utcnow
-
-if TYPE_CHECKING:
-    from spud.service.usage import UsageService
+from spud.store.sql import SqlStore
 
 Period = Literal["day", "month", "total"]
+Spent = Callable[[str, str | None, datetime | None], Spend]  # (org, user or None, since)
 PERIODS: tuple[Period, ...] = ("day", "month", "total")
 WHOLE_ORG = ""  # the user_id of an organisation's own budget
 SPOKEN = {"day": "today", "month": "this month", "total": "in total"}
@@ -92,9 +91,9 @@ class BudgetLimits(Limits):
 class Budgets:
     """Budgets in the store, and their check against the usage ledger."""
 
-    def __init__(self, usage: UsageService) -> None:
-        self.usage = usage
-        self._db = sessionmaker(usage.store.engine, expire_on_commit=False)
+    def __init__(self, store: SqlStore, spent: Spent) -> None:
+        self.spent = spent  # the usage ledger's totals
+        self._db = sessionmaker(store.engine, expire_on_commit=False)
 
     def set(
         self,
@@ -154,7 +153,7 @@ class Budgets:
         states = []
         for b in budgets:
             person = None if b.user_id == WHOLE_ORG else b.user_id
-            spent = self.usage.spent(b.org_id, person, period_start(b.period))
+            spent = self.spent(b.org_id, person, period_start(b.period))
             owner = f"organisation {org}" if person is None else names.get(b.user_id, b.user_id)
             states.append(BudgetState(budget=b, owner=owner, spent=spent))
         return states

@@ -1,10 +1,11 @@
-"""Tables for what was spent (one row per model call), budgets, and each org's default model."""
+"""Tables for what was spent (a row per model call, and its totals), budgets, org default models."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, UniqueConstraint
+from pydantic import BaseModel
+from sqlalchemy import Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from spud.store.models import Base, UtcDateTime, utcnow
@@ -27,8 +28,8 @@ class UsageRow(Base):
     model: Mapped[str] = mapped_column(String(200))
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
-    seconds: Mapped[float] = mapped_column(default=0.0)
-    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class BudgetRow(Base):
@@ -40,8 +41,8 @@ class BudgetRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[str] = mapped_column(String(100))
-    usd: Mapped[float | None] = mapped_column(nullable=True)
-    seconds: Mapped[float | None] = mapped_column(nullable=True)  # model seconds
+    usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)  # model seconds
     period: Mapped[str] = mapped_column(String(16), default="month")  # day | month | total
     set_by: Mapped[str] = mapped_column(String(100), default="")
     set_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -56,3 +57,17 @@ class OrgModelRow(Base):
     model: Mapped[str] = mapped_column(String(200))
     set_by: Mapped[str] = mapped_column(String(100), default="")
     set_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Spend(BaseModel):
+    """Totals over some model calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cost_usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
 from sqlalchemy import ColumnElement, String, cast, func, select
 from sqlalchemy.orm import sessionmaker
 
@@ -16,13 +15,11 @@ from spud.core.errors import ConfigError
 from spud.core.messages import Message, Usage
 from spud.core.protocols import SessionInfo
 from spud.models.prices import cost_of, price_of
-from spud.service.ledger import UsageRow
+from spud.service.budgets import Budgets
+from spud.service.ledger import Spend, UsageRow
 from spud.service.tables import OrgRow, TaskRow, UserRow
 from spud.store.models import SessionRow, utcnow
 from spud.store.sql import SqlStore
-
-if TYPE_CHECKING:
-    from spud.service.budgets import Budgets
 
 By = Literal["user", "org", "session", "task", "model", "day"]
 BY: tuple[By, ...] = ("user", "org", "session", "task", "model", "day")
@@ -53,20 +50,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime | None:
     except ValueError:
         raise ConfigError(f"since {text!r}: use {SINCE_HELP}") from None
     return day.replace(tzinfo=day.tzinfo or UTC).astimezone(UTC)
-
-
-class Spend(BaseModel):
-    """Totals over some model calls."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-    cost_usd: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 class UsageLine(Spend):
@@ -126,9 +109,8 @@ class UsageService:
 
     @cached_property
     def budgets(self) -> Budgets:
-        from spud.service.budgets import Budgets
-
-        return Budgets(self)
+        """Budgets per person and organisation, checked against this ledger."""
+        return Budgets(self.store, self.spent)
 
     def metered(self, store: SqlStore, user_id: str, org_id: str, model: str) -> MeteredStore:
         """The store for one run's agent, charging its model calls to this person."""
