@@ -134,6 +134,9 @@ def test_sign_in_chat_start_a_task_and_approve_it(server: ServerProc, page: Page
     expect(ran.locator(".output")).to_have_text("hi\n[exit code 0]")
     shot = page.get_by_role("img", name="Screenshot shot.png")
     expect(shot).to_be_visible()
+    live = page.get_by_role("img", name="Live view of the browser (shot.png)")  # above the steps
+    expect(live).to_be_visible()
+    assert live.evaluate("img => img.complete && img.naturalWidth > 0")
     expect(page.locator("#task-status")).to_have_text("finished")
     expect(page.locator("#task-summary")).to_have_text("wrote hello.txt")
     assert shot.evaluate("img => img.complete && img.naturalWidth > 0")

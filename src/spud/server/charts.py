@@ -7,8 +7,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 56  # room for the axis labels
+WIDTH, HEIGHT = 640, 280
+LEFT, RIGHT, TOP, BOTTOM = 48, 28, 36, 56  # room for the title and the axis labels
 SERIES = 6  # spud.css colours series s0 … s5
 
 
@@ -26,6 +26,7 @@ def _frame(title: str, body: list[str], legend: list[str]) -> Markup:
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label={quoteattr(title)} xmlns="http://www.w3.org/2000/svg">',
         f"<title>{label}</title>",
+        f'<text class="chart-title" x="{LEFT}" y="18">{label}</text>',
         *body,
         *legend,
         "</svg>",
