@@ -10,7 +10,16 @@ from spud.core import guards
 from spud.core.context import cut_output, fit_context
 from spud.core.errors import CheckFailed, Finished, FormatError, FormatErrors, Repetition, RunEnded
 from spud.core.messages import Message, ToolCall, ToolResult, untrusted_context
-from spud.core.protocols import Approver, Model, Store, Tool, ToolSpec, Verifier
+from spud.core.protocols import (
+    Approver,
+    Model,
+    Opening,
+    Store,
+    TextModel,
+    Tool,
+    ToolSpec,
+    Verifier,
+)
 from spud.core.run import (
     CHAT_PROMPT,
     SYSTEM_PROMPT,
@@ -53,6 +62,7 @@ class Agent:
         harness: Harness | None = None,
         verifier: Verifier | None = None,
         choices: dict[str, dict[str, list[str]]] | None = None,
+        opening: Opening | None = None,
     ) -> None:
         self.model = model
         self.tools: dict[str, Tool] = {t.name: t for t in [*tools, Finish()]}
@@ -65,6 +75,7 @@ class Agent:
         self.harness = harness or Harness()
         self.verifier = verifier
         self.choices = choices or {}  # {tool: {arg: values}} the run allows, grammar only
+        self.opening = opening  # a playbook's first steps on a text model
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -93,13 +104,25 @@ class Agent:
     # -- the loop -------------------------------------------------------------------------
 
     def run(self, session_id: str) -> RunResult:
-        """Run (or resume) a session until something ends it; every ending is a RunEnded."""
+        """Run (or resume) a session until something ends it; every ending is a RunEnded.
+
+        On a text model, the opening (a playbook's first steps) acts through the loop before
+        the model's own turn, on a turn where nothing has been done yet.
+        """
         messages = self.store.messages(session_id)
         started = time.monotonic()
         result = RunResult(session_id=session_id, status="running")
         result.count(messages)
         try:
             self._run_pending(session_id, messages, result)
+            turn = messages[guards.last_user_turn(messages) :]
+            if self.opening and isinstance(self.model, TextModel) and not guards.acted(turn):
+
+                def act(call: ToolCall, meta: dict[str, Any]) -> Message:
+                    self.limits.check(result, time.monotonic() - started)
+                    return self._act(session_id, messages, result, call, meta)
+
+                self.opening(self.model, act)
             while True:
                 self.limits.check(result, time.monotonic() - started)
                 self._step(session_id, messages, result)
@@ -141,6 +164,15 @@ class Agent:
         self._record(sid, messages, msg)
         result.count(messages)
         self._execute_all(sid, messages, msg.tool_calls, result)
+
+    def _act(
+        self, sid: str, messages: list[Message], result: RunResult, call: ToolCall, meta: dict
+    ) -> Message:
+        """One step taken for the model: its call recorded and run like the model's own."""
+        self._record(sid, messages, Message(role="assistant", tool_calls=[call], meta=meta))
+        result.count(messages)
+        self._execute_all(sid, messages, [call], result)
+        return messages[-1]
 
     def _execute_all(
         self, sid: str, messages: list[Message], calls: list[ToolCall], result: RunResult

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -45,6 +46,28 @@ class Model(Protocol):
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
         """How many prompt tokens these messages take for this model."""
+        ...
+
+
+# Records one call as a step of the run and runs it like the model's own; returns its result.
+Act = Callable[[ToolCall, dict[str, Any]], Message]
+
+
+class Opening(Protocol):
+    """First steps a playbook takes for a text model (e.g. drafts asked for in markdown)."""
+
+    def __call__(self, model: TextModel, act: Act) -> None: ...
+
+
+@runtime_checkable
+class TextModel(Protocol):
+    """A model that can also reply in free text, with no tools (a playbook's drafts)."""
+
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        """The next assistant message as plain text (markdown, code blocks); temperature None
+        is the model's own setting."""
         ...
 
 

@@ -193,6 +193,29 @@ class LocalModel:
             self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
 
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        """A free-text reply with no tools and no grammar (code in the model's own markdown)."""
+        started = time.perf_counter()
+        prompt = render_chatml(messages, []).replace(TOOLS_HEADER.format(tools=""), "")
+        tokens = self.tokenize(prompt + "<|im_start|>assistant\n")
+        cached = common_prefix(self.llm._input_ids.tolist(), tokens)
+        out = self.llm.create_completion(
+            tokens,
+            max_tokens=max_tokens,
+            temperature=self.temperature if temperature is None else temperature,
+            stop=["<|im_end|>"],
+        )
+        usage = Usage(
+            prompt_tokens=out["usage"]["prompt_tokens"],
+            completion_tokens=out["usage"]["completion_tokens"],
+            prompt_eval_tokens=len(tokens) - cached,
+            seconds=time.perf_counter() - started,
+        )
+        text = out["choices"][0]["text"].strip()
+        return ModelReply(message=Message(role="assistant", content=text), usage=usage)
+
     def complete(
         self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
     ) -> ModelReply:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from spud.core.protocols import Verifier
+from spud.core.protocols import Opening, Verifier
 from spud.sandbox.bubblewrap import Sandbox
 from spud.sandbox.policy import Rule
 
@@ -32,6 +32,7 @@ class Brief:
     tools: set[str] | None = None  # the only tools the model is shown (None: every one)
     rules: list[Rule] = field(default_factory=list)  # policy rules that only tighten
     choices: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # grammar only
+    opening: Opening | None = None  # first steps taken for a text model (code drafts)
 
     def task_text(self, task: str) -> str:
         """The task as the model sees it: the request, then what was gathered for it."""

@@ -17,7 +17,7 @@ PYTEST_TOTALS = re.compile(r"\d+ (?:passed|failed|errors?|skipped)[^\n]*")
 QUIET_PYTEST = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 "
 
 
-def _prefixed(command: str) -> str:
+def quiet_pytest(command: str) -> str:
     return QUIET_PYTEST + command if "pytest" in command else command
 
 
@@ -26,7 +26,7 @@ def command_check(sandbox: Sandbox, command: str, timeout_s: float = 120) -> Che
 
     def run() -> CheckResult:
         res = sandbox.execute(
-            _prefixed(command), timeout_s=min(timeout_s, sandbox.config.timeout_s)
+            quiet_pytest(command), timeout_s=min(timeout_s, sandbox.config.timeout_s)
         )
         passed = res.exit_code == 0 and not res.timed_out
         tail = res.output.strip()[-1500:]
@@ -117,7 +117,7 @@ def tests_quick(sandbox: Sandbox, command: str) -> Callable[..., str]:
     """After a change: the test totals and the first failures, in a few lines."""
 
     def run(label: str = "tests after this change") -> str:
-        res = sandbox.execute(_prefixed(command), timeout_s=min(60, sandbox.config.timeout_s))
+        res = sandbox.execute(quiet_pytest(command), timeout_s=min(60, sandbox.config.timeout_s))
         lines = res.output.strip().splitlines()
         failures = [ln for ln in lines if ln.startswith(("FAILED", "ERROR", "E "))][:6]
         totals = PYTEST_TOTALS.findall(res.output)

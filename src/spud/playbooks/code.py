@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, named_files, show_file, workspace_files
-from spud.playbooks.checks import TaskVerifier, command_check, tests_quick, unchanged_check
+from spud.playbooks.checks import (
+    TaskVerifier,
+    command_check,
+    quiet_pytest,
+    summarise,
+    tests_quick,
+    unchanged_check,
+)
+from spud.playbooks.draft import CodeDraft
 from spud.sandbox.bubblewrap import Sandbox
 from spud.sandbox.policy import Rule
 
@@ -54,7 +63,8 @@ class CodeAgainstTests:
             shown = show_file(workspace, rel, max_chars=max(2000, MAX_CONTEXT - used))
             used += len(shown)
             parts.append(shown)
-        parts.append(f"Test result now (`{command}`):\n{quick(label='tests now')}")
+        report = _report(sandbox, command)
+        parts.append(f"Test result now (`{command}`):\n{report()[1]}")
         target = ", ".join(sources) or "the code under test"
         test_names = ", ".join(tests[:3])
         prompt = (
@@ -79,8 +89,12 @@ class CodeAgainstTests:
             for test in tests
             for tool in ("write_file", "edit_file")
         ]
+        opening = None
+        if sources:  # a text model first drafts the code in markdown; the loop goes on if needed
+            opening = CodeDraft(workspace, task, sources, "\n\n".join(parts), verifier, report)
         return Brief(
             playbook=self.name,
+            opening=opening,
             prompt=prompt,
             context=context,
             verifier=verifier,
@@ -89,6 +103,28 @@ class CodeAgainstTests:
             # the embedded model's grammar offers only the code's files to write and edit
             choices={t: {"path": sources} for t in ("write_file", "edit_file")} if sources else {},
         )
+
+
+def _report(sandbox: Sandbox, command: str) -> Callable[[], tuple[bool, str]]:
+    """The tests run now: whether they pass, and the failures (first tracebacks, then all)."""
+    short = f"{command} --tb=short -rf" if "pytest" in command else command
+
+    def run() -> tuple[bool, str]:
+        res = sandbox.execute(quiet_pytest(short), timeout_s=min(120, sandbox.config.timeout_s))
+        passed = res.exit_code == 0 and not res.timed_out
+        return passed, failures(res.output) if not passed else summarise(res.output, True)
+
+    return run
+
+
+def failures(output: str, head: int = 1600, tail: int = 1400) -> str:
+    """pytest's output cut to what a repair needs: the first tracebacks and the summary."""
+    text = output.strip()
+    if len(text) <= head + tail:
+        return text
+    at = text.find("short test summary info")
+    summary = text[text.rfind("\n", 0, at) + 1 :] if at >= 0 else text[-tail:]
+    return f"{text[:head]}\n[...]\n{summary[-tail:]}"
 
 
 def _command(task: str) -> str:

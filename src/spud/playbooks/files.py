@@ -8,6 +8,7 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
 from spud.playbooks.checks import TaskVerifier, command_check, outputs_check
+from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 
 # A command the task asks to run: in backticks, or "run python3 x.py" in the text.
@@ -51,12 +52,16 @@ class FileChores:
             command = run.group(1) or run.group(2)
             checks.append(command_check(sandbox, command))
             prompt += f"\n5. Before finishing, run `{command}` with bash and read its output."
+        verifier = TaskVerifier(checks=checks)
+        shown = "\n\n".join(parts) if files else ""
         return Brief(
             playbook=self.name,
+            # a text model first writes one script for the chore, run and checked
+            opening=ScriptDraft(task, shown, verifier),
             prompt=prompt,
             # an empty workspace has nothing to show (a 0.5B copied the note into its file)
             context="Spud looked at the workspace before you start.\n\n" + "\n\n".join(parts)
             if files
             else "",
-            verifier=TaskVerifier(checks=checks),
+            verifier=verifier,
         )

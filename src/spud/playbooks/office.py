@@ -7,11 +7,16 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
 from spud.playbooks.checks import TaskVerifier, office_check, outputs_check
+from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 
 OFFICE = (".xlsx", ".xlsm", ".docx", ".pptx")
 TEXT_INPUTS = (".csv", ".txt", ".md", ".json")
 SHOWN_ROWS, SHOWN_COLS = 15, 12
+LIBRARIES = (
+    "; openpyxl, python-docx and python-pptx are installed. Formulas go in as text starting "
+    "with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
+)
 
 
 @playbook
@@ -52,11 +57,15 @@ class OfficeWork:
         if office:
             checks.append(office_check(workspace, office))
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
+        verifier = TaskVerifier(checks=checks)
         return Brief(
             playbook=self.name,
+            # a text model first writes one script (openpyxl, python-docx, python-pptx), run
+            # and checked
+            opening=ScriptDraft(task, "\n\n".join(parts), verifier, LIBRARIES),
             prompt=prompt,
             context=context if parts else "",
-            verifier=TaskVerifier(checks=checks),
+            verifier=verifier,
             toolsets={"office"},
         )
 

@@ -267,6 +267,7 @@ class SessionService:
             harness=spec.harness,
             verifier=brief.verifier if brief is not None else None,
             choices=brief.choices if brief is not None else None,
+            opening=brief.opening if brief is not None else None,
         )
         self._sets[agent] = sets
         if brief is not None:
@@ -323,6 +324,7 @@ class SessionService:
             brief = self.brief(agent, task, workspace, playbook)
             agent.verifier = brief.verifier if brief is not None else None
             agent.choices = brief.choices if brief is not None else {}
+            agent.opening = brief.opening if brief is not None else None
         # With a playbook, its steps replace the general loop's way of working.
         prompt = CHAT_PROMPT if chat else SYSTEM_HEAD if brief else SYSTEM_PROMPT
         prompt += registry.prompt(sets)

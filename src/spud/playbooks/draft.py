@@ -1,0 +1,192 @@
+"""Drafts in the model's own markdown: code merged by name, or a script run; checked, repaired."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spud.core.messages import Message, ModelReply, ToolCall, Usage
+from spud.core.protocols import Act, TextModel, Verifier
+from spud.tools.pymerge import MergeError, merge_python
+
+BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+DEF_NAME = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)", re.MULTILINE)
+SYSTEM = "You are an expert Python programmer. You fix and complete code so that its tests pass."
+ASK = (
+    "Reply with the code of {target} to change, in one ```python block: every function, class "
+    "or method you change or add, each complete, plus any imports they need. Definitions you "
+    "leave out stay as they are. First say in one or two sentences what must change."
+)
+REPAIR = (
+    "After that change the tests say:\n{detail}\n\nSay in one or two sentences why they still "
+    "fail, then reply with the corrected definitions in one ```python block."
+)
+SAME = "That code is what the file already holds: it changed nothing. Look again. "
+SAME_SCRIPT = "That script was tried before, with the same outcome. "
+REDRAFT_TEMPERATURE = 0.7
+MAX_DETAIL = 2500
+SCRIPT_SYSTEM = "You are an expert Python programmer. You do file and office work with scripts."
+SCRIPT_ASK = (
+    "Write one Python 3 script that does this task, in one ```python block. It runs in the "
+    "workspace folder (the current directory), where the files above are; it writes the "
+    "outputs there{libraries}. First say in one or two sentences what the script does."
+)
+SCRIPT_REPAIR = (
+    "The script ran. Its output:\n{output}\n\nThe checks say:\n{checks}\n\nSay in one or two "
+    "sentences what is wrong, then write the corrected complete script in one ```python block."
+)
+HEREDOC = "SPUD_SCRIPT"
+
+
+@dataclass
+class CodeDraft:
+    """Rounds of draft, merge, test: the code playbook's first steps on a text model."""
+
+    workspace: Path
+    task: str
+    sources: list[str]  # the files a draft may change, the first being the default target
+    shown: str  # the files and the tests' output, as the draft prompt shows them
+    verifier: Verifier
+    report: Callable[[], tuple[bool, str]]  # the tests run now: passed, and their output
+    rounds: int = 3
+    max_tokens: int = 2048
+
+    def __call__(self, model: TextModel, act: Act) -> None:
+        target = " or ".join(self.sources)
+        ask = f"{self.task}\n\n{self.shown}\n\n{ASK.format(target=target)}"
+        chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
+        unused: list[ModelReply] = []  # replies without usable code: counted with the next write
+        temperature = None  # the model's own; after a draft that changed nothing, more varied
+        for _ in range(self.rounds):
+            reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
+            text = reply.message.content
+            chat.append(Message(role="assistant", content=text))
+            writes, problem = self.merged(text)
+            if problem:
+                chat.append(Message(role="user", content=problem))
+                unused.append(reply)
+                continue
+            meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": _usage(*unused, reply)}
+            unused = []
+            changed = False
+            for path, content in writes.items():
+                call = ToolCall(name="write_file", arguments={"path": path, "content": content})
+                changed |= bool(act(call, meta).meta.get("diff"))
+                meta = {"kind": "draft"}  # the reply's text and cost go with its first write
+            temperature = None if changed else REDRAFT_TEMPERATURE
+            passed, detail = self.report()
+            if passed and all(c.passed for c in self.verifier.check()):
+                summary = f"{_said(text)} (changed {', '.join(writes)})"
+                act(ToolCall(name="finish", arguments={"summary": summary}), {})
+                return
+            same = "" if changed else SAME
+            chat.append(Message(role="user", content=same + REPAIR.format(detail=detail)))
+
+    def merged(self, reply: str) -> tuple[dict[str, str], str]:
+        """The files a reply's code blocks make, by name, or why there are none."""
+        blocks = [b for b in BLOCK.findall(reply) if b.strip()]
+        if not blocks:
+            return {}, "Your reply had no ```python block. Reply with the code in one."
+        out: dict[str, str] = {}
+        for block in blocks:
+            path = self._target(block)
+            try:
+                before = out.get(path) or (self.workspace / path).read_text(encoding="utf-8")
+                out[path] = merge_python(before, block)
+            except (OSError, UnicodeDecodeError) as exc:
+                return {}, f"{path} cannot be read: {exc}"
+            except MergeError as exc:
+                return {}, f"Your code could not be used: {exc}. Reply with valid Python."
+        return out, ""
+
+    def _target(self, block: str) -> str:
+        """The source file that defines most of the block's names (the first one if none)."""
+        names = set(DEF_NAME.findall(block))
+
+        def overlap(path: str) -> int:
+            try:
+                text = (self.workspace / path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return 0
+            return len(names & set(DEF_NAME.findall(text)))
+
+        return max(self.sources, key=lambda p: (overlap(p), -self.sources.index(p)))
+
+
+def _usage(*replies: ModelReply) -> dict[str, Any]:
+    total = Usage()
+    for r in replies:
+        for field in ("prompt_tokens", "completion_tokens", "cost_usd", "seconds"):
+            setattr(total, field, getattr(total, field) + getattr(r.usage, field))
+    return total.model_dump()
+
+
+def _said(reply: str) -> str:
+    """What the model said it does: the reply's first line before its code, shortened."""
+    words = reply.split("```")[0].strip().splitlines()
+    first = words[0].strip() if words else ""
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+@dataclass
+class ScriptDraft:
+    """Rounds of script, run, check: a chore or office playbook's first steps on a text model."""
+
+    task: str
+    shown: str  # what the playbook gathered (files, inputs' heads, workbook grids)
+    verifier: Verifier
+    libraries: str = ""  # e.g. "; openpyxl is installed"
+    rounds: int = 3
+    max_tokens: int = 2048
+
+    def __call__(self, model: TextModel, act: Act) -> None:
+        ask = f"{self.task}\n\n{self.shown}\n\n{SCRIPT_ASK.format(libraries=self.libraries)}"
+        chat = [Message(role="system", content=SCRIPT_SYSTEM), Message(role="user", content=ask)]
+        unused: list[ModelReply] = []
+        scripts: set[str] = set()
+        temperature = None  # the model's own; after a script tried before, more varied
+        for _ in range(self.rounds):
+            reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
+            text = reply.message.content
+            chat.append(Message(role="assistant", content=text))
+            script, problem = _script(text)
+            if problem:
+                chat.append(Message(role="user", content=problem))
+                unused.append(reply)
+                continue
+            same = SAME_SCRIPT if script in scripts else ""
+            temperature = REDRAFT_TEMPERATURE if same else None
+            scripts.add(script)
+            meta = {"kind": "draft", "draft": text, "usage": _usage(*unused, reply)}
+            unused = []
+            command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
+            ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+            checks = self.verifier.check()
+            if ran.meta.get("ok") and all(c.passed for c in checks):
+                act(ToolCall(name="finish", arguments={"summary": _said(text)}), {})
+                return
+            failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
+            repair = SCRIPT_REPAIR.format(
+                output=(ran.content or "")[-MAX_DETAIL:], checks=failed or "- all passed"
+            )
+            chat.append(Message(role="user", content=same + repair))
+
+
+def _script(reply: str) -> tuple[str, str]:
+    """The reply's longest Python block that compiles, or why there is none."""
+    blocks = sorted((b for b in BLOCK.findall(reply) if b.strip()), key=len, reverse=True)
+    if not blocks:
+        return "", "Your reply had no ```python block. Reply with the script in one."
+    error = f"it holds the line {HEREDOC}"
+    for block in blocks:
+        try:
+            compile(block, "script", "exec")
+        except SyntaxError as exc:
+            error = f"line {exc.lineno}: {exc.msg}"
+            continue
+        if HEREDOC not in block:
+            return block.rstrip("\n"), ""
+    return "", f"The script is not valid Python ({error}). Reply with the corrected script."

@@ -1,0 +1,143 @@
+"""Merge Python definitions into a module by name: replaced where they exist, added where not."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+Defn = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+class MergeError(ValueError):
+    """The new code cannot be merged (it does not parse, or the file does not)."""
+
+
+def merge_python(original: str, snippet: str) -> str:
+    """The module with the snippet's functions, classes, methods and imports put in by name.
+
+    A snippet that defines every top-level function and class of the module replaces it whole.
+    Otherwise each top-level def replaces the def (or the one method of a class) of the same
+    name; a class replaces its namesake method by method, keeping methods it leaves out;
+    imports and constants missing from the module are added; new definitions are appended.
+    """
+    new_tree = _parse(snippet, "the new code")
+    old_tree = _parse(original, "the file")
+    old_names = {n.name for n in old_tree.body if isinstance(n, DEFS)}
+    new_names = {n.name for n in new_tree.body if isinstance(n, DEFS)}
+    if not old_names or old_names <= new_names:
+        return snippet if snippet.endswith("\n") else snippet + "\n"
+    lines = original.splitlines(keepends=True)
+    new_lines = snippet.splitlines(keepends=True)
+    edits: list[tuple[int, int, list[str]]] = []  # (start, end, replacement) on old lines
+    appended: list[str] = []
+    header: list[str] = []
+    for node in new_tree.body:
+        text = _source(new_lines, node)
+        if isinstance(node, ast.ClassDef) and (old := _top(old_tree, node.name)) is not None:
+            if isinstance(old, ast.ClassDef):
+                edits.extend(_merge_class(lines, old, new_lines, node))
+            else:
+                edits.append((_start(old), old.end_lineno or old.lineno, text))
+        elif isinstance(node, DEFS):
+            old = _top(old_tree, node.name) or _only_method(old_tree, node.name)
+            if old is None:
+                appended += ["\n", "\n", *text]
+            else:
+                indent = _indent(lines[old.lineno - 1])
+                edits.append((_start(old), old.end_lineno or old.lineno, _indented(text, indent)))
+        elif isinstance(node, ast.Import | ast.ImportFrom | ast.Assign | ast.AnnAssign):
+            if not any(line.strip() in original.splitlines() for line in text if line.strip()):
+                header += text
+        # anything else (a docstring, a __main__ block, calls) is left as the module has it
+    out = list(lines)
+    for start, end, text in sorted(edits, key=lambda e: e[0], reverse=True):
+        out[start - 1 : end] = text
+    if header:
+        at = _header_end(old_tree)
+        out[at:at] = header
+    merged = "".join(out).rstrip("\n") + "\n"
+    if appended:
+        merged += "".join(appended).rstrip("\n") + "\n"
+    _parse(merged, "the merged file")
+    return merged
+
+
+def _parse(text: str, what: str) -> ast.Module:
+    try:
+        return ast.parse(text)
+    except SyntaxError as exc:
+        raise MergeError(f"{what} is not valid Python: line {exc.lineno}: {exc.msg}") from exc
+
+
+def _source(lines: list[str], node: ast.stmt) -> list[str]:
+    text = lines[_start(node) - 1 : node.end_lineno or node.lineno]
+    if text and not text[-1].endswith("\n"):
+        text[-1] += "\n"
+    return text
+
+
+def _start(node: ast.stmt) -> int:
+    """The first line of a statement, decorators included."""
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(d.lineno for d in decorators)])
+
+
+def _top(tree: ast.Module, name: str) -> Defn | None:
+    return next((n for n in tree.body if isinstance(n, DEFS) and n.name == name), None)
+
+
+def _only_method(tree: ast.Module, name: str) -> Defn | None:
+    """The method of this name when exactly one class of the module has one."""
+    found = [
+        m
+        for c in tree.body
+        if isinstance(c, ast.ClassDef)
+        for m in c.body
+        if isinstance(m, DEFS) and m.name == name
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def _merge_class(
+    lines: list[str], old: ast.ClassDef, new_lines: list[str], new: ast.ClassDef
+) -> list[tuple[int, int, list[str]]]:
+    """Edits that put the new class's methods into the old one, keeping the others."""
+    old_methods = {m.name: m for m in old.body if isinstance(m, DEFS)}
+    new_methods = [m for m in new.body if isinstance(m, DEFS)]
+    if not old_methods or set(old_methods) <= {m.name for m in new_methods}:
+        return [(_start(old), old.end_lineno or old.lineno, _source(new_lines, new))]
+    edits, added = [], []
+    indent = _indent(lines[old.body[0].lineno - 1])
+    for method in new_methods:
+        text = _indented(_source(new_lines, method), indent)
+        if method.name in old_methods:
+            prev = old_methods[method.name]
+            edits.append((_start(prev), prev.end_lineno or prev.lineno, text))
+        else:
+            added += ["\n", *text]
+    if added:
+        end = old.end_lineno or old.lineno
+        edits.append((end + 1, end, added))  # an insertion after the class's last line
+    return edits
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _indented(text: list[str], indent: str) -> list[str]:
+    body = textwrap.dedent("".join(text))
+    return [indent + line if line.strip() else line for line in body.splitlines(keepends=True)]
+
+
+def _header_end(tree: ast.Module) -> int:
+    """The line after the module's docstring and imports, where new imports go."""
+    end = 0
+    for node in tree.body:
+        is_doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        if isinstance(node, ast.Import | ast.ImportFrom) or (is_doc and end == 0):
+            end = node.end_lineno or node.lineno
+        else:
+            break
+    return end

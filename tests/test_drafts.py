@@ -1,0 +1,254 @@
+"""Drafts: code merged by name, scripts run, each checked and repaired through the loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spud.core.agent import Agent, Harness, Limits
+from spud.core.messages import Message, ModelReply, Usage
+from spud.models.replay import ReplayModel
+from spud.playbooks import brief_for
+from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.tools.pymerge import MergeError, merge_python
+from spud.tools.shell import coding_tools
+
+MODULE = '''"""Shop."""
+
+from collections import defaultdict
+
+
+def total(items):
+    raise NotImplementedError
+
+
+class Cart:
+    """A cart."""
+
+    def __init__(self):
+        self.items = defaultdict(int)
+
+    def add(self, sku):
+        raise NotImplementedError
+
+    def count(self):
+        raise NotImplementedError
+
+
+def untouched():
+    return 1
+'''
+
+
+def test_a_function_replaces_its_namesake_and_keeps_the_rest():
+    merged = merge_python(MODULE, "def total(items):\n    return sum(items)\n")
+    assert "return sum(items)" in merged
+    assert "NotImplementedError" in merged  # the cart's stubs are still there
+    assert "def untouched():\n    return 1" in merged
+    assert merged.count("def total") == 1
+
+
+def test_a_method_written_alone_goes_into_its_class_indented():
+    merged = merge_python(MODULE, "def add(self, sku):\n    self.items[sku] += 1\n")
+    assert "    def add(self, sku):\n        self.items[sku] += 1\n" in merged
+    assert merged.count("def add") == 1
+
+
+def test_a_partial_class_replaces_its_methods_and_keeps_the_others():
+    snippet = "import re\n\nclass Cart:\n    def count(self):\n        return len(self.items)\n\n    def clear(self):\n        self.items.clear()\n"
+    merged = merge_python(MODULE, snippet)
+    assert "return len(self.items)" in merged and "def clear(self)" in merged
+    assert "self.items = defaultdict(int)" in merged  # __init__ kept
+    assert "\nimport re\n" in merged and merged.index("import re") < merged.index("def total")
+    compile(merged, "shop.py", "exec")
+
+
+def test_a_whole_file_replaces_the_module():
+    whole = "def total(items):\n    return 0\n\nclass Cart:\n    pass\n\ndef untouched():\n    return 2\n"
+    assert merge_python(MODULE, whole) == whole
+
+
+def test_new_definitions_are_added_and_invalid_code_is_refused():
+    assert merge_python(MODULE, "def extra():\n    return 3\n").rstrip().endswith("return 3")
+    with pytest.raises(MergeError, match="not valid Python"):
+        merge_python(MODULE, "def broken(:\n")
+
+
+class Drafter(ReplayModel):
+    """The replay model (tool calls) that also answers the draft prompts in plain text."""
+
+    def __init__(self, drafts: list[str], replies: list[dict] | None = None) -> None:
+        super().__init__(replies or [])
+        self.drafts = list(drafts)
+        self.prompts: list[list[Message]] = []
+
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        self.prompts.append(list(messages))
+        text = self.drafts.pop(0)
+        usage = Usage(prompt_tokens=100, completion_tokens=20)
+        return ModelReply(message=Message(role="assistant", content=text), usage=usage)
+
+
+TASK = "test_shop.py fails. Implement total and Cart in shop.py so that the tests pass."
+TESTS = """from shop import Cart, total
+
+
+def test_total():
+    assert total([1, 2]) == 3
+
+
+def test_cart():
+    c = Cart()
+    c.add("a")
+    c.add("a")
+    assert c.count() == 2
+"""
+GOOD_TOTAL = "The stub raises.\n```python\ndef total(items):\n    return sum(items)\n```"
+GOOD_CART = (
+    "Cart needs add and count.\n```python\nclass Cart:\n    def add(self, sku):\n"
+    "        self.items[sku] += 1\n\n    def count(self):\n        return sum(self.items.values())\n```"
+)
+
+
+def draft_run(ws: Path, store, model, max_steps: int = 10):
+    (ws / "shop.py").write_text(MODULE)
+    (ws / "test_shop.py").write_text(TESTS)
+    sandbox = Sandbox(SandboxConfig(workspace=ws))
+    brief = brief_for(TASK, ws, sandbox)
+    assert brief is not None and brief.opening is not None
+    agent = Agent(
+        model,
+        [t for t in coding_tools(ws, sandbox) if t.name in brief.tools],
+        store,
+        limits=Limits(max_steps=max_steps),
+        harness=Harness(),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    sid = agent.start(TASK, str(ws), "system" + brief.prompt, brief.context)
+    return agent.run(sid), store.messages(sid)
+
+
+def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace: Path, store):
+    model = Drafter([GOOD_TOTAL, GOOD_CART])
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    assert "checked and passed: `python -m pytest -q`" in result.summary
+    calls = [c.name for m in messages if m.role == "assistant" for c in m.tool_calls]
+    assert calls == ["write_file", "write_file", "finish"]
+    repair = model.prompts[1][-1].content
+    assert "test_cart" in repair and "NotImplementedError" in repair  # what still fails
+    assert "shop.py" in model.prompts[0][1].content and "test_total" in model.prompts[0][1].content
+    assert result.prompt_tokens == 200  # both drafts are counted
+    shop = (workspace / "shop.py").read_text()
+    assert "def untouched():\n    return 1" in shop
+
+
+def test_a_reply_without_code_is_asked_again_and_nothing_is_written(workspace: Path, store):
+    model = Drafter(["I would sum the items.", GOOD_TOTAL + "\n" + GOOD_CART])
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    assert "no ```python block" in model.prompts[1][-1].content
+    writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
+    assert len(writes) == 1
+
+
+def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, store):
+    fixed_cart = MODULE.replace(
+        "def add(self, sku):\n        raise NotImplementedError",
+        "def add(self, sku):\n        self.items[sku] += 1",
+    ).replace(
+        "def count(self):\n        raise NotImplementedError",
+        "def count(self):\n        return sum(self.items.values())",
+    )
+    fixed = fixed_cart.replace(
+        "def total(items):\n    raise NotImplementedError",
+        "def total(items):\n    return sum(items)",
+    )
+    replies = [
+        *[{"answer": "(a draft step)"}] * 3,  # the replay answers by step: drafts are 1-3
+        {"calls": [{"name": "write_file", "arguments": {"path": "shop.py", "content": fixed}}]},
+        {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+    ]
+    model = Drafter([GOOD_TOTAL, GOOD_TOTAL, GOOD_TOTAL], replies)
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    drafts = [m for m in messages if m.meta.get("kind") == "draft"]
+    assert len(drafts) == 3
+    assert len(model.prompts) == 3  # three rounds, then the model's own turn
+
+
+def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, store):
+    fixed = "def total(items):\n    return sum(items)\n"
+    replies = [
+        {"calls": [{"name": "write_file", "arguments": {"path": "shop.py", "content": fixed}}]}
+    ]
+    result, messages = draft_run(workspace, store, ReplayModel(replies), max_steps=1)
+    assert not [m for m in messages if m.meta.get("kind") == "draft"]
+
+
+CHORE = "Count the lines of notes.txt and write the number into count.txt."
+
+
+def script_run(ws: Path, store, model, task: str = CHORE, office: bool = False):
+    from spud.tools.office.tools import office_tools
+
+    sandbox = Sandbox(SandboxConfig(workspace=ws))
+    tools = coding_tools(ws, sandbox) + (office_tools(ws) if office else [])
+    brief = brief_for(task, ws, sandbox)
+    assert brief is not None and brief.opening is not None
+    agent = Agent(
+        model,
+        tools,
+        store,
+        limits=Limits(max_steps=10),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    sid = agent.start(task, str(ws), "system" + brief.prompt, brief.context)
+    return agent.run(sid), store.messages(sid)
+
+
+def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace: Path, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    broken = "It counts lines.\n```python\nprint(open('notes.txt').read().count('\\n') +)\n```"
+    crashing = "It counts lines.\n```python\nn = len(open('note.txt').readlines())\n```"
+    good = (
+        "It counts the lines and writes the number.\n```python\n"
+        "n = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(str(n))\n```"
+    )
+    model = Drafter([broken, crashing, good])
+    result, messages = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text() == "3"
+    assert "not valid Python" in model.prompts[1][-1].content
+    assert "FileNotFoundError" in model.prompts[2][-1].content  # the script's own error
+    assert result.summary.startswith("It counts the lines and writes the number.")
+    assert "checked and passed: output count.txt" in result.summary
+    runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    assert len(runs) == 2 and not [p for p in workspace.iterdir() if p.suffix == ".py"]
+
+
+def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path, store):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for i, v in enumerate([3, 4, 5], start=2):
+        ws[f"B{i}"] = v
+    wb.save(workspace / "sales.xlsx")
+    good = (
+        "It writes the SUM formula.\n```python\nimport openpyxl\n"
+        "wb = openpyxl.load_workbook('sales.xlsx')\nwb.active['B5'] = '=SUM(B2:B4)'\n"
+        "wb.save('sales.xlsx')\n```"
+    )
+    model = Drafter([good])
+    task = "In sales.xlsx, put a formula in B5 that adds up B2:B4."
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    assert "verify sales.xlsx" in result.summary
+    assert openpyxl.load_workbook(workspace / "sales.xlsx").active["B5"].value == "=SUM(B2:B4)"
+    assert "openpyxl" in model.prompts[0][1].content and "B4=5" in model.prompts[0][1].content
