@@ -252,3 +252,14 @@ def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path
     assert "verify sales.xlsx" in result.summary
     assert openpyxl.load_workbook(workspace / "sales.xlsx").active["B5"].value == "=SUM(B2:B4)"
     assert "openpyxl" in model.prompts[0][1].content and "B4=5" in model.prompts[0][1].content
+
+
+def test_a_task_asking_for_a_script_gets_the_draft_saved_there_and_run(workspace: Path, store):
+    task = "Write a Python script hello.py that prints Hello from Spud! and then run python3 hello.py to check it."
+    model = Drafter(["It prints the greeting.\n```python\nprint('Hello from Spud!')\n```"])
+    result, messages = script_run(workspace, store, model, task)
+    assert result.status == "finished", result.summary
+    assert (workspace / "hello.py").read_text() == "print('Hello from Spud!')\n"
+    ran = [m for m in messages if m.role == "tool" and m.name == "bash"]
+    assert "Hello from Spud!" in ran[0].content
+    assert "checked and passed: output hello.py; `python3 hello.py`" in result.summary

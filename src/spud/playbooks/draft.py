@@ -34,6 +34,10 @@ SCRIPT_ASK = (
     "workspace folder (the current directory), where the files above are; it writes the "
     "outputs there{libraries}. First say in one or two sentences what the script does."
 )
+SAVED_ASK = (
+    "Write the complete {path} in one ```python block. First say in one or two sentences what "
+    "it does."
+)
 SCRIPT_REPAIR = (
     "The script ran. Its output:\n{output}\n\nThe checks say:\n{checks}\n\nSay in one or two "
     "sentences what is wrong, then write the corrected complete script in one ```python block."
@@ -139,11 +143,17 @@ class ScriptDraft:
     shown: str  # what the playbook gathered (files, inputs' heads, workbook grids)
     verifier: Verifier
     libraries: str = ""  # e.g. "; openpyxl is installed"
+    # When the task asks for a script file: the draft is saved there and run by this command.
+    save_as: str | None = None
+    run: str | None = None
     rounds: int = 3
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
-        ask = f"{self.task}\n\n{self.shown}\n\n{SCRIPT_ASK.format(libraries=self.libraries)}"
+        what = SCRIPT_ASK.format(libraries=self.libraries)
+        if self.save_as:
+            what = SAVED_ASK.format(path=self.save_as)
+        ask = f"{self.task}\n\n{self.shown}\n\n{what}".replace("\n\n\n\n", "\n\n")
         chat = [Message(role="system", content=SCRIPT_SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []
         scripts: set[str] = set()
@@ -162,7 +172,12 @@ class ScriptDraft:
             scripts.add(script)
             meta = {"kind": "draft", "draft": text, "usage": _usage(*unused, reply)}
             unused = []
-            command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
+            if self.save_as:
+                save = {"path": self.save_as, "content": script + "\n"}
+                act(ToolCall(name="write_file", arguments=save), meta)
+                command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
+            else:
+                command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
             if ran.meta.get("ok") and all(c.passed for c in checks):

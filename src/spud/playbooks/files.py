@@ -48,6 +48,7 @@ class FileChores:
         )
         checks = [outputs_check(workspace, outputs)] if outputs else []
         run = RUN.search(task)
+        command = None
         if run:  # the task names the command that shows the work is right
             command = run.group(1) or run.group(2)
             checks.append(command_check(sandbox, command))
@@ -57,7 +58,7 @@ class FileChores:
         return Brief(
             playbook=self.name,
             # a text model first writes one script for the chore, run and checked
-            opening=ScriptDraft(task, shown, verifier),
+            opening=ScriptDraft(task, shown, verifier, save_as=_script_asked(outputs), run=command),
             prompt=prompt,
             # an empty workspace has nothing to show (a 0.5B copied the note into its file)
             context="Spud looked at the workspace before you start.\n\n" + "\n\n".join(parts)
@@ -65,3 +66,9 @@ class FileChores:
             else "",
             verifier=verifier,
         )
+
+
+def _script_asked(outputs: list[str]) -> str | None:
+    """The one Python file the task asks to create: the draft is that script itself."""
+    scripts = [o for o in outputs if o.endswith(".py")]
+    return scripts[0] if len(scripts) == 1 and len(outputs) == 1 else None
