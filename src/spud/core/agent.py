@@ -29,6 +29,7 @@ from spud.core.run import (
     Limits,
     RunResult,
 )
+from spud.core.tokens import PromptTokens
 from spud.core.tooling import fixed_choices, tool_spec, validate_args, with_choices
 
 # What callers import from here (the loop's inputs and outputs live in spud.core.run).
@@ -76,6 +77,7 @@ class Agent:
         self.verifier = verifier
         self.choices = choices or {}  # {tool: {arg: values}} the run allows, grammar only
         self.opening = opening  # a playbook's first steps on a text model
+        self.tokens = PromptTokens(model)  # the prompt's size, counted as it grows
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -141,7 +143,8 @@ class Agent:
 
     def _step(self, sid: str, messages: list[Message], result: RunResult) -> None:
         turn = messages[guards.last_user_turn(messages) :]
-        prompt = fit_context(self.model, messages, self.specs, self.limits.max_output_tokens)
+        reserve = self.limits.max_output_tokens
+        prompt = fit_context(self.model, messages, self.specs, reserve, self.tokens)
         # Until something has been done, finishing is not on offer (small models like to
         # "finish" at once); it stays described so the prompt prefix does not change.
         exclude = {"finish"} if self.require_action and not guards.acted(turn) else set()

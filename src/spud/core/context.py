@@ -5,6 +5,7 @@ from __future__ import annotations
 from spud.core.errors import ContextOverflow
 from spud.core.messages import Message
 from spud.core.protocols import Model, ToolSpec
+from spud.core.tokens import PromptTokens
 
 
 def cut_output(output: str, cap: int) -> str:
@@ -20,15 +21,22 @@ def cut_output(output: str, cap: int) -> str:
 
 
 def fit_context(
-    model: Model, messages: list[Message], specs: list[ToolSpec], reserve: int
+    model: Model,
+    messages: list[Message],
+    specs: list[ToolSpec],
+    reserve: int,
+    tokens: PromptTokens | None = None,
 ) -> list[Message]:
     """The prompt to send: older tool outputs elided (oldest first) until it fits.
 
     The stored list is never changed. If even the elided prompt does not fit, the run is
-    refused with ContextOverflow rather than silently truncated.
+    refused with ContextOverflow rather than silently truncated. tokens, kept by the caller
+    from step to step, spares re-counting the whole list while it fits.
     """
     budget = model.context_window - reserve
     prompt = list(messages)
+    if tokens is not None and tokens.fits(messages, specs, budget):
+        return prompt
     if model.count_tokens(prompt, specs) <= budget:
         return prompt
     older_outputs = [i for i, m in enumerate(prompt) if m.role == "tool"][:-1]

@@ -49,16 +49,21 @@ def format_error_streak(messages: list[Message]) -> int:
 
 def repeats(messages: list[Message], call: ToolCall, result_hash: str) -> int:
     """How many times this call has now given this result (1 = first time)."""
+    same_result = [
+        m for m in messages if m.role == "tool" and m.meta.get("result_hash") == result_hash
+    ]
+    if not same_result:  # the usual case: no call signature needs to be written out
+        return 1
     sig = call.signature()
-    calls = {c.id: c.signature() for m in messages if m.role == "assistant" for c in m.tool_calls}
-    same = sum(
+    calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
+    earlier = (calls.get(m.tool_call_id or "") for m in same_result)
+    return 1 + sum(
         1
-        for m in messages
-        if m.role == "tool"
-        and calls.get(m.tool_call_id or "") == sig
-        and m.meta.get("result_hash") == result_hash
+        for c in earlier
+        if c is not None  # equal arguments first: cheaper than writing out the signature
+        and c.arguments == call.arguments
+        and c.signature() == sig
     )
-    return same + 1
 
 
 def no_action() -> NoAction:

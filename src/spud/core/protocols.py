@@ -103,12 +103,13 @@ class SessionInfo(BaseModel):
 
 @runtime_checkable
 class Store(Protocol):
-    """Where sessions and their messages live; each append is durable on return."""
+    """Where sessions and their messages live; each append is committed on return."""
 
     def create_session(self, task: str, workspace: str, model: str) -> str: ...
 
     def append(self, session_id: str, message: Message) -> int:
-        """Persist one message (durable before returning); return its index."""
+        """Persist one message (committed before returning: a killed process loses nothing;
+        a power cut may lose the step in progress); return its index."""
         ...
 
     def messages(self, session_id: str) -> list[Message]: ...

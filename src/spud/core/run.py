@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from spud.core.errors import LimitReached
 from spud.core.messages import Message, ToolCall, ToolResult, Usage
@@ -32,17 +32,34 @@ class RunResult(BaseModel):
     cost_usd: float = 0.0
     seconds: float = 0.0
 
+    _seen: int = PrivateAttr(0)  # messages the totals cover
+    _last: Message | None = PrivateAttr(None)  # the last of them
+    _totals: Usage = PrivateAttr(default_factory=Usage)
+    _assistants: int = PrivateAttr(0)
+
     def count(self, messages: list[Message]) -> None:
-        """Set steps, tokens and cost from the stored messages (a resumed run counts on)."""
-        usages = [
-            Usage.model_validate(m.meta["usage"])
-            for m in messages
-            if m.role == "assistant" and "usage" in m.meta
-        ]
-        self.steps = sum(1 for m in messages if m.role == "assistant")
-        self.prompt_tokens = sum(u.prompt_tokens for u in usages)
-        self.completion_tokens = sum(u.completion_tokens for u in usages)
-        self.cost_usd = sum(u.cost_usd for u in usages)
+        """Set steps, tokens and cost from the stored messages (a resumed run counts on).
+
+        The list only grows during a run, so only messages added since the last count are
+        read; a list that is not a continuation of the counted one is counted afresh.
+        """
+        seen = self._seen
+        if len(messages) < seen or (seen and messages[seen - 1] is not self._last):
+            self._totals, self._assistants, seen = Usage(), 0, 0
+        for m in messages[seen:]:
+            if m.role != "assistant":
+                continue
+            self._assistants += 1
+            if "usage" in m.meta:
+                u = Usage.model_validate(m.meta["usage"])
+                self._totals.prompt_tokens += u.prompt_tokens
+                self._totals.completion_tokens += u.completion_tokens
+                self._totals.cost_usd += u.cost_usd
+        self._seen, self._last = len(messages), messages[-1] if messages else None
+        self.steps = self._assistants
+        self.prompt_tokens = self._totals.prompt_tokens
+        self.completion_tokens = self._totals.completion_tokens
+        self.cost_usd = self._totals.cost_usd
 
 
 class Limits(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, bindparam, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import sessionmaker
@@ -18,12 +18,21 @@ from spud.core.errors import SpudError
 from spud.core.messages import Message
 from spud.core.protocols import SessionInfo
 from spud.store.models import MessageRow, SessionRow, utcnow
+from spud.store.steps import StepEnds
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x5350_5544  # "SPUD": the PostgreSQL advisory lock held while migrating
 UPDATABLE = frozenset(
     {"status", "summary", "steps", "prompt_tokens", "completion_tokens", "toolsets"}
 )
+# The statements of an append, built once.
+TOUCH = (
+    update(SessionRow).where(SessionRow.id == bindparam("sid")).values(updated_at=bindparam("now"))
+)
+NEXT_INDEX = select(func.coalesce(func.max(MessageRow.idx) + 1, 0)).where(
+    MessageRow.session_id == bindparam("sid")
+)
+ADD_MESSAGE = insert(MessageRow.__table__)
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",  # first, so the others wait for a lock instead of failing
     "PRAGMA journal_mode=WAL",
@@ -39,6 +48,12 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def _within_step_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """The store's pragmas, but commits do not wait for the disk (they survive a crash)."""
+    _set_sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def alembic_config(url: str) -> Config:
@@ -83,6 +98,12 @@ class SqlStore:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._step_ends = StepEnds()
+        # Appends inside a step commit on connections that do not wait for the disk.
+        self._within_step = self.engine
+        if self.is_sqlite and not in_memory:
+            self._within_step = create_engine(parsed)
+            event.listen(self._within_step, "connect", _within_step_pragmas)
         try:
             self._migrate()
         except DBAPIError as e:
@@ -110,6 +131,7 @@ class SqlStore:
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+        self._within_step.dispose()
 
     def __enter__(self) -> SqlStore:
         return self
@@ -125,25 +147,29 @@ class SqlStore:
         return row.id
 
     def append(self, session_id: str, message: Message) -> int:
-        """Persist one message (committed before returning); return its 0-based index."""
+        """Persist one message (committed before returning); return its 0-based index.
+
+        Only the append that ends a step waits for the disk, carrying the step's earlier
+        commits with it: one fsync a step (see spud.store.steps).
+        """
         now = utcnow()
-        with self._session.begin() as db:
+        durable = self._step_ends.ends_step(session_id, message)
+        with (self.engine if durable else self._within_step).begin() as db:
+            if not durable and db.dialect.name == "postgresql":
+                db.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             # Touching the session row first takes the write lock (SQLite) or the row lock
             # (PostgreSQL), so the next index below cannot race with another writer.
-            touch = update(SessionRow).where(SessionRow.id == session_id).values(updated_at=now)
-            if db.execute(touch).rowcount == 0:
+            if db.execute(TOUCH, {"sid": session_id, "now": now}).rowcount == 0:
                 raise SpudError(f"no session {session_id!r}")
-            following = func.coalesce(func.max(MessageRow.idx) + 1, 0)
-            idx: int = db.scalar(select(following).where(MessageRow.session_id == session_id))
-            db.add(
-                MessageRow(
-                    session_id=session_id,
-                    idx=idx,
-                    role=message.role,
-                    data=message.model_dump_json(),
-                    created_at=now,
-                )
-            )
+            idx: int = db.scalar(NEXT_INDEX, {"sid": session_id})
+            row = {
+                "session_id": session_id,
+                "idx": idx,
+                "role": message.role,
+                "data": message.model_dump_json(),
+                "created_at": now,
+            }
+            db.execute(ADD_MESSAGE, row)
         return idx
 
     def messages(self, session_id: str) -> list[Message]:
