@@ -263,3 +263,17 @@ def test_a_task_asking_for_a_script_gets_the_draft_saved_there_and_run(workspace
     ran = [m for m in messages if m.role == "tool" and m.name == "bash"]
     assert "Hello from Spud!" in ran[0].content
     assert "checked and passed: output hello.py; `python3 hello.py`" in result.summary
+
+
+def test_copies_of_the_tests_and_their_output_in_a_reply_are_left_out(workspace: Path, store):
+    reply = (
+        "Fixed.\n```python\ndef total(items):\n    return sum(items)\n\n\nclass Cart:\n"
+        "    def add(self, sku):\n        self.items[sku] += 1\n\n    def count(self):\n"
+        "        return sum(self.items.values())\n```\nThe tests:\n```python\n"
+        "from shop import Cart, total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n```\n"
+        "Output:\n```\n2 passed in 0.01s\n```"
+    )
+    result, _ = draft_run(workspace, store, Drafter([reply]))
+    assert result.status == "finished", result.summary
+    assert "test_total" not in (workspace / "shop.py").read_text()
+    assert "from shop import" not in (workspace / "shop.py").read_text()

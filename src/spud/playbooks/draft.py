@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.tools.pymerge import MergeError, merge_python
+from spud.tools.pymerge import DEFS, MergeError, merge_python
 
 BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 DEF_NAME = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)", re.MULTILINE)
@@ -91,15 +92,15 @@ class CodeDraft:
 
     def merged(self, reply: str) -> tuple[dict[str, str], str]:
         """The files a reply's code blocks make, by name, or why there are none."""
-        blocks = [b for b in BLOCK.findall(reply) if b.strip()]
-        if not blocks:
-            return {}, "Your reply had no ```python block. Reply with the code in one."
+        blocks, problem = _definitions(reply)
+        if problem:
+            return {}, problem
         out: dict[str, str] = {}
         for block in blocks:
             path = self._target(block)
             try:
                 before = out.get(path) or (self.workspace / path).read_text(encoding="utf-8")
-                out[path] = merge_python(before, block)
+                out[path] = merge_python(before, block, module=Path(path).stem)
             except (OSError, UnicodeDecodeError) as exc:
                 return {}, f"{path} cannot be read: {exc}"
             except MergeError as exc:
@@ -126,6 +127,29 @@ def _usage(*replies: ModelReply) -> dict[str, Any]:
         for field in ("prompt_tokens", "completion_tokens", "cost_usd", "seconds"):
             setattr(total, field, getattr(total, field) + getattr(r.usage, field))
     return total.model_dump()
+
+
+def _definitions(reply: str) -> tuple[list[str], str]:
+    """The reply's code blocks that define code, or why there are none.
+
+    Blocks that do not parse (test output, shell lines) and blocks that only define tests or
+    define nothing (a copy of the tests, a usage example) are left out.
+    """
+    found, error = [], ""
+    for block in BLOCK.findall(reply):
+        try:
+            tree = ast.parse(block)
+        except SyntaxError as exc:
+            error = error or f"line {exc.lineno}: {exc.msg}"
+            continue
+        names = [n.name for n in tree.body if isinstance(n, DEFS)]
+        if any(not n.startswith("test") for n in names):
+            found.append(block)
+    if found:
+        return found, ""
+    if error:
+        return [], f"Your code is not valid Python ({error}). Reply with corrected code."
+    return [], "Your reply had no ```python block defining the code. Reply with the code in one."
 
 
 def _said(reply: str) -> str:
