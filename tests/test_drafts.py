@@ -80,14 +80,15 @@ class Drafter(ReplayModel):
 
     def __init__(self, drafts: list[str], replies: list[dict] | None = None) -> None:
         super().__init__(replies or [])
-        self.drafts = list(drafts)
+        self.texts = list(drafts)
+        self.drafts = True  # a text model that drafts
         self.prompts: list[list[Message]] = []
 
     def chat(
         self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
     ) -> ModelReply:
         self.prompts.append(list(messages))
-        text = self.drafts.pop(0)
+        text = self.texts.pop(0)
         usage = Usage(prompt_tokens=100, completion_tokens=20)
         return ModelReply(message=Message(role="assistant", content=text), usage=usage)
 
@@ -277,3 +278,10 @@ def test_copies_of_the_tests_and_their_output_in_a_reply_are_left_out(workspace:
     assert result.status == "finished", result.summary
     assert "test_total" not in (workspace / "shop.py").read_text()
     assert "from shop import" not in (workspace / "shop.py").read_text()
+
+
+def test_a_model_set_not_to_draft_acts_by_tool_calls_only(workspace: Path, store):
+    model = Drafter([GOOD_TOTAL])
+    model.drafts = False  # e.g. the spud-nodraft harness
+    result, messages = draft_run(workspace, store, model, max_steps=1)
+    assert not model.prompts and not [m for m in messages if m.meta.get("kind") == "draft"]

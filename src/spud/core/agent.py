@@ -118,7 +118,8 @@ class Agent:
         try:
             self._run_pending(session_id, messages, result)
             turn = messages[guards.last_user_turn(messages) :]
-            if self.opening and isinstance(self.model, TextModel) and not guards.acted(turn):
+            drafts = isinstance(self.model, TextModel) and self.model.drafts
+            if self.opening and drafts and not guards.acted(turn):
 
                 def act(call: ToolCall, meta: dict[str, Any]) -> Message:
                     self.limits.check(result, time.monotonic() - started)

@@ -63,6 +63,8 @@ class Opening(Protocol):
 class TextModel(Protocol):
     """A model that can also reply in free text, with no tools (a playbook's drafts)."""
 
+    drafts: bool  # whether playbooks draft in plain text with this model (measured per model)
+
     def chat(
         self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
     ) -> ModelReply:

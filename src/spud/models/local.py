@@ -137,6 +137,7 @@ class LocalModel:
         edit_format: str = "json",
         narrow_args: bool = True,
         max_calls: int = MAX_CALLS_PER_STEP,
+        drafts: bool = True,
     ) -> None:
         from llama_cpp import Llama
 
@@ -157,6 +158,8 @@ class LocalModel:
         # (existing files, snapshot refs, sheet names); False measures the grammar without them.
         self.narrow_args = narrow_args
         self.max_calls = max_calls  # tool calls one reply may hold
+        # Playbooks' first steps ask for code and scripts in plain markdown (see chat)
+        self.drafts = drafts
         self.llm = Llama(
             model_path=str(path),
             n_ctx=context_window,
