@@ -196,13 +196,16 @@ class UserService:
 
     def login(self, user_id: str) -> str:
         """Start a browser login; returns the cookie token (only its hash is stored)."""
+        return self._new_login(user_id, timedelta(days=LOGIN_DAYS))
+
+    def _new_login(self, user_id: str, lasts: timedelta, prefix: str = "") -> str:
         token = secrets.token_urlsafe(32)
         now = utcnow()
         row = LoginRow(
-            token_hash=_sha256(token),
+            token_hash=_sha256(prefix + token),
             user_id=user_id,
             created_at=now,
-            expires_at=now + timedelta(days=LOGIN_DAYS),
+            expires_at=now + lasts,
         )
         with self._db.begin() as db:
             db.add(row)
@@ -225,17 +228,7 @@ class UserService:
 
         Stored as a login row under another hash, so the token itself is never a cookie.
         """
-        token = secrets.token_urlsafe(32)
-        now = utcnow()
-        row = LoginRow(
-            token_hash=_sha256(ONCE + token),
-            user_id=user_id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=seconds),
-        )
-        with self._db.begin() as db:
-            db.add(row)
-        return token
+        return self._new_login(user_id, timedelta(seconds=seconds), ONCE)
 
     def redeem_sign_in_link(self, token: str) -> Principal | None:
         """The user a one-time token was made for, if it is unused and fresh; it is used now."""
