@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -9,8 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from spud.core.errors import SpudError
 from spud.server import auth
-from spud.server.web import _same_site, error_page, render, status_of
-from spud.service.errors import Forbidden
+from spud.server.pages_usage import admin_form
+from spud.server.web import render, status_of
 from spud.service.users import Principal
 
 router = APIRouter()
@@ -41,12 +43,24 @@ def models(request: Request, who: auth.PageUser, svc: auth.Svc) -> Response:
     return _models_page(request, who, svc)
 
 
-def _admin_form(request: Request, who: Principal, what: str) -> Response | None:
-    if not _same_site(request):
-        return error_page(request, who, Forbidden("this form must be sent from Spud's own pages"))
-    if not who.is_admin:
-        return error_page(request, who, Forbidden(f"{who.username} is a {who.role}: {what}"))
-    return None
+def _admin_change(
+    request: Request,
+    who: Principal,
+    svc: Any,
+    change: Callable[[], object],
+    why: str,
+    action: str,
+    target: str,
+) -> Response:
+    """Make a change from an admin's form, audited; the page again with the error if it fails."""
+    if (refused := admin_form(request, who, why)) is not None:
+        return refused
+    try:
+        change()
+    except SpudError as exc:
+        return _models_page(request, who, svc, status_of(exc), error=str(exc))
+    svc.audit.record(who.username, action, org_id=who.org_id, target=target)
+    return RedirectResponse("/models", 303)
 
 
 @router.post("/models/default", include_in_schema=False)
@@ -57,14 +71,10 @@ def set_default(
     model: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     """Make a model the organisation's default (admins only)."""
-    if (refused := _admin_form(request, who, "only admins choose the default model")) is not None:
-        return refused
-    try:
-        svc.sessions.catalog.set_default(who.org_id, model, svc.pool.names(), who.username)
-    except SpudError as exc:
-        return _models_page(request, who, svc, status_of(exc), error=str(exc))
-    svc.audit.record(who.username, "model.default", org_id=who.org_id, target=model)
-    return RedirectResponse("/models", 303)
+    catalog = svc.sessions.catalog
+    change = partial(catalog.set_default, who.org_id, model, svc.pool.names(), who.username)
+    why = "only admins choose the default model"
+    return _admin_change(request, who, svc, change, why, "model.default", model)
 
 
 @router.post("/models/pull", include_in_schema=False)
@@ -75,14 +85,8 @@ def start_pull(
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """Pull a registered model in the background (admins only); the page shows its progress."""
-    if (refused := _admin_form(request, who, "only admins pull models")) is not None:
-        return refused
-    try:
-        svc.sessions.catalog.pull(name)
-    except SpudError as exc:
-        return _models_page(request, who, svc, status_of(exc), error=str(exc))
-    svc.audit.record(who.username, "model.pull", org_id=who.org_id, target=name)
-    return RedirectResponse("/models", 303)
+    change = partial(svc.sessions.catalog.pull, name)
+    return _admin_change(request, who, svc, change, "only admins pull models", "model.pull", name)
 
 
 @router.get("/api/models/pulls", tags=["models"])

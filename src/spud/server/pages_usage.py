@@ -17,6 +17,7 @@ from spud.service.users import Principal
 
 router = APIRouter()
 SINCE = {"day": "Today", "week": "Last 7 days", "month": "This month", "all": "All time"}
+ONLY_ADMINS = "only admins set budgets"
 BY_LABEL = {
     "user": "Person",
     "session": "Session",
@@ -83,13 +84,12 @@ def usage(
     return _usage_page(request, who, svc, by, since)
 
 
-def _admin_form(request: Request, who: Principal) -> Response | None:
+def admin_form(request: Request, who: Principal, why: str) -> Response | None:
+    """An error page unless this form came from Spud's own pages and who is an admin."""
     if not _same_site(request):
         return error_page(request, who, Forbidden("this form must be sent from Spud's own pages"))
     if not who.is_admin:
-        return error_page(
-            request, who, Forbidden(f"{who.username} is a {who.role}: only admins set budgets")
-        )
+        return error_page(request, who, Forbidden(f"{who.username} is a {who.role}: {why}"))
     return None
 
 
@@ -124,7 +124,7 @@ def set_budget(
     period: Annotated[str, Form(max_length=16)] = "month",
 ) -> Response:
     """Set a person's or the organisation's budget (admins only)."""
-    if (refused := _admin_form(request, who)) is not None:
+    if (refused := admin_form(request, who, ONLY_ADMINS)) is not None:
         return refused
     form = {"target": target, "usd": usd, "seconds": seconds, "period": period}
     try:
@@ -153,7 +153,7 @@ def clear_budget(
     target: Annotated[str, Form(max_length=64)] = "org",
 ) -> Response:
     """Remove a budget (admins only)."""
-    if (refused := _admin_form(request, who)) is not None:
+    if (refused := admin_form(request, who, ONLY_ADMINS)) is not None:
         return refused
     try:
         user_id, name = _target(svc, who, target)
