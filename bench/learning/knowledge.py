@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
+import sqlite3
 import sys
 import tempfile
 import time
@@ -18,6 +20,7 @@ from spud.config import Settings
 from spud.memory import generate
 from spud.memory.embed import Embedder
 from spud.memory.learn import learn_text
+from spud.memory.rank import DEFAULT, SIMILARITY, Ranking
 from spud.memory.retrieve import passage_block, recall
 from spud.memory.score import exact_match, f1
 from spud.memory.sleep import Sleeper
@@ -28,6 +31,8 @@ from spud.store.sql import SqlStore
 DATA = Path(__file__).resolve().parents[3] / "shared/data/squad/squad_v1.1_dev_passages_0-999.json"
 USER = ORG = "bench"
 SEAL = {"base": 32.7, "best_self_edit": 47.0, "day1_before": 38.3, "day1_after_8": 18.9}
+RANKINGS = {"similarity": SIMILARITY, "default": DEFAULT}
+TUNED_ON = "103:123"  # day-1 passages whose runs chose rank.DEFAULT's weights (Normans)
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
@@ -40,26 +45,57 @@ def passage_range(text: str) -> tuple[int, int]:
         raise SystemExit(f"--passages must look like 0:3 (first:end), not {text!r}") from None
 
 
+class CachedCompletions:
+    """llama.cpp completions kept in a JSON file: decoding is greedy, so a rerun of the bench
+    (another ranking, the same sleep) generates only the prompts it has not seen."""
+
+    def __init__(self, llm: Any, path: Path) -> None:
+        self.llm, self.path = llm, path
+        self.done: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        self.calls = self.fresh = 0
+
+    def create_completion(self, prompt: str, **options: Any) -> Any:
+        key = hashlib.sha256(json.dumps([prompt, options], sort_keys=True).encode()).hexdigest()
+        self.calls += 1
+        if key not in self.done:
+            self.done[key] = self.llm.create_completion(prompt, **options)
+            self.fresh += 1
+            if self.fresh % 20 == 0:
+                self.save()
+        return self.done[key]
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.done))
+
+    def __getattr__(self, name: str) -> Any:  # the rest of Llama's interface, unchanged
+        return getattr(self.llm, name)
+
+
 class Bench:
-    """One run: a model, a fresh store, and a cache of answers (greedy decoding repeats itself)."""
+    """One run: a model whose completions are cached, a fresh store, an embedder."""
 
     def __init__(self, args: argparse.Namespace, home: Path) -> None:
         settings = Settings(home=home, context_window=4096, threads=args.threads)
         self.model = load_model(args.model, settings)
+        self.completions = None
+        if getattr(self.model, "llm", None) is not None:
+            path = args.out / "cache" / f"completions-{args.model}.json"
+            self.completions = CachedCompletions(self.model.llm, path)
+            self.model.llm = self.completions
         self.store = SqlStore(settings.database_url)
-        self.memories = MemoryStore(self.store, Embedder(threads=args.threads))
+        self.database = Path(settings.database_url.removeprefix("sqlite:///"))
+        self.embedder = Embedder(threads=args.threads)
+        self.memories = MemoryStore(self.store, self.embedder)
         self.k, self.budget = args.k, args.budget
-        self.cache: dict[tuple[str, str], str] = {}
-        self.calls = 0
 
-    def ask(self, question: str, context: str) -> str:
-        key = (context, question)
-        if key not in self.cache:
-            self.calls += 1
-            self.cache[key] = generate.answer(self.model, question, context)
-        return self.cache[key]
-
-    def score(self, questions: list[dict[str, Any]], how: str) -> dict[str, Any]:
+    def score(
+        self,
+        questions: list[dict[str, Any]],
+        how: str,
+        memories: MemoryStore | None = None,
+        ranking: Ranking = DEFAULT,
+    ) -> dict[str, Any]:
         rows = []
         for n, q in enumerate(questions):
             err.print(f"  {how}: {n + 1}/{len(questions)}", end="\r")
@@ -69,10 +105,11 @@ class Bench:
             elif how == "passage":
                 context = f"Text:\n{q['passage']}"
             else:
-                hits = recall(self.memories, USER, ORG, q["question"], k=self.k)
+                store = memories or self.memories
+                hits = recall(store, USER, ORG, q["question"], self.k, ranking=ranking)
                 context = passage_block(hits, self.budget)
                 found = any(h.memory.source.startswith(q["source"] + "#") for h in hits)
-            reply = self.ask(q["question"], context)
+            reply = generate.answer(self.model, q["question"], context)
             rows.append(
                 {
                     "question": q["question"],
@@ -107,6 +144,40 @@ class Bench:
             "self_test_after": 100 * report.score_after,
         }
 
+    def snapshot(self, path: Path) -> None:
+        """A copy of the store as it is now (the memories after a day's sleep)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        source, copy = sqlite3.connect(self.database), sqlite3.connect(path)
+        with copy:
+            source.backup(copy)
+        source.close()
+        copy.close()
+
+
+def snapshots(bench: Bench, data: list, args: argparse.Namespace) -> tuple[list[Path], list]:
+    """The store after each day's learn + sleep: days 1..days+1, made once and kept in the
+    cache (each day's sleep runs on one store with rank.DEFAULT; the rankings compared are
+    then applied to the same memories)."""
+    first, end = passage_range(args.passages)
+    name = f"{args.model}-{first}-{end}-d{args.days}x{args.per_day}-t{args.self_tests}"
+    folder = args.out / "cache" / "learning" / name
+    days = [folder / f"day-{d}.db" for d in range(1, args.days + 2)]
+    reports = folder / "sleeps.json"
+    if all(p.exists() for p in days) and reports.exists():
+        return days, json.loads(reports.read_text())
+    sleeps = []
+    for day in range(1, args.days + 2):
+        if day == 1:
+            new = data[first:end]
+        else:
+            new = data[end + (day - 2) * args.per_day : end + (day - 1) * args.per_day]
+        err.print(f"day {day}: learning and sleeping on {len(new)} passage(s)")
+        sleeps.append(bench.learn_and_sleep(new, args.self_tests))
+        bench.snapshot(days[day - 1])
+    reports.write_text(json.dumps(sleeps, indent=1))
+    return days, sleeps
+
 
 def questions_of(passages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
@@ -123,24 +194,23 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    names = ["base (no context)", "passage in context", "Spud after sleep"]
-    keys = ["base", "passage", "after_sleep"]
-    x = range(len(keys))
-    left.bar([i - 0.2 for i in x], [result[k]["em"] for k in keys], 0.4, label="exact match")
-    left.bar([i + 0.2 for i in x], [result[k]["f1"] for k in keys], 0.4, label="F1")
+    bars = [(n, result[k]) for n, k in (("base", "base"), ("passage", "passage")) if k in result]
+    bars += [(f"{name}\nafter sleep", r["after_sleep"]) for name, r in result["rankings"].items()]
+    x = range(len(bars))
+    left.bar([i - 0.2 for i in x], [b["em"] for _, b in bars], 0.4, label="exact match")
+    left.bar([i + 0.2 for i in x], [b["f1"] for _, b in bars], 0.4, label="F1")
     left.axhline(SEAL["best_self_edit"], color="grey", ls="--", label="SEAL best (7B): 47.0")
-    left.set_xticks(list(x), names, fontsize=8)
+    left.set_xticks(list(x), [n for n, _ in bars], fontsize=8)
     left.set_ylabel("% of day-1 questions")
     left.set_ylim(0, 100)
     left.legend(fontsize=8)
     left.set_title(f"Next day, {result['config']['model']}")
-    days = [d["day"] for d in result["forgetting"]]
-    right.plot(days, [d["em"] for d in result["forgetting"]], "o-", label="exact match")
-    right.plot(days, [d["f1"] for d in result["forgetting"]], "s-", label="F1")
-    first = result["forgetting"][0]["em"]
-    right.axhline(0.95 * first, color="grey", ls="--", label="95% of day-1 EM")
+    for name, ranked in result["rankings"].items():
+        curve = ranked["forgetting"]
+        right.plot([d["day"] for d in curve], [d["em"] for d in curve], "o-", label=f"{name} EM")
+        right.axhline(0.95 * curve[0]["em"], color="grey", ls=":", lw=0.8)
     right.set_xlabel("days after learning (new passages learned each day)")
-    right.set_ylabel("% of day-1 questions")
+    right.set_ylabel("% of day-1 questions (dotted: 95% of day 1)")
     right.set_ylim(0, 100)
     right.legend(fontsize=8)
     right.set_title("Forgetting curve")
@@ -159,12 +229,19 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=600, help="memory context, in tokens")
     parser.add_argument("--self-tests", type=int, default=1, help="self-test questions a chunk")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--rankings", default="similarity,default", help=f"compared: {', '.join(RANKINGS)}"
+    )
+    parser.add_argument("--no-bounds", action="store_true", help="skip base and passage runs")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     try:
         data = json.loads(args.data.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"cannot read {args.data}: {exc}") from None
+    names = [n for n in args.rankings.split(",") if n]
+    if not names or any(n not in RANKINGS for n in names):
+        raise SystemExit(f"--rankings takes names from {', '.join(RANKINGS)}")
     first, end = passage_range(args.passages)
     later_end = end + args.days * args.per_day
     if not 0 <= first < end <= len(data) or later_end > len(data):
@@ -172,27 +249,39 @@ def main() -> None:
         raise SystemExit(f"{args.data} has passages {have}; this run needs {need}")
     for i, p in enumerate(data):
         p["source"] = f"squad:{i}"
-    day1 = data[first:end]
-    tests = questions_of(day1)
+    tests = questions_of(data[first:end])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as home:
         bench = Bench(args, Path(home))
         result: dict[str, Any] = {}
-        err.print(f"{len(day1)} passages, {len(tests)} questions")
-        result["base"] = bench.score(tests, "base")
-        result["passage"] = bench.score(tests, "passage")
-        sleeps = [bench.learn_and_sleep(day1, args.self_tests)]
-        result["after_sleep"] = bench.score(tests, "memory")
-        curve = [{"day": 1, **_brief(result["after_sleep"])}]
-        for day in range(1, args.days + 1):
-            new = data[end + (day - 1) * args.per_day : end + day * args.per_day]
-            err.print(f"day {day + 1}: learning {len(new)} new passage(s)")
-            sleeps.append(bench.learn_and_sleep(new, args.self_tests))
-            curve.append({"day": day + 1, **_brief(bench.score(tests, "memory"))})
-        result["forgetting"] = curve
-        result["sleeps"] = sleeps
-        result["model_calls"] = bench.calls
+        err.print(f"{end - first} passages, {len(tests)} questions")
+        if not args.no_bounds:
+            result["base"] = bench.score(tests, "base")
+            result["passage"] = bench.score(tests, "passage")
+        days, result["sleeps"] = snapshots(bench, data, args)
+        result["rankings"] = {}
+        for name in names:
+            curve = []
+            for day, path in enumerate(days, start=1):
+                store = SqlStore(f"sqlite:///{path}")
+                memories = MemoryStore(store, bench.embedder)
+                scored = bench.score(tests, f"{name}, day {day}", memories, RANKINGS[name])
+                store.close()
+                if day == 1:
+                    after_sleep = scored
+                curve.append({"day": day, **_brief(scored)})
+            first_em = curve[0]["em"]
+            result["rankings"][name] = {
+                "weights": vars(RANKINGS[name]),
+                "after_sleep": after_sleep,
+                "forgetting": curve,
+                "retained_em": curve[-1]["em"] / first_em if first_em else float("nan"),
+            }
         bench.store.close()
+        if bench.completions is not None:
+            bench.completions.save()
+            result["model_calls"] = bench.completions.calls
+            result["generated"] = bench.completions.fresh
     result["seconds"] = time.perf_counter() - started
     result["config"] = {
         "data": str(args.data),
@@ -205,15 +294,23 @@ def main() -> None:
         "budget_tokens": args.budget,
         "self_tests": args.self_tests,
         "threads": args.threads,
+        "rankings_tuned_on": TUNED_ON,
+        "held_out": not _overlaps(f"{first}:{end}", TUNED_ON),
         "machine": platform.platform(),
     }
     result["seal_reference"] = SEAL
-    retained = curve[-1]["em"] / curve[0]["em"] if curve[0]["em"] else float("nan")
-    result["retained_em"] = retained
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "learning.json").write_text(json.dumps(result, indent=1))
-    plot(result, args.out / "learning.png")
+    main_ranking = result["rankings"][names[-1]]  # the web app's /learning shows this one
+    result |= {k: main_ranking[k] for k in ("after_sleep", "forgetting", "retained_em")}
+    for stem in (f"learning-{first}-{end}", "learning"):
+        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+        plot(result, args.out / f"{stem}.png")
     show(result)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    (a0, a1), (b0, b1) = passage_range(a), passage_range(b)
+    return a0 < b1 and b0 < a1
 
 
 def _brief(score: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +319,8 @@ def _brief(score: dict[str, Any]) -> dict[str, Any]:
 
 def show(result: dict[str, Any]) -> None:
     cfg = result["config"]
-    table = Table(title=f"SQuAD passages {cfg['passages']}, {cfg['questions']} questions")
+    held = "held out" if cfg["held_out"] else f"tuned on {cfg['rankings_tuned_on']}"
+    table = Table(title=f"SQuAD passages {cfg['passages']} ({held}), {cfg['questions']} questions")
     table.add_column("condition")
     table.add_column("EM %", justify="right")
     table.add_column("F1 %", justify="right")
@@ -230,23 +328,27 @@ def show(result: dict[str, Any]) -> None:
     for name, key in (
         ("base, no context", "base"),
         ("passage in context (upper bound)", "passage"),
-        ("Spud after sleep (next day)", "after_sleep"),
     ):
-        s = result[key]
-        recalled = "" if s["passage_recall"] is None else f"{s['passage_recall']:.0f}"
-        table.add_row(name, f"{s['em']:.1f}", f"{s['f1']:.1f}", recalled)
-    for d in result["forgetting"][1:]:
-        table.add_row(
-            f"day-1 questions, {d['day']} days later",
-            f"{d['em']:.1f}",
-            f"{d['f1']:.1f}",
-            f"{d['passage_recall']:.0f}",
-        )
+        if key in result:
+            table.add_row(name, f"{result[key]['em']:.1f}", f"{result[key]['f1']:.1f}", "")
+    for name, ranked in result["rankings"].items():
+        for d in ranked["forgetting"]:
+            when = "next day" if d["day"] == 1 else f"{d['day']} days later"
+            table.add_row(
+                f"{name}: day-1 questions, {when}",
+                f"{d['em']:.1f}",
+                f"{d['f1']:.1f}",
+                f"{d['passage_recall']:.0f}",
+            )
     console.print(table)
+    for name, ranked in result["rankings"].items():
+        console.print(
+            f"{name}: day-1 EM kept after {cfg['days']} more days: "
+            f"{100 * ranked['retained_em']:.0f}% (target ≥ 95%)"
+        )
     console.print(
-        f"day-1 EM kept after {cfg['days']} more days: {100 * result['retained_em']:.0f}% "
-        f"(target ≥ 95%); SEAL 7B: 38.3% → 18.9%. Total {result['seconds']:.0f}s, "
-        f"{result['model_calls']} answers generated; results in bench/results/learning.json"
+        f"SEAL 7B: 38.3% → 18.9%. Total {result['seconds']:.0f}s, "
+        f"{result.get('generated', 0)} completions generated"
     )
 
 

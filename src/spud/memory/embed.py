@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,12 @@ class Embedder:
 
     dim = DIM
 
-    def __init__(self, threads: int = 0, batch_size: int = 64) -> None:
+    def __init__(self, threads: int = 0, batch_size: int = 64, cached_queries: int = 512) -> None:
         self.threads = threads or min(4, os.cpu_count() or 1)
         self.batch_size = batch_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cached = cached_queries
+        self._cache_lock = threading.Lock()
 
     @property
     def model(self) -> Any:
@@ -60,6 +64,21 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """One query's vector; the last few hundred queries are answered from a cache."""
+        with self._cache_lock:
+            vector = self._queries.get(query)
+            if vector is not None:
+                self._queries.move_to_end(query)
+                return vector
+        vector = self.embed([query])[0]
+        vector.setflags(write=False)
+        with self._cache_lock:
+            self._queries[query] = vector
+            while len(self._queries) > self._cached:
+                self._queries.popitem(last=False)
+        return vector
 
 
 def to_blob(vector: np.ndarray) -> bytes:

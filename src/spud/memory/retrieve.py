@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import text
 
 from spud.memory import pg_search
+from spud.memory.rank import DEFAULT, Candidate, Ranking, rank, terms
 from spud.memory.store import Memory, MemoryStore
 
 CANDIDATES = 50  # per leg
 RRF_K = 60
 RELEVANT_COSINE = 0.3
-STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from had has have how i in is it its me my of on "
-    "or that the their this to was were what when where which who whom whose why will with you "
-    "your".split()
-)
-_WORD = re.compile(r"\w+")
 
 
 @dataclass
@@ -36,12 +30,6 @@ class Hit:
     def relevant(self) -> bool:
         """Close in meaning, or holding most of the query's words."""
         return self.dense >= RELEVANT_COSINE or self.coverage >= 0.5
-
-
-def terms(query: str) -> list[str]:
-    """The query's content words (lower case, no stop words, no duplicates)."""
-    words = [w for w in _WORD.findall(query.lower()) if w not in STOPWORDS]
-    return list(dict.fromkeys(words))
 
 
 def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: int) -> list[int]:
@@ -65,22 +53,8 @@ def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: in
 def dense(
     store: MemoryStore, user_id: str, org_id: str, query_vector: np.ndarray, limit: int
 ) -> list[tuple[int, float]]:
-    """(memory id, cosine) of the nearest current memories."""
-    index = store.vectors(user_id, org_id)
-    if not len(index.ids):
-        return []
-    scores = index.matrix @ query_vector
-    top = np.argpartition(-scores, min(limit, len(scores)) - 1)[:limit]
-    top = top[np.argsort(-scores[top])]
-    return [(int(index.ids[i]), float(scores[i])) for i in top]
-
-
-def coverage(words: list[str], memory_text: str) -> float:
-    """The share of the query's content words that the memory contains."""
-    if not words:
-        return 0.0
-    have = set(_WORD.findall(memory_text.lower()))
-    return sum(1 for w in words if w in have) / len(words)
+    """(memory id, cosine) of the nearest current memories, from the store's vector index."""
+    return store.index.search(user_id, org_id, query_vector, limit)
 
 
 def recall(
@@ -91,47 +65,40 @@ def recall(
     k: int = 5,
     kinds: set[str] | None = None,
     query_vector: np.ndarray | None = None,
+    ranking: Ranking = DEFAULT,
 ) -> list[Hit]:
     """The k most relevant current memories of this user in this org.
 
-    Both legs are fused with reciprocal rank fusion; the fused candidates are re-ranked by
-    cosine similarity plus the share of query words they contain (exact names and numbers
-    matter more than a dense vector shows).
+    Both legs are fused with reciprocal rank fusion; the best fused candidates are re-ranked
+    (rank.py) by cosine similarity, the query's words, rare words and names they hold, and
+    with fewer hits from one source, so that near-copies on one topic do not fill the list.
     """
     if not query.strip():
         return []
-    qvec = store.embedder.embed([query])[0] if query_vector is None else query_vector
+    qvec = store.embedder.embed_query(query) if query_vector is None else query_vector
     lex = lexical(store, user_id, org_id, query, CANDIDATES)
     near = dense(store, user_id, org_id, qvec, CANDIDATES)
     fused: dict[int, float] = {}
-    for rank, mid in enumerate(lex):
-        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank + 1)
-    for rank, (mid, _) in enumerate(near):
-        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank + 1)
-    pool = sorted(fused, key=fused.__getitem__, reverse=True)[: max(4 * k, 20)]
+    for rank_, mid in enumerate(lex):
+        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank_ + 1)
+    for rank_, (mid, _) in enumerate(near):
+        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank_ + 1)
+    pool = sorted(fused, key=fused.__getitem__, reverse=True)[: max(4 * k, ranking.pool)]
     memories = store.get_many(pool)
     cosines = dict(near)
-    words = terms(query)
+    missing = [mid for mid in pool if mid not in cosines]  # found by words only
+    if missing:
+        cosines |= store.index.cosines(user_id, org_id, missing, qvec)
+    candidates = [
+        Candidate(mid, m.text, m.source, m.created_at, cosines.get(mid, 0.0), fused[mid])
+        for mid in pool
+        if (m := memories.get(mid)) is not None and not (kinds and m.kind not in kinds)
+    ]
     lex_rank = {mid: r for r, mid in enumerate(lex)}
-    hits = []
-    for mid in pool:
-        memory = memories.get(mid)
-        if memory is None or (kinds and memory.kind not in kinds):
-            continue
-        cos = cosines.get(mid)
-        if cos is None:  # found by words only: score its vector too
-            cos = _cosine(store, memory, qvec)
-        share = coverage(words, memory.text)
-        score = cos + 0.5 * share + 10 * fused[mid]
-        hits.append(Hit(memory, score, cos, lex_rank.get(mid), share))
-    hits.sort(key=lambda h: h.score, reverse=True)
-    return hits[:k]
-
-
-def _cosine(store: MemoryStore, memory: Memory, qvec: np.ndarray) -> float:
-    index = store.vectors(memory.user_id, memory.org_id)
-    where = np.flatnonzero(index.ids == memory.id)
-    return float(index.matrix[where[0]] @ qvec) if len(where) else 0.0
+    return [
+        Hit(memories[c.id], score, c.cosine, lex_rank.get(c.id), share)
+        for c, score, share in rank(query, candidates, k, ranking)
+    ]
 
 
 def estimate_tokens(text_: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,8 +14,9 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func, select, text, update
 
 from spud.core.errors import SpudError
-from spud.memory.embed import Embedder, from_blobs, to_blob
+from spud.memory.embed import Embedder, to_blob
 from spud.memory.tables import KINDS, DocumentRow, MemoryRow
+from spud.memory.vectors import VectorIndex, open_index
 from spud.store.models import utcnow
 from spud.store.sql import SqlStore
 
@@ -99,25 +99,17 @@ def _owner(user_id: str, org_id: str) -> tuple[str, str]:
     return user_id, org_id
 
 
-class VectorIndex:
-    """The current memories' vectors of one owner, in memory; reloaded when the table changes."""
-
-    def __init__(self) -> None:
-        self.signature: tuple[Any, ...] = ()
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.matrix = np.zeros((0, 384), dtype=np.float32)
-
-
 class MemoryStore:
     """Memories in the Spud database, per user and organisation, never mixed."""
 
-    def __init__(self, store: SqlStore, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, store: SqlStore, embedder: Embedder | None = None, index: VectorIndex | None = None
+    ) -> None:
         self.sql = store
         self.embedder = embedder or Embedder()
         self.session = store._session
         self.lexical = store.is_sqlite  # FTS5 on SQLite; other databases recall by vectors
-        self._indexes: dict[tuple[str, str], VectorIndex] = {}
-        self._lock = threading.Lock()
+        self.index: VectorIndex = index or open_index(store, self.embedder.threads)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -235,7 +227,8 @@ class MemoryStore:
         """Delete a memory and the history it superseded: rows, vectors and text index.
 
         On SQLite the freed pages are zeroed, the text index is merged and the write-ahead
-        log is checkpointed, so the words are gone from the files too, not just unlinked.
+        log is checkpointed, so the words are gone from the files too, not just unlinked;
+        the vector index overwrites their vectors and rewrites its files that held them.
         """
         self._row(user_id, org_id, memory_id)
         gone = [memory_id]
@@ -259,6 +252,7 @@ class MemoryStore:
         if self.lexical:
             with self.sql.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.index.forgotten(user_id, org_id, gone)
         return gone
 
     # -- reading --------------------------------------------------------------------------
@@ -324,31 +318,6 @@ class MemoryStore:
                     MemoryRow.superseded_by.is_(None),
                 )
             )
-
-    def vectors(self, user_id: str, org_id: str) -> VectorIndex:
-        """The owner's current vectors; reloaded only when a memory was added/changed/removed."""
-        current = (
-            MemoryRow.user_id == user_id,
-            MemoryRow.org_id == org_id,
-            MemoryRow.superseded_by.is_(None),
-        )
-        with self.session() as db:
-            signature = tuple(
-                db.execute(
-                    select(
-                        func.count(), func.max(MemoryRow.id), func.max(MemoryRow.updated_at)
-                    ).where(*current)
-                ).one()
-            )
-            with self._lock:
-                index = self._indexes.setdefault((user_id, org_id), VectorIndex())
-                if index.signature != signature:
-                    rows = db.execute(select(MemoryRow.id, MemoryRow.vector).where(*current)).all()
-                    rows = [r for r in rows if r.vector]
-                    index.ids = np.array([r.id for r in rows], dtype=np.int64)
-                    index.matrix = from_blobs([r.vector for r in rows])
-                    index.signature = signature
-                return index
 
     # -- documents ------------------------------------------------------------------------
 
