@@ -141,7 +141,8 @@ def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace:
     calls = [c.name for m in messages if m.role == "assistant" for c in m.tool_calls]
     assert calls == ["write_file", "write_file", "finish"]
     repair = model.prompts[1][-1].content
-    assert "test_cart" in repair and "NotImplementedError" in repair  # what still fails
+    assert "Fix the first one" in repair and "- test_cart" in repair  # what still fails
+    assert 'c.add("a")' in repair and "NotImplementedError" in repair  # its code and failure
     assert "shop.py" in model.prompts[0][1].content and "test_total" in model.prompts[0][1].content
     assert result.prompt_tokens == 200  # both drafts are counted
     shop = (workspace / "shop.py").read_text()

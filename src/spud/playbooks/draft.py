@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,12 @@ REPAIR = (
     "After that change the tests say:\n{detail}\n\nSay in one or two sentences why they still "
     "fail, then reply with the corrected definitions in one ```python block."
 )
+FOCUS = (
+    "After that change these tests fail:\n{failed}\n\nFix the first one. Its code:\n```python\n"
+    "{source}```\nIts failure:\n{failure}\n\nSay in one or two sentences why {name} fails, then "
+    "reply with the corrected definitions in one ```python block."
+)
+FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(?:\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
 SAME = "That code is what the file already holds: it changed nothing. Look again. "
 SAME_SCRIPT = "That script was tried before, with the same outcome. "
 REDRAFT_TEMPERATURE = 0.7
@@ -56,6 +62,7 @@ class CodeDraft:
     shown: str  # the files and the tests' output, as the draft prompt shows them
     verifier: Verifier
     report: Callable[[], tuple[bool, str]]  # the tests run now: passed, and their output
+    tests: list[str] = field(default_factory=list)  # the test files (to show a failing test)
     rounds: int = 3
     max_tokens: int = 2048
 
@@ -88,7 +95,30 @@ class CodeDraft:
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
                 return
             same = "" if changed else SAME
-            chat.append(Message(role="user", content=same + REPAIR.format(detail=detail)))
+            chat.append(Message(role="user", content=same + self.repair(detail)))
+
+    def repair(self, output: str) -> str:
+        """What to fix next: the first failing test with its code and failure, or the output."""
+        failed = FAILED_LINE.findall(output)
+        source = self._test_source(failed[0][0]) if failed else ""
+        if not source:
+            return REPAIR.format(detail=output)
+        name = failed[0][0]
+        listed = "\n".join(f"- {n}: {why}" if why else f"- {n}" for n, why in failed[:12])
+        return FOCUS.format(failed=listed, source=source, failure=_section(output, name), name=name)
+
+    def _test_source(self, name: str) -> str:
+        for rel in self.tests:
+            try:
+                text = (self.workspace / rel).read_text(encoding="utf-8")
+                tree = ast.parse(text)
+            except (OSError, UnicodeDecodeError, SyntaxError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef) and node.name == name:
+                    lines = text.splitlines(keepends=True)
+                    return "".join(lines[node.lineno - 1 : node.end_lineno])
+        return ""
 
     def merged(self, reply: str) -> tuple[dict[str, str], str]:
         """The files a reply's code blocks make, by name, or why there are none."""
@@ -124,9 +154,19 @@ class CodeDraft:
 def _usage(*replies: ModelReply) -> dict[str, Any]:
     total = Usage()
     for r in replies:
-        for field in ("prompt_tokens", "completion_tokens", "cost_usd", "seconds"):
-            setattr(total, field, getattr(total, field) + getattr(r.usage, field))
+        for name in ("prompt_tokens", "completion_tokens", "cost_usd", "seconds"):
+            setattr(total, name, getattr(total, name) + getattr(r.usage, name))
     return total.model_dump()
+
+
+def _section(output: str, name: str, limit: int = 1500) -> str:
+    """pytest's traceback section for one test (its `___ name ___` header to the next)."""
+    header = re.search(rf"^_{{3,}} (?:\w+\.)?{name}(?:\[[^\]]*\])? _{{3,}}$", output, re.MULTILINE)
+    if header is None:
+        return "(see the list above)"
+    rest = output[header.end() :]
+    end = re.search(r"^(?:_{3,} |={3,})", rest, re.MULTILINE)
+    return rest[: end.start() if end else limit].strip()[-limit:]
 
 
 def _definitions(reply: str) -> tuple[list[str], str]:
