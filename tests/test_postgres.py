@@ -6,22 +6,27 @@ import random
 import socket
 import subprocess
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pg_server import PostgresServer
-from sqlalchemy import inspect, text
+from server_fixtures import replay_file
+from sqlalchemy import func, inspect, select, text
 
+from spud.config import Settings
 from spud.core.messages import Message
 from spud.memory import retrieve
 from spud.memory.embed import Embedder
 from spud.memory.store import MemoryStore, NewMemory
-from spud.service.claims import TaskClaims, gone, worker_id
+from spud.service.claims import ACTIVE, TaskClaims, gone, worker_id
+from spud.service.hub import Services
 from spud.service.tables import OrgRow, TaskRow, UserRow
-from spud.store.models import Base
+from spud.store.models import Base, SessionRow
 from spud.store.sql import SqlStore, alembic_config
 
 
@@ -209,3 +214,67 @@ def test_memory_recall_uses_postgresql_full_text_search(
         assert "pgvector" in caplog.text
         hits = retrieve.recall(memories, "u", "o", "Who approves invoices?", k=1)
         assert [h.memory.id for h in hits] == [kept.id] and hits[0].lexical_rank == 0
+
+
+def test_two_servers_resuming_the_same_tasks_run_each_once(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    db_url = postgres.create_database(postgres.template)
+    model = replay_file(
+        tmp_path / "model.json",
+        [
+            {"calls": [{"name": "bash", "arguments": {"command": "echo ran >> log.txt"}}]},
+            {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+        ],
+    )
+    settings = Settings(home=tmp_path / "home", model=model, db_url=db_url)
+    servers = [Services(settings, workers=3) for _ in range(2)]
+    try:
+        who = servers[0].users.add_user("ann", "password-123", "acme", "member")
+        folders, rows = [], []
+        for i in range(6):  # stored but not started, as after a restart
+            folder, pin = servers[0].workspaces.pin(who.org_id, f"w{i}")
+            folders.append(folder)
+            rows.append(
+                TaskRow(
+                    org_id=who.org_id,
+                    user_id=who.user_id,
+                    prompt="log that you ran",
+                    workspace=str(folder),
+                    workspace_pin=pin,
+                    model=model,
+                    policy=servers[0].sessions.default_policy().model_dump_json(),
+                    tools='{"sets": [], "auto_approve": true, "max_steps": null}',
+                )
+            )
+        with servers[0].tasks._db.begin() as db:
+            db.add_all(rows)
+        start = threading.Barrier(2)
+
+        def resume(services: Services) -> None:
+            start.wait()
+            services.tasks.resume_unfinished()
+
+        threads = [threading.Thread(target=resume, args=(s,)) for s in servers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        busy = TaskRow.status.in_(ACTIVE) | TaskRow.worker.is_not(None)  # running or claimed
+        deadline = time.monotonic() + 300
+        while True:
+            with servers[0].tasks._db() as db:
+                if db.scalar(select(func.count()).where(busy)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the tasks did not finish"
+            time.sleep(0.05)
+        ended = Counter(e.target for e in servers[0].audit.entries(who.org_id))
+        assert [ended[r.id] for r in rows] == [1] * 6  # each recorded its end once
+        assert all(
+            not (f / "log.txt").exists() or (f / "log.txt").read_text() == "ran\n" for f in folders
+        )
+        with servers[0].tasks._db() as db:
+            assert db.scalar(select(func.count()).select_from(SessionRow)) == 6
+    finally:
+        for services in servers:
+            services.close()

@@ -12,6 +12,8 @@ from sqlalchemy.orm import sessionmaker
 
 from spud.service.tables import TaskRow
 
+ACTIVE = ("queued", "running", "waiting")  # a task in one of these is not finished
+
 
 def _started(pid: int) -> str:
     """When a process started (clock ticks since boot), '' if there is no such process."""
@@ -55,18 +57,18 @@ class TaskClaims:
         self._db = sessionmaker(engine)
 
     def claim(self, task_id: str) -> bool:
-        """Take the task for this worker; False if another worker holds it (or is claiming it)."""
+        """Take an unfinished task for this worker; False if it is finished, or another worker
+        holds it (or is claiming it)."""
+        unfinished = (TaskRow.id == task_id, TaskRow.status.in_(ACTIVE))
         with self._db.begin() as db:
             if self.postgres:
                 locked = db.execute(
-                    select(TaskRow.worker)
-                    .where(TaskRow.id == task_id)
-                    .with_for_update(skip_locked=True)
+                    select(TaskRow.worker).where(*unfinished).with_for_update(skip_locked=True)
                 ).first()
                 if locked is None or locked.worker not in (None, self.worker):
                     return False
             free = TaskRow.worker.is_(None) | (TaskRow.worker == self.worker)
-            change = update(TaskRow).where(TaskRow.id == task_id, free).values(worker=self.worker)
+            change = update(TaskRow).where(*unfinished, free).values(worker=self.worker)
             return db.execute(change).rowcount == 1
 
     def release(self, task_id: str) -> None:
@@ -80,11 +82,12 @@ class TaskClaims:
 
     def release_dead(self) -> list[str]:
         """Free the claims of workers known dead (see gone); returns those workers."""
-        with self._db.begin() as db:
+        with self._db() as db:  # read, then write apart: SQLite refuses a read turned write
             holders = db.scalars(
                 select(TaskRow.worker).where(TaskRow.worker.is_not(None)).distinct()
             )
             dead = sorted(w for w in holders if w != self.worker and gone(w))
-            if dead:
+        if dead:
+            with self._db.begin() as db:
                 db.execute(update(TaskRow).where(TaskRow.worker.in_(dead)).values(worker=None))
         return dead

@@ -20,7 +20,7 @@ from spud.core.errors import ConfigError, ModelNotFound, SpudError
 from spud.core.messages import Message, ToolCall
 from spud.sandbox.policy import Policy
 from spud.service.audit import AuditLog
-from spud.service.claims import TaskClaims
+from spud.service.claims import ACTIVE, TaskClaims
 from spud.service.errors import Conflict, Forbidden, NotFound
 from spud.service.modelpool import CancellableModel, Cancelled, ModelPool
 from spud.service.owned import OwnedSessions
@@ -31,7 +31,6 @@ from spud.service.workspaces import PinnedWorkspace, Workspaces
 from spud.store.models import utcnow
 
 log = logging.getLogger(__name__)
-ACTIVE = ("queued", "running", "waiting")
 
 
 class TaskSpec(BaseModel):
