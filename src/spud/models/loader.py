@@ -37,7 +37,7 @@ def load_model(name: str, settings: Settings, progress: Progress | None = None) 
         spec = REGISTRY[name]
         path = pull(spec, settings.model_cache, progress)
         window = min(settings.context_window, spec.context_window)
-        return _local(path, name, window, settings, out)
+        return _local(path, name, window, settings, out, spec.drafts)
     if name.endswith(".gguf"):
         path = Path(name).expanduser()
         if not path.is_file():
@@ -50,7 +50,9 @@ def load_model(name: str, settings: Settings, progress: Progress | None = None) 
     )
 
 
-def _local(path: Path, name: str, window: int, settings: Settings, out: int) -> Model:
+def _local(
+    path: Path, name: str, window: int, settings: Settings, out: int, drafts: bool = True
+) -> Model:
     from spud.models.local import LocalModel
 
     try:
@@ -62,6 +64,7 @@ def _local(path: Path, name: str, window: int, settings: Settings, out: int) -> 
             temperature=settings.temperature,
             max_output_tokens=out,
             max_calls=settings.max_calls_per_reply,
+            drafts=drafts,
         )
     except ValueError as exc:  # llama.cpp could not read the file
         raise ModelNotFound(f"cannot load model file {path}: {exc}") from None

