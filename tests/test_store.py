@@ -30,11 +30,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path):
-    with SqlStore(f"sqlite:///{db_path}") as store:
+def store(db_url: str, db_path: Path):
+    """A store in db_path, or in a fresh PostgreSQL database for tests marked `databases`."""
+    with SqlStore(db_url if db_url.startswith("postgresql") else f"sqlite:///{db_path}") as store:
         yield store
 
 
+@pytest.mark.databases
 def test_is_a_store(store: SqlStore) -> None:
     assert isinstance(store, Store)
 
@@ -53,6 +55,7 @@ def test_creates_parent_directory_and_session(store: SqlStore, db_path: Path) ->
     assert info.created_at.tzinfo is not None and info.created_at.utcoffset().total_seconds() == 0
 
 
+@pytest.mark.databases
 def test_messages_round_trip_in_order(store: SqlStore) -> None:
     sid = store.create_session("task", "/w", "m")
     call = ToolCall(name="write_file", arguments={"path": "a.txt", "lines": [1, 2], "x": None})
@@ -68,6 +71,7 @@ def test_messages_round_trip_in_order(store: SqlStore) -> None:
     assert got[2].tool_calls[0].arguments == call.arguments and got[2].kind == "step"
 
 
+@pytest.mark.databases
 def test_sessions_do_not_share_messages(store: SqlStore) -> None:
     a = store.create_session("a", "/w", "m")
     b = store.create_session("b", "/w", "m")
@@ -79,12 +83,14 @@ def test_sessions_do_not_share_messages(store: SqlStore) -> None:
     assert store.messages(store.create_session("c", "/w", "m")) == []
 
 
+@pytest.mark.databases
 def test_list_sessions_newest_first(store: SqlStore) -> None:
     ids = [store.create_session(f"task {i}", "/w", "m") for i in range(4)]
     assert [s.id for s in store.list_sessions()] == ids[::-1]
     assert [s.id for s in store.list_sessions(limit=2)] == ids[:1:-1]
 
 
+@pytest.mark.databases
 def test_update_session(store: SqlStore) -> None:
     sid = store.create_session("task", "/w", "m")
     before = store.get_session(sid)
@@ -99,6 +105,7 @@ def test_update_session(store: SqlStore) -> None:
     assert after.updated_at > before.updated_at and after.created_at == before.created_at
 
 
+@pytest.mark.databases
 def test_update_session_rejects_unknown_fields(store: SqlStore) -> None:
     sid = store.create_session("task", "/w", "m")
     with pytest.raises(ValueError, match="task"):
@@ -108,6 +115,7 @@ def test_update_session_rejects_unknown_fields(store: SqlStore) -> None:
     assert store.get_session(sid).status == "running"
 
 
+@pytest.mark.databases
 def test_unknown_session_is_a_clear_error(store: SqlStore) -> None:
     with pytest.raises(SpudError, match="no session 'nope'"):
         store.get_session("nope")
@@ -119,6 +127,7 @@ def test_unknown_session_is_a_clear_error(store: SqlStore) -> None:
         store.update_session("nope", status="done")
 
 
+@pytest.mark.databases
 def test_short_id_prefix(store: SqlStore) -> None:
     ids = [store.create_session(f"t{i}", "/w", "m") for i in range(20)]
     sid = ids[0]
