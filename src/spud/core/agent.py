@@ -9,7 +9,7 @@ from typing import Any
 from spud.core import guards
 from spud.core.context import cut_output, fit_context
 from spud.core.errors import CheckFailed, Finished, FormatError, FormatErrors, Repetition, RunEnded
-from spud.core.messages import Message, ToolCall, ToolResult, untrusted_context
+from spud.core.messages import Message, ToolCall, ToolResult, Trajectory, untrusted_context
 from spud.core.protocols import (
     Approver,
     Model,
@@ -111,7 +111,7 @@ class Agent:
         On a text model, the opening (a playbook's first steps) acts through the loop before
         the model's own turn, on a turn where nothing has been done yet.
         """
-        messages = self.store.messages(session_id)
+        messages = Trajectory(self.store.messages(session_id))  # keeps up as it grows
         started = time.monotonic()
         result = RunResult(session_id=session_id, status="running")
         result.count(messages)
@@ -186,7 +186,7 @@ class Agent:
         Calls that already have a result (run before a crash) are never run again; a stored
         finish ends the run again. The step is complete before the ending is raised.
         """
-        results = {m.tool_call_id: m for m in messages if m.role == "tool"}
+        results = guards.results_by_call(messages)
         ending: RunEnded | None = None
         blocked = False
         for call in calls:

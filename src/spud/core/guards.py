@@ -6,7 +6,7 @@ import hashlib
 import re
 
 from spud.core.errors import Finished, NoAction, RunEnded
-from spud.core.messages import WORKSPACE_ORIGIN, Message, ToolCall, ToolResult
+from spud.core.messages import WORKSPACE_ORIGIN, Message, ToolCall, ToolResult, Trajectory
 from spud.core.protocols import CheckResult
 
 REPEAT_WARN, REPEAT_STOP = 2, 3
@@ -19,10 +19,12 @@ def digest(text: str) -> str:
 
 def last_user_turn(messages: list[Message]) -> int:
     """Index of the latest user message that is a real turn (not a format-error note)."""
-    for i in range(len(messages) - 1, -1, -1):
-        if messages[i].role == "user" and messages[i].kind != "format_error":
-            return i
-    return 0
+    return Trajectory.of(messages).last_user_turn
+
+
+def results_by_call(messages: list[Message]) -> dict[str | None, Message]:
+    """The tool result of each call id (a new dict)."""
+    return Trajectory.of(messages).results()
 
 
 def acted(messages: list[Message]) -> bool:
@@ -49,21 +51,7 @@ def format_error_streak(messages: list[Message]) -> int:
 
 def repeats(messages: list[Message], call: ToolCall, result_hash: str) -> int:
     """How many times this call has now given this result (1 = first time)."""
-    same_result = [
-        m for m in messages if m.role == "tool" and m.meta.get("result_hash") == result_hash
-    ]
-    if not same_result:  # the usual case: no call signature needs to be written out
-        return 1
-    sig = call.signature()
-    calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
-    earlier = (calls.get(m.tool_call_id or "") for m in same_result)
-    return 1 + sum(
-        1
-        for c in earlier
-        if c is not None  # equal arguments first: cheaper than writing out the signature
-        and c.arguments == call.arguments
-        and c.signature() == sig
-    )
+    return Trajectory.of(messages).repeats(call, result_hash)
 
 
 def no_action() -> NoAction:

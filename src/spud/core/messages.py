@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -54,13 +55,83 @@ WORKSPACE_ORIGIN = "workspace"
 def untrusted_context(messages: list[Message]) -> bool | str:
     """What untrusted content a trajectory holds, for the approver: True when content from
     outside the workspace is there, "workspace" when only the workspace's own is, else False."""
-    level: bool | str = False
-    for m in messages:
-        if m.untrusted:
-            if m.meta.get("origin") != WORKSPACE_ORIGIN:
-                return True
-            level = WORKSPACE_ORIGIN
-    return level
+    return Trajectory.of(messages).untrusted
+
+
+class Trajectory(list[Message]):
+    """A run's message list that keeps up, as it grows, what every step asks of it.
+
+    The latest user turn, each call's result, the untrusted content and the repeated calls
+    are brought up to date from the messages appended since the last question, so a step
+    costs the same at step 200 as at step 2. A list changed otherwise is read again.
+    """
+
+    def __init__(self, messages: Iterable[Message] = ()) -> None:
+        super().__init__(messages)
+        self._forget()
+
+    @classmethod
+    def of(cls, messages: list[Message]) -> Trajectory:
+        """messages itself, up to date, if it is a Trajectory; else one read from it."""
+        if isinstance(messages, Trajectory):
+            messages._catch_up()
+            return messages
+        trajectory = cls(messages)
+        trajectory._catch_up()
+        return trajectory
+
+    @property
+    def last_user_turn(self) -> int:
+        """Index of the latest user message that is a real turn (not a format-error note)."""
+        return self._last_user
+
+    @property
+    def untrusted(self) -> bool | str:
+        return self._untrusted
+
+    def results(self) -> dict[str | None, Message]:
+        """The latest tool result for each call id (a copy)."""
+        return dict(self._results)
+
+    def repeats(self, call: ToolCall, result_hash: str) -> int:
+        """How many times this call has now given this result (1 = first time)."""
+        for earlier_hash, earlier in self._unsigned:  # signatures are written out when asked
+            key = (earlier_hash, earlier.signature())
+            self._repeats[key] = self._repeats.get(key, 0) + 1
+        self._unsigned.clear()
+        return self._repeats.get((result_hash, call.signature()), 0) + 1
+
+    def _forget(self) -> None:
+        self._seen, self._last = 0, None
+        self._last_user = 0
+        self._results: dict[str | None, Message] = {}
+        self._calls: dict[str, ToolCall] = {}
+        self._untrusted: bool | str = False
+        self._repeats: dict[tuple[str, str], int] = {}  # (result hash, call signature)
+        self._unsigned: list[tuple[str, ToolCall]] = []  # results not in _repeats yet
+
+    def _catch_up(self) -> None:
+        seen = self._seen
+        if len(self) < seen or (seen and self[seen - 1] is not self._last):
+            self._forget()
+            seen = 0
+        for i in range(seen, len(self)):
+            self._note(i, self[i])
+        self._seen, self._last = len(self), self[-1] if self else None
+
+    def _note(self, i: int, m: Message) -> None:
+        if m.role == "user" and m.kind != "format_error":
+            self._last_user = i
+        elif m.role == "assistant":
+            self._calls.update((c.id, c) for c in m.tool_calls)
+        elif m.role == "tool":
+            self._results[m.tool_call_id] = m
+            call = self._calls.get(m.tool_call_id or "")
+            result_hash = m.meta.get("result_hash")
+            if call is not None and result_hash is not None:
+                self._unsigned.append((result_hash, call))
+        if m.untrusted and self._untrusted is not True:
+            self._untrusted = m.meta.get("origin") != WORKSPACE_ORIGIN or WORKSPACE_ORIGIN
 
 
 class ToolResult(BaseModel):

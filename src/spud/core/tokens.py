@@ -47,14 +47,14 @@ class PromptTokens:
     def _continues(self, messages: list[Message], specs: list[ToolSpec]) -> bool:
         seen = self._seen
         return (
-            specs is self._specs
+            specs == self._specs
             and len(messages) >= seen
             and (seen == 0 or messages[seen - 1] is self._last)
         )
 
     def _exact(self, messages: list[Message], specs: list[ToolSpec]) -> None:
-        if specs is not self._specs:
-            self._specs, self._empty = specs, self.model.count_tokens([], [])
+        if specs != self._specs:
+            self._specs, self._empty = list(specs), self.model.count_tokens([], [])
         self._tokens = self.model.count_tokens(messages, specs)
         self._seen, self._last = len(messages), messages[-1] if messages else None
         self._estimated = 0
