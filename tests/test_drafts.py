@@ -171,16 +171,16 @@ def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, st
         "def total(items):\n    return sum(items)",
     )
     replies = [
-        *[{"answer": "(a draft step)"}] * 3,  # the replay answers by step: drafts are 1-3
+        *[{"answer": "(a draft step)"}] * 4,  # the replay answers by step: drafts are 1-4
         {"calls": [{"name": "write_file", "arguments": {"path": "shop.py", "content": fixed}}]},
         {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
     ]
-    model = Drafter([GOOD_TOTAL, GOOD_TOTAL, GOOD_TOTAL], replies)
+    model = Drafter([GOOD_TOTAL] * 4, replies)
     result, messages = draft_run(workspace, store, model)
     assert result.status == "finished"
     drafts = [m for m in messages if m.meta.get("kind") == "draft"]
-    assert len(drafts) == 3
-    assert len(model.prompts) == 3  # three rounds, then the model's own turn
+    assert len(drafts) == 4  # one that fixed a test, then three that fixed nothing more
+    assert len(model.prompts) == 4  # then the model's own turn
 
 
 def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, store):

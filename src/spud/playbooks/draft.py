@@ -63,7 +63,8 @@ class CodeDraft:
     verifier: Verifier
     report: Callable[[], tuple[bool, str]]  # the tests run now: passed, and their output
     tests: list[str] = field(default_factory=list)  # the test files (to show a failing test)
-    rounds: int = 3
+    rounds: int = 3  # rounds without fewer failing tests before the loop takes over
+    max_rounds: int = 8
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
@@ -72,7 +73,11 @@ class CodeDraft:
         chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []  # replies without usable code: counted with the next write
         temperature = None  # the model's own; after a draft that changed nothing, more varied
-        for _ in range(self.rounds):
+        best, stalled = None, 0  # fewest failing tests so far; rounds since they last fell
+        for _ in range(self.max_rounds):
+            if stalled >= self.rounds:
+                return
+            stalled += 1
             reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
@@ -94,6 +99,9 @@ class CodeDraft:
                 summary = f"{_said(text)} (changed {', '.join(writes)})"
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
                 return
+            failing = len(FAILED_LINE.findall(detail)) or None
+            if failing is not None and (best is None or failing < best):
+                best, stalled = failing, 0  # progress: the drafts go on
             same = "" if changed else SAME
             chat.append(Message(role="user", content=same + self.repair(detail)))
 
