@@ -171,7 +171,7 @@ def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, st
         "def total(items):\n    return sum(items)",
     )
     replies = [
-        *[{"answer": "(a draft step)"}] * 4,  # the replay answers by step: drafts are 1-4
+        {"answer": "(the draft's step)"},  # the replay answers by step: the one draft is 1
         {"calls": [{"name": "write_file", "arguments": {"path": "shop.py", "content": fixed}}]},
         {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
     ]
@@ -179,8 +179,9 @@ def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, st
     result, messages = draft_run(workspace, store, model)
     assert result.status == "finished"
     drafts = [m for m in messages if m.meta.get("kind") == "draft"]
-    assert len(drafts) == 4  # one that fixed a test, then three that fixed nothing more
+    assert len(drafts) == 1  # one that fixed a test; three that changed nothing are not run
     assert len(model.prompts) == 4  # then the model's own turn
+    assert "it changed nothing" in model.prompts[2][-1].content
 
 
 def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, store):

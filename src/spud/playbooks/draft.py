@@ -74,6 +74,7 @@ class CodeDraft:
         unused: list[ModelReply] = []  # replies without usable code: counted with the next write
         temperature = None  # the model's own; after a draft that changed nothing, more varied
         best, stalled = None, 0  # fewest failing tests so far; rounds since they last fell
+        detail = ""  # the tests' output after the last draft
         for _ in range(self.max_rounds):
             if stalled >= self.rounds:
                 return
@@ -82,18 +83,19 @@ class CodeDraft:
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
             writes, problem = self.merged(text)
-            if problem:
-                chat.append(Message(role="user", content=problem))
+            writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
+            if problem or not writes:  # nothing to run: asked again, more varied if a repeat
+                temperature = None if problem else REDRAFT_TEMPERATURE
+                again = problem or SAME + (self.repair(detail) if detail else "")
+                chat.append(Message(role="user", content=again))
                 unused.append(reply)
                 continue
             meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": _usage(*unused, reply)}
-            unused = []
-            changed = False
+            unused, temperature = [], None
             for path, content in writes.items():
                 call = ToolCall(name="write_file", arguments={"path": path, "content": content})
-                changed |= bool(act(call, meta).meta.get("diff"))
+                act(call, meta)
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first write
-            temperature = None if changed else REDRAFT_TEMPERATURE
             passed, detail = self.report()
             if passed and all(c.passed for c in self.verifier.check()):
                 summary = f"{_said(text)} (changed {', '.join(writes)})"
@@ -102,8 +104,7 @@ class CodeDraft:
             failing = len(FAILED_LINE.findall(detail)) or None
             if failing is not None and (best is None or failing < best):
                 best, stalled = failing, 0  # progress: the drafts go on
-            same = "" if changed else SAME
-            chat.append(Message(role="user", content=same + self.repair(detail)))
+            chat.append(Message(role="user", content=self.repair(detail)))
 
     def repair(self, output: str) -> str:
         """What to fix next: the first failing test with its code and failure, or the output."""
@@ -114,6 +115,12 @@ class CodeDraft:
         name = failed[0][0]
         listed = "\n".join(f"- {n}: {why}" if why else f"- {n}" for n, why in failed[:12])
         return FOCUS.format(failed=listed, source=source, failure=_section(output, name), name=name)
+
+    def _text(self, path: str) -> str | None:
+        try:
+            return (self.workspace / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def _test_source(self, name: str) -> str:
         for rel in self.tests:
