@@ -287,3 +287,17 @@ def test_a_model_set_not_to_draft_acts_by_tool_calls_only(workspace: Path, store
     model.drafts = False  # e.g. the spud-nodraft harness
     result, messages = draft_run(workspace, store, model, max_steps=1)
     assert not model.prompts and not [m for m in messages if m.meta.get("kind") == "draft"]
+
+
+def test_the_servers_shared_model_drafts_when_its_inner_model_does():
+    import threading
+
+    from spud.core.protocols import TextModel
+    from spud.service.modelpool import Cancelled, CancellableModel, SerializedModel
+
+    shared = SerializedModel(Drafter([GOOD_TOTAL]), threading.Lock())
+    assert isinstance(shared, TextModel) and shared.drafts
+    assert "sum(items)" in shared.chat([Message(role="user", content="go")]).message.content
+    assert not SerializedModel(ReplayModel([]), None).drafts
+    with pytest.raises(Cancelled):
+        CancellableModel(shared, stop=lambda: True).chat([Message(role="user", content="go")])

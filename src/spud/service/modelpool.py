@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 
 from spud.config import Settings
 from spud.core.messages import Message, ModelReply
-from spud.core.protocols import Model, ToolSpec
+from spud.core.protocols import Model, TextModel, ToolSpec
 from spud.models.loader import load_model
 from spud.models.registry import REGISTRY, model_path
 
@@ -43,6 +44,19 @@ class SerializedModel:
         with self.lock:
             return self.inner.count_tokens(messages, tools)
 
+    @property
+    def drafts(self) -> bool:
+        """Playbooks draft in plain text only when the inner model can and should."""
+        return isinstance(self.inner, TextModel) and self.inner.drafts
+
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        if not isinstance(self.inner, TextModel):
+            raise TypeError(f"{self.name} does not reply in plain text")
+        with self.lock or contextlib.nullcontext():
+            return self.inner.chat(messages, max_tokens, temperature)
+
 
 class CancellableModel:
     """One task's view of a shared model: raises Cancelled before a step once `stop()` is true."""
@@ -62,6 +76,19 @@ class CancellableModel:
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
         return self.inner.count_tokens(messages, tools)
+
+    @property
+    def drafts(self) -> bool:
+        return isinstance(self.inner, TextModel) and self.inner.drafts
+
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        if self.stop():
+            raise Cancelled()
+        if not isinstance(self.inner, TextModel):
+            raise TypeError(f"{self.name} does not reply in plain text")
+        return self.inner.chat(messages, max_tokens, temperature)
 
 
 class ModelPool:
