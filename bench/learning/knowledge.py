@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import platform
 import sqlite3
@@ -20,8 +21,8 @@ from spud.config import Settings
 from spud.memory import generate
 from spud.memory.embed import Embedder
 from spud.memory.learn import learn_text
-from spud.memory.rank import DEFAULT, SIMILARITY, Ranking
-from spud.memory.retrieve import passage_block, recall
+from spud.memory.rank import DEFAULT, SIMILARITY, Ranking, rank
+from spud.memory.retrieve import candidates, passage_block, recall
 from spud.memory.score import exact_match, f1
 from spud.memory.sleep import Sleeper
 from spud.memory.store import MemoryStore
@@ -77,7 +78,10 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, home: Path) -> None:
         settings = Settings(home=home, context_window=4096, threads=args.threads)
-        self.model = load_model(args.model, settings)
+        self.sleeps = not args.no_sleep
+        self.answers = not args.no_answers
+        needed = self.answers or self.sleeps or not args.no_bounds
+        self.model = load_model(args.model, settings) if needed else None
         self.completions = None
         if getattr(self.model, "llm", None) is not None:
             path = args.out / "cache" / f"completions-{args.model}.json"
@@ -109,7 +113,7 @@ class Bench:
                 hits = recall(store, USER, ORG, q["question"], self.k, ranking=ranking)
                 context = passage_block(hits, self.budget)
                 found = any(h.memory.source.startswith(q["source"] + "#") for h in hits)
-            reply = generate.answer(self.model, q["question"], context)
+            reply = generate.answer(self.model, q["question"], context) if self.answers else ""
             rows.append(
                 {
                     "question": q["question"],
@@ -132,6 +136,8 @@ class Bench:
     def learn_and_sleep(self, passages: list[dict[str, Any]], self_tests: int) -> dict[str, Any]:
         for p in passages:
             learn_text(self.memories, USER, ORG, p["context"], p["source"], p["title"])
+        if not self.sleeps:
+            return {"seconds": 0.0, "facts": 0, "dropped": 0, "self_tests": 0}
         started = time.perf_counter()
         sleeper = Sleeper(self.memories, self.model, USER, ORG, self_tests=self_tests)
         report = sleeper.run(session_ids=[])
@@ -160,7 +166,8 @@ def snapshots(bench: Bench, data: list, args: argparse.Namespace) -> tuple[list[
     cache (each day's sleep runs on one store with rank.DEFAULT; the rankings compared are
     then applied to the same memories)."""
     first, end = passage_range(args.passages)
-    name = f"{args.model}-{first}-{end}-d{args.days}x{args.per_day}-t{args.self_tests}"
+    slept = f"t{args.self_tests}" if not args.no_sleep else "unslept"
+    name = f"{args.model}-{first}-{end}-d{args.days}x{args.per_day}-{slept}"
     folder = args.out / "cache" / "learning" / name
     days = [folder / f"day-{d}.db" for d in range(1, args.days + 2)]
     reports = folder / "sleeps.json"
@@ -185,6 +192,49 @@ def questions_of(passages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for p in passages
         for q in p["questions"]
     ]
+
+
+GRID = {
+    "rare": (0.0, 0.25, 0.5, 1.0),
+    "names": (0.0, 0.25, 0.5, 1.0),
+    "same_source": (0.0, 0.1, 0.2, 0.4),
+    "recency": (0.0, 0.05, -0.05),
+    "pool": (20, 40),
+}
+
+
+def grid(bench: Bench, tests: list[dict[str, Any]], days: list[Path]) -> list[dict[str, Any]]:
+    """Passage recall (no answers) of every weight combination in GRID on day 1 and the last
+    day; the candidates of each question are gathered once."""
+    gathered = []
+    for path in (days[0], days[-1]):
+        store = SqlStore(f"sqlite:///{path}")
+        memories = MemoryStore(store, bench.embedder)
+        for q in tests:
+            qvec = bench.embedder.embed_query(q["question"])
+            found, rows = candidates(memories, USER, ORG, q["question"], qvec, max(GRID["pool"]))
+            sources = {c.id: rows[c.id].source for c in found}
+            gathered.append((path == days[0], q, found, sources))
+        store.close()
+    results = []
+    combos = [Ranking(**dict(zip(GRID, v, strict=True))) for v in itertools.product(*GRID.values())]
+    for weights in [SIMILARITY, DEFAULT, *combos]:
+        hit = {True: 0, False: 0}
+        for first_day, q, found, sources in gathered:
+            size = max(4 * bench.k, weights.pool)
+            top = rank(q["question"], found[:size], bench.k, weights)
+            hit[first_day] += any(sources[c.id].startswith(q["source"] + "#") for c, _, _ in top)
+        n = len(tests)
+        named = {SIMILARITY: "similarity", DEFAULT: "default"}.get(weights, "")
+        results.append(
+            {
+                **vars(weights),
+                "name": named,
+                "day1": 100 * hit[True] / n,
+                "last": 100 * hit[False] / n,
+            }
+        )
+    return sorted(results, key=lambda r: (r["last"] + r["day1"], r["last"]), reverse=True)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -233,6 +283,10 @@ def main() -> None:
         "--rankings", default="similarity,default", help=f"compared: {', '.join(RANKINGS)}"
     )
     parser.add_argument("--no-bounds", action="store_true", help="skip base and passage runs")
+    parser.add_argument("--no-answers", action="store_true", help="recall only (no EM, no F1)")
+    parser.add_argument("--ends-only", action="store_true", help="ask on day 1 and the last day")
+    parser.add_argument("--grid", action="store_true", help="passage recall of ranking weights")
+    parser.add_argument("--no-sleep", action="store_true", help="learn only: chunks, no model")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     try:
@@ -259,10 +313,19 @@ def main() -> None:
             result["base"] = bench.score(tests, "base")
             result["passage"] = bench.score(tests, "passage")
         days, result["sleeps"] = snapshots(bench, data, args)
+        if args.grid:
+            table = grid(bench, tests, days)
+            path = args.out / f"ranking-grid-{first}-{end}.json"
+            path.write_text(json.dumps(table, indent=1))
+            for row in [*table[:12], *[r for r in table if r["name"]]]:
+                console.print(row)
+            return
         result["rankings"] = {}
         for name in names:
             curve = []
             for day, path in enumerate(days, start=1):
+                if args.ends_only and day not in (1, len(days)):
+                    continue
                 store = SqlStore(f"sqlite:///{path}")
                 memories = MemoryStore(store, bench.embedder)
                 scored = bench.score(tests, f"{name}, day {day}", memories, RANKINGS[name])
@@ -270,12 +333,15 @@ def main() -> None:
                 if day == 1:
                     after_sleep = scored
                 curve.append({"day": day, **_brief(scored)})
-            first_em = curve[0]["em"]
+            first_em, first_recall = curve[0]["em"], curve[0]["passage_recall"]
             result["rankings"][name] = {
                 "weights": vars(RANKINGS[name]),
                 "after_sleep": after_sleep,
                 "forgetting": curve,
                 "retained_em": curve[-1]["em"] / first_em if first_em else float("nan"),
+                "retained_recall": curve[-1]["passage_recall"] / first_recall
+                if first_recall
+                else float("nan"),
             }
         bench.store.close()
         if bench.completions is not None:
@@ -293,6 +359,8 @@ def main() -> None:
         "k": args.k,
         "budget_tokens": args.budget,
         "self_tests": args.self_tests,
+        "slept": not args.no_sleep,
+        "answered": not args.no_answers,
         "threads": args.threads,
         "rankings_tuned_on": TUNED_ON,
         "held_out": not _overlaps(f"{first}:{end}", TUNED_ON),
@@ -302,7 +370,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     main_ranking = result["rankings"][names[-1]]  # the web app's /learning shows this one
     result |= {k: main_ranking[k] for k in ("after_sleep", "forgetting", "retained_em")}
-    for stem in (f"learning-{first}-{end}", "learning"):
+    stems = [f"learning-{first}-{end}"] + (["learning"] if bench.answers else [])
+    for stem in stems:
         (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
         plot(result, args.out / f"{stem}.png")
     show(result)
@@ -344,7 +413,8 @@ def show(result: dict[str, Any]) -> None:
     for name, ranked in result["rankings"].items():
         console.print(
             f"{name}: day-1 EM kept after {cfg['days']} more days: "
-            f"{100 * ranked['retained_em']:.0f}% (target ≥ 95%)"
+            f"{100 * ranked['retained_em']:.0f}% (target ≥ 95%); passage recall kept: "
+            f"{100 * ranked['retained_recall']:.0f}%"
         )
     console.print(
         f"SEAL 7B: 38.3% → 18.9%. Total {result['seconds']:.0f}s, "

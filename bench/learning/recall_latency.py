@@ -74,11 +74,12 @@ def planted() -> list[tuple[str, str]]:
 
 
 def cached_vectors(texts: list[str], path: Path, embedder: Embedder) -> np.ndarray:
-    """Embeddings of texts, computed in batches once and kept in a .npy file."""
-    if path.exists():
-        vectors = np.load(path)
+    """Embeddings of texts, computed in batches once and kept in a .npy file (a larger
+    run's file serves too: the distractors of a smaller run are its first ones)."""
+    for cached in sorted(path.parent.glob("distractors_*.npy")):
+        vectors = np.load(cached, mmap_mode="r")
         if len(vectors) >= len(texts):
-            return vectors[: len(texts)]
+            return np.array(vectors[: len(texts)])
     parts, step = [], 2048
     for start in range(0, len(texts), step):
         err.print(f"  embedding {start}/{len(texts)}", end="\r")

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from spud.memory.embed import DIM
 
 log = logging.getLogger(__name__)
-M, EF_CONSTRUCTION, EF_SEARCH = 16, 200, 96
+M, EF_CONSTRUCTION, EF_SEARCH = 16, 100, 96
 SAVE_AFTER = 1000  # changes a saved graph may lag behind (replayed on the next start)
 BATCH = 500  # ids per SQL statement
 CURRENT = "user_id = ? AND org_id = ? AND superseded_by IS NULL AND vector IS NOT NULL"
@@ -55,7 +55,6 @@ class HnswIndex:
         self.threads = threads or min(4, os.cpu_count() or 1)
         self._graphs: dict[tuple[str, str], _Graph] = {}
         self._lock = threading.Lock()
-        self._noise = np.random.default_rng()
 
     def _new_graph(self, capacity: int) -> _Graph:
         graph = hnswlib.Index(space="ip", dim=DIM)
@@ -129,17 +128,20 @@ class HnswIndex:
     def _catch_up(self, user_id: str, org_id: str, g: _Graph) -> int:
         """Apply the changes logged after g.seq; how many memories they touched."""
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT seq, memory_id FROM memory_vector_log "
-                "WHERE seq > ? AND user_id = ? AND org_id = ?",
-                (g.seq, user_id, org_id),
-            ).all()
-            if not rows:
+            last = conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM memory_vector_log")
+            last = last.scalar()
+            if last <= g.seq:
                 return 0
-            ids = sorted({r[1] for r in rows})
-            vectors = self._vectors(conn, user_id, org_id, ids)
-        self._apply(g, ids, vectors)
-        g.seq = max(r[0] for r in rows)
+            rows = conn.exec_driver_sql(  # only what was logged since: other owners' too
+                "SELECT memory_id FROM memory_vector_log "
+                "WHERE seq > ? AND seq <= ? AND user_id = ? AND org_id = ?",
+                (g.seq, last, user_id, org_id),
+            ).all()
+            ids = sorted({r[0] for r in rows})
+            vectors = self._vectors(conn, user_id, org_id, ids) if ids else {}
+        if ids:
+            self._apply(g, ids, vectors)
+        g.seq = last
         g.unsaved += len(ids)
         return len(ids)
 
@@ -198,7 +200,7 @@ class HnswIndex:
         g.unsaved += 1
 
     def _random(self, n: int) -> np.ndarray:
-        noise = self._noise.standard_normal((n, DIM)).astype(np.float32)
+        noise = np.random.default_rng().standard_normal((n, DIM)).astype(np.float32)
         return noise / np.linalg.norm(noise, axis=1, keepdims=True)
 
     def _exact(self, g: _Graph, query: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -238,11 +240,18 @@ class HnswIndex:
 
     def _open(self, user_id: str, org_id: str) -> _Graph:
         """The newest saved graph that loads, else one built from the table."""
+        with self.engine.connect() as conn:
+            last = conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM memory_vector_log")
+            last = last.scalar()
         for seq, path in self._files(user_id, org_id):
             try:
+                if seq > last:  # newer than the table (a database restored from a copy?)
+                    raise ValueError(f"it is at change {seq}, the database at {last}")
                 return self._load(path, seq)
             except (OSError, RuntimeError, ValueError) as exc:
                 log.warning("memory: vector index %s does not load (%s); rebuilding", path, exc)
+                for broken in (path, path.with_suffix(".npy")):  # files appear complete, by
+                    broken.unlink(missing_ok=True)  # rename: this one will not load again
         return self._build(user_id, org_id)
 
     def _load(self, path: Path, seq: int) -> _Graph:

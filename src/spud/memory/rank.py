@@ -43,6 +43,7 @@ class Candidate:
     created_at: datetime
     cosine: float
     fused: float
+    lexical_rank: int | None = None
     words: set[str] = field(default_factory=set)
 
 

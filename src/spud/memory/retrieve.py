@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import text
 
 from spud.memory import pg_search
 from spud.memory.rank import DEFAULT, Candidate, Ranking, rank, terms
@@ -40,14 +39,28 @@ def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: in
     if not store.lexical or not words:
         return []
     match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
-    sql = text(
-        "SELECT m.id FROM memory_fts JOIN memories m ON m.id = memory_fts.rowid "
-        "WHERE memory_fts MATCH :match AND m.user_id = :user AND m.org_id = :org "
-        "AND m.superseded_by IS NULL ORDER BY bm25(memory_fts) LIMIT :limit"
-    )
-    with store.session() as db:
-        rows = db.execute(sql, {"match": match, "user": user_id, "org": org_id, "limit": limit})
-        return [r[0] for r in rows]
+    # FTS5 sorts by rank itself when the query is on its table alone with ORDER BY rank and a
+    # LIMIT; the owner's rows are picked from what it returns (more is asked for if too few).
+    best = "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?"
+    fetch = 4 * limit
+    with store.sql.engine.connect() as conn:
+        while True:
+            ranked = [r[0] for r in conn.exec_driver_sql(best, (match, fetch))]
+            mine: set[int] = set()
+            for start in range(0, len(ranked), 500):
+                part = ranked[start : start + 500]
+                marks = ",".join("?" * len(part))
+                mine.update(
+                    r[0]
+                    for r in conn.exec_driver_sql(
+                        f"SELECT id FROM memories WHERE id IN ({marks}) AND user_id = ? "
+                        "AND org_id = ? AND superseded_by IS NULL",
+                        (*part, user_id, org_id),
+                    )
+                )
+            if len(mine) >= limit or len(ranked) < fetch:
+                return [i for i in ranked if i in mine][:limit]
+            fetch *= 4
 
 
 def dense(
@@ -55,6 +68,46 @@ def dense(
 ) -> list[tuple[int, float]]:
     """(memory id, cosine) of the nearest current memories, from the store's vector index."""
     return store.index.search(user_id, org_id, query_vector, limit)
+
+
+def candidates(
+    store: MemoryStore,
+    user_id: str,
+    org_id: str,
+    query: str,
+    query_vector: np.ndarray,
+    size: int,
+    kinds: set[str] | None = None,
+) -> tuple[list[Candidate], dict[int, Memory]]:
+    """The `size` best of both legs by reciprocal rank fusion, with their memories."""
+    lex = lexical(store, user_id, org_id, query, CANDIDATES)
+    near = dense(store, user_id, org_id, query_vector, CANDIDATES)
+    fused: dict[int, float] = {}
+    for rank_, mid in enumerate(lex):
+        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank_ + 1)
+    for rank_, (mid, _) in enumerate(near):
+        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank_ + 1)
+    pool = sorted(fused, key=fused.__getitem__, reverse=True)[:size]
+    memories = store.get_many(pool)
+    cosines = dict(near)
+    missing = [mid for mid in pool if mid not in cosines]  # found by words only
+    if missing:
+        cosines |= store.index.cosines(user_id, org_id, missing, query_vector)
+    lex_rank = {mid: r for r, mid in enumerate(lex)}
+    found = [
+        Candidate(
+            mid,
+            m.text,
+            m.source,
+            m.created_at,
+            cosines.get(mid, 0.0),
+            fused[mid],
+            lex_rank.get(mid),
+        )  # fmt: skip
+        for mid in pool
+        if (m := memories.get(mid)) is not None and not (kinds and m.kind not in kinds)
+    ]
+    return found, memories
 
 
 def recall(
@@ -76,28 +129,11 @@ def recall(
     if not query.strip():
         return []
     qvec = store.embedder.embed_query(query) if query_vector is None else query_vector
-    lex = lexical(store, user_id, org_id, query, CANDIDATES)
-    near = dense(store, user_id, org_id, qvec, CANDIDATES)
-    fused: dict[int, float] = {}
-    for rank_, mid in enumerate(lex):
-        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank_ + 1)
-    for rank_, (mid, _) in enumerate(near):
-        fused[mid] = fused.get(mid, 0.0) + 1 / (RRF_K + rank_ + 1)
-    pool = sorted(fused, key=fused.__getitem__, reverse=True)[: max(4 * k, ranking.pool)]
-    memories = store.get_many(pool)
-    cosines = dict(near)
-    missing = [mid for mid in pool if mid not in cosines]  # found by words only
-    if missing:
-        cosines |= store.index.cosines(user_id, org_id, missing, qvec)
-    candidates = [
-        Candidate(mid, m.text, m.source, m.created_at, cosines.get(mid, 0.0), fused[mid])
-        for mid in pool
-        if (m := memories.get(mid)) is not None and not (kinds and m.kind not in kinds)
-    ]
-    lex_rank = {mid: r for r, mid in enumerate(lex)}
+    size = max(4 * k, ranking.pool)
+    found, memories = candidates(store, user_id, org_id, query, qvec, size, kinds)
     return [
-        Hit(memories[c.id], score, c.cosine, lex_rank.get(c.id), share)
-        for c, score, share in rank(query, candidates, k, ranking)
+        Hit(memories[c.id], score, c.cosine, c.lexical_rank, share)
+        for c, score, share in rank(query, found, k, ranking)
     ]
 
 
