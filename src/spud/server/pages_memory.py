@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import httpx
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -69,9 +69,11 @@ def memory(
     svc: auth.Svc,
     q: str = Query("", max_length=500),
     kind: str = Query("", max_length=20),
+    forgot: str = Query("", max_length=500, pattern=r"^[m0-9, ]*$"),
 ) -> Response:
     """What Spud remembers for me: facts, preferences, skills, documents; the last sleeps."""
-    return _memory_page(request, who, svc, q, kind if kind in KINDS else "")
+    notice = f"Forgot {forgot}." if forgot else ""
+    return _memory_page(request, who, svc, q, kind if kind in KINDS else "", notice=notice)
 
 
 def _writer(request: Request, who: Principal) -> Response | None:
@@ -91,7 +93,7 @@ def edit(
     svc: auth.Svc,
     text: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
-    """Change what a memory says (the old text is kept as its history)."""
+    """Change what a memory says."""
     if refused := _writer(request, who):
         return refused
     try:
@@ -112,7 +114,7 @@ def forget(request: Request, memory_id: int, who: auth.FormUser, svc: auth.Svc) 
         gone = svc.sessions.memory.delete(who.user_id, who.org_id, memory_id)
     except SpudError as exc:
         return error_page(request, who, exc)
-    return _memory_page(request, who, svc, notice=f"Forgot {', '.join(f'm{i}' for i in gone)}.")
+    return RedirectResponse(f"/memory?forgot={quote(', '.join(f'm{i}' for i in gone))}", 303)
 
 
 def fetch_page(url: str, policy: BrowserPolicy | None = None) -> tuple[str, str]:
