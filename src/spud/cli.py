@@ -167,6 +167,46 @@ class Terminal:
             return go()
 
 
+class ChatTurns:
+    """Chat turns at the terminal: a spinner, each tool step, the answer as it streams."""
+
+    def __init__(self, term: Terminal) -> None:
+        from spud.service.streaming import ChatStream
+
+        self.term = term
+        self.stream = ChatStream(self._event)
+        self.answering = False
+
+    def _event(self, event: dict) -> None:
+        if "text" not in event:
+            return
+        if not self.answering:
+            self.term.status.stop()
+            console.print("[bold green]spud>[/] ", end="")
+            self.answering = True
+        console.print(event["text"], end="", markup=False, highlight=False)
+
+    def on_message(self, m: Message) -> None:
+        from spud.service.streaming import step_of
+
+        self.stream.on_message(m)
+        if step_of(m) is not None:
+            render(m)
+
+    def turn(self, go: Callable[[], RunResult]) -> None:
+        """Run one turn with the spinner shown until the answer starts; then the rest of it."""
+        self.answering, self.stream.streamed = False, ""
+        result = self.term.running(go)
+        ok = result.status == "finished"
+        answer = result.summary if ok else f"[{result.status}] {result.summary}"
+        rest = self.stream.rest(answer)
+        if self.answering and rest != answer:
+            console.print(rest, markup=False, highlight=False)
+        else:
+            console.print("\n" if self.answering else "", end="")
+            console.print(f"[bold green]spud>[/] {escape(answer)}")
+
+
 def _service(model: str | None):  # noqa: ANN202
     from spud.service.sessions import SessionService
 
@@ -303,13 +343,17 @@ def chat(
     svc = _service(model)
     registry.check(_split(tools))
     sid = svc.session(session).id if session else None
+    term = Terminal()
+    turns = ChatTurns(term)
     spec = RunSpec(
         workspace=ws,
         model=_load_model(svc),
         toolsets=_split(tools),
         auto_approve=yes,
-        ask=Terminal().asker(),
+        ask=term.asker(),
         chat=True,
+        on_text=turns.stream.on_text,
+        on_message=turns.on_message,
     )
     console.print("[dim]chat with Spud; Ctrl-D to leave[/]")
     with svc.open(spec, sid) as agent_run:
@@ -320,13 +364,7 @@ def chat(
                 break
             if not text:
                 continue
-            result = agent_run.reply(text)
-            answer = (
-                result.summary
-                if result.status == "finished"
-                else f"[{result.status}] {result.summary}"
-            )
-            console.print(f"[bold green]spud>[/] {escape(answer)}")
+            turns.turn(lambda text=text: agent_run.reply(text))
         sid = agent_run.session_id
     if sid:
         console.print(f"[dim]session {sid}[/]")

@@ -73,6 +73,25 @@ class TextModel(Protocol):
         ...
 
 
+# Receives a plain-text answer's text, piece by piece, as the model generates it.
+OnText = Callable[[str], None]
+
+
+@runtime_checkable
+class AnsweringModel(Protocol):
+    """A model that, when asked, may answer in plain text instead of calling a tool (chat)."""
+
+    def answer_or_call(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: frozenset[str] = frozenset(),
+        on_text: OnText | None = None,
+    ) -> ModelReply:
+        """Tool calls, or a plain-text answer (content, no calls) streamed to on_text."""
+        ...
+
+
 @runtime_checkable
 class Tool(Protocol):
     """A small class with a name, a description and typed arguments."""

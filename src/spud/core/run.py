@@ -15,8 +15,11 @@ make changes with write_file or edit_file, run commands with bash to check that 
 then call finish with a short summary of what you did."""
 
 CHAT_PROMPT = """You are Spud, a helpful assistant that can also use tools.
-Each reply is exactly one tool call. To answer the user, call finish with your answer;
-use the other tools only when the question needs files or commands."""
+When you can answer from what you know (facts, arithmetic, explanations, advice), answer
+directly in plain text, without calling any tool. Use a tool only when the request needs
+one: files in the workspace, commands, the web, or what you remember about the user.
+Never create or change a file unless the user asks for it. After using tools, answer in
+plain text."""
 
 
 class RunResult(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 
 from spud.core.errors import FormatError
 from spud.core.messages import Message, ModelReply, Usage
-from spud.core.protocols import ToolSpec
+from spud.core.protocols import OnText, ToolSpec
 from spud.models.edit_format import (
     EDIT_FORMATS,
     RAW_RULES,
@@ -176,13 +176,14 @@ class LocalModel:
         prompt = render_chatml(messages, tools, self.allow_answer, self.edit_format)
         return len(self.tokenize(prompt)) + 8
 
-    def _grammar(self, specs: list[ToolSpec]) -> object:
+    def _grammar(self, specs: list[ToolSpec], answers: bool | None = None) -> object:
         from llama_cpp import LlamaGrammar
 
+        answers = self.allow_answer if answers is None else answers
         if not self.narrow_args:
             specs = [s.model_copy(update={"constraints": {}, "choices": {}}) for s in specs]
         key = json.dumps(
-            [[grammar_parameters(s, self.edit_format == "raw") for s in specs], self.allow_answer]
+            [[grammar_parameters(s, self.edit_format == "raw") for s in specs], answers]
             + [raw_suffix(s) for s in specs]
             + [self.max_calls]
         )
@@ -190,7 +191,7 @@ class LocalModel:
             if len(self._grammars) >= 64:  # live choices change as files appear
                 self._grammars.clear()
             gbnf = calls_gbnf(specs, self.edit_format, self.max_calls)
-            if self.allow_answer:
+            if answers:
                 gbnf = gbnf.replace("root ::=", "calls ::=", 1) + ANSWER_OR_CALLS
                 gbnf = gbnf.replace("reply ::=", "root ::=", 1)
             self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
@@ -222,28 +223,42 @@ class LocalModel:
     def complete(
         self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
     ) -> ModelReply:
+        return self._reply(messages, tools, exclude, self.allow_answer)
+
+    def answer_or_call(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: frozenset[str] = frozenset(),
+        on_text: OnText | None = None,
+    ) -> ModelReply:
+        """Tool calls or a plain-text answer (the answer-or-call grammar, whatever
+        allow_answer says); the answer's text goes to on_text as it is generated."""
+        return self._reply(messages, tools, exclude, True, on_text)
+
+    def _reply(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: frozenset[str],
+        answers: bool,
+        on_text: OnText | None = None,
+    ) -> ModelReply:
         started = time.perf_counter()
-        opening = "" if self.allow_answer else CALL_OPEN
-        prompt = render_chatml(messages, tools, self.allow_answer, self.edit_format)
+        opening = "" if answers else CALL_OPEN
+        prompt = render_chatml(messages, tools, answers, self.edit_format)
         prompt += "<|im_start|>assistant\n" + opening
         tokens = self.tokenize(prompt)
         cached = common_prefix(self.llm._input_ids.tolist(), tokens)
-        out = self.llm.create_completion(
-            tokens,
-            max_tokens=self.max_output_tokens,
-            temperature=self.temperature,
-            grammar=self._grammar([t for t in tools if t.name not in exclude]),
-            stop=["<|im_end|>"],
-        )
-        choice = out["choices"][0]
-        raw = choice["text"].strip()
+        grammar = self._grammar([t for t in tools if t.name not in exclude], answers)
+        raw, finish_reason, completion_tokens = self._generate(tokens, grammar, on_text)
         usage = Usage(
-            prompt_tokens=out["usage"]["prompt_tokens"],
-            completion_tokens=out["usage"]["completion_tokens"],
+            prompt_tokens=len(tokens),
+            completion_tokens=completion_tokens,
             prompt_eval_tokens=len(tokens) - cached,
             seconds=time.perf_counter() - started,
         )
-        if choice["finish_reason"] == "length":
+        if finish_reason == "length":
             advice = (
                 "change part of a file with edit_file instead of writing all of it"
                 if self.edit_format == "raw"
@@ -252,7 +267,7 @@ class LocalModel:
             raise FormatError(
                 f"the reply was cut at {self.max_output_tokens} tokens; {advice}", raw=raw
             )
-        if self.allow_answer:
+        if answers:
             raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
             if not raw.startswith("{"):
                 return ModelReply(message=Message(role="assistant", content=raw), usage=usage)
@@ -263,6 +278,47 @@ class LocalModel:
         return ModelReply(
             message=Message(role="assistant", tool_calls=calls, meta={"raw": raw}), usage=usage
         )
+
+    def _generate(
+        self, tokens: list[int], grammar: object, on_text: OnText | None
+    ) -> tuple[str, str | None, int]:
+        """The reply's text (stripped), why it ended and its length in tokens.
+
+        With on_text, the completion is streamed and a reply that starts as prose (not a
+        call: "<", "{", "[" or a fence) is handed over piece by piece as it is generated.
+        """
+        settings = dict(
+            max_tokens=self.max_output_tokens,
+            temperature=self.temperature,
+            grammar=grammar,
+            stop=["<|im_end|>"],
+        )
+        if on_text is None:
+            out = self.llm.create_completion(tokens, **settings)
+            choice = out["choices"][0]
+            return (
+                choice["text"].strip(),
+                choice["finish_reason"],
+                out["usage"]["completion_tokens"],
+            )
+        parts: list[str] = []
+        finish_reason = None
+        prose: bool | None = None  # undecided until the first visible character
+        for chunk in self.llm.create_completion(tokens, stream=True, **settings):
+            choice = chunk["choices"][0]
+            finish_reason = choice["finish_reason"] or finish_reason
+            piece = choice["text"]
+            parts.append(piece)
+            if prose is None:
+                head = "".join(parts).lstrip()
+                if head:
+                    prose = head[0] not in "<{[`"
+                    if prose:
+                        on_text(head)
+            elif prose and piece:
+                on_text(piece)
+        text = "".join(parts)
+        return text.strip(), finish_reason, len(self.tokenize(text)) if text else 0
 
 
 def calls_gbnf(

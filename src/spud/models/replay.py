@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from spud.core.errors import ConfigError
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
-from spud.core.protocols import ToolSpec
+from spud.core.protocols import OnText, ToolSpec
 from spud.models.local import render_chatml
 from spud.models.toolcall import parse_calls
 
@@ -75,3 +76,17 @@ class ReplayModel:
             message = Message(role="assistant", tool_calls=calls)
         usage.seconds = time.perf_counter() - started
         return ModelReply(message=message, usage=usage)
+
+    def answer_or_call(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: frozenset[str] = frozenset(),
+        on_text: OnText | None = None,
+    ) -> ModelReply:
+        """The next reply; an "answer" is handed to on_text word by word, as if generated."""
+        reply = self.complete(messages, tools, exclude)
+        if on_text is not None and not reply.message.tool_calls:
+            for word in re.findall(r"\s*\S+", reply.message.content):
+                on_text(word)
+        return reply

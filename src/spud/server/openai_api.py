@@ -149,7 +149,10 @@ async def _agent_turn(body: ChatRequest, who: Principal, svc: Services, cid: str
             if m.role in ("user", "assistant") and m.content
         ]
         history = "Earlier in this conversation:\n" + "\n".join(earlier) if earlier else ""
-    future = svc.chat.turn(who, text, body.session_id, history)
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # answer text and tool steps
+    on_event = (lambda e: loop.call_soon_threadsafe(events.put_nowait, e)) if body.stream else None
+    future = svc.chat.turn(who, text, body.session_id, history, on_event)
     if not body.stream:
         turn = await asyncio.wrap_future(future)
         result = _completion(
@@ -161,17 +164,24 @@ async def _agent_turn(body: ChatRequest, who: Principal, svc: Services, cid: str
     async def stream() -> AsyncIterator[str]:
         yield _data(_chunk(cid, body.model, {"role": "assistant", "content": ""}))
         waiting = asyncio.wrap_future(future)
-        while True:
-            try:
-                turn = await asyncio.wait_for(asyncio.shield(waiting), KEEPALIVE_S)
-                break
-            except TimeoutError:
+        while not waiting.done() or not events.empty():
+            getter = asyncio.ensure_future(events.get())
+            done, _ = await asyncio.wait(
+                {getter, waiting}, timeout=KEEPALIVE_S, return_when="FIRST_COMPLETED"
+            )
+            if getter in done:
+                yield _data(_event_chunk(cid, body.model, getter.result()))
+                continue
+            getter.cancel()
+            if not done:
                 yield ": working\n\n"  # a comment line keeps proxies from closing the stream
-            except Exception as exc:  # the status line is sent: report it in the stream
-                message = str(exc) if isinstance(exc, SpudError) else type(exc).__name__
-                yield _data(error_body(500, f"the agent turn failed: {message}", "agent_error"))
-                return
-        message = Message(role="assistant", content=turn.answer)
+        try:
+            turn = waiting.result()
+        except Exception as exc:  # the status line is sent: report it in the stream
+            message = str(exc) if isinstance(exc, SpudError) else type(exc).__name__
+            yield _data(error_body(500, f"the agent turn failed: {message}", "agent_error"))
+            return
+        message = Message(role="assistant", content=turn.rest)  # the answer's unstreamed rest
         async for part in _chunks(
             cid, body, message, turn.usage, role=False, session=turn.session_id
         ):
@@ -227,6 +237,15 @@ def _chunk(
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
+
+
+def _event_chunk(cid: str, model: str, event: dict[str, Any]) -> dict[str, Any]:
+    """An agent turn's event as a chunk: answer text as content, a tool step as spud_step."""
+    if "text" in event:
+        return _chunk(cid, model, {"content": event["text"]})
+    chunk = _chunk(cid, model, {})
+    chunk["spud_step"] = event["step"]
+    return chunk
 
 
 def _data(obj: dict[str, Any]) -> str:

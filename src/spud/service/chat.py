@@ -13,6 +13,7 @@ from spud.service.errors import NotFound
 from spud.service.modelpool import ModelPool
 from spud.service.owned import OwnedSessions
 from spud.service.sessions import RunSpec, SessionService
+from spud.service.streaming import ChatStream, OnEvent
 from spud.service.tasks import require_write
 from spud.service.users import Principal
 from spud.service.workspaces import Workspaces
@@ -28,6 +29,7 @@ class ChatTurn(BaseModel):
     answer: str
     status: str
     usage: Usage
+    rest: str = ""  # what of the answer was not streamed already (all of it, unstreamed)
 
 
 class ChatService:
@@ -50,12 +52,18 @@ class ChatService:
         self._guard = threading.Lock()
 
     def turn(
-        self, who: Principal, text: str, session_id: str | None = None, history: str = ""
+        self,
+        who: Principal,
+        text: str,
+        session_id: str | None = None,
+        history: str = "",
+        on_event: OnEvent | None = None,
     ) -> Future[ChatTurn]:
         """Queue one turn (a new session unless session_id is given); the Future gives the answer.
 
         history is earlier conversation (from a client that keeps its own) prefixed to a new
-        session's first message.
+        session's first message. on_event (called on the worker thread) gets the answer's
+        text as it is generated and each tool step as it happens (see service.streaming).
         """
         require_write(who)
         if not text.strip():
@@ -63,9 +71,12 @@ class ChatService:
         if session_id is not None and not self.owns(who, session_id):
             raise NotFound(f"no chat {session_id!r} of yours to continue")
         task = f"{history}\n\nNow: {text}" if history else text
-        return self._executor.submit(self._turn, who, task, session_id)
+        return self._executor.submit(self._turn, who, task, session_id, on_event)
 
-    def _turn(self, who: Principal, text: str, session_id: str | None) -> ChatTurn:
+    def _turn(
+        self, who: Principal, text: str, session_id: str | None, on_event: OnEvent | None
+    ) -> ChatTurn:
+        stream = ChatStream(on_event) if on_event is not None else None
         spec = RunSpec(
             workspace=self.workspaces.workspace(who.org_id, CHAT_WORKSPACE),
             task=text,
@@ -74,6 +85,8 @@ class ChatService:
             user_id=who.user_id,
             org_id=who.org_id,
             on_session=lambda sid: self.owned.own(sid, who.org_id, who.user_id, "chat"),
+            on_text=stream.on_text if stream else None,
+            on_message=stream.on_message if stream else None,
         )
         if session_id is None:
             before = (0, 0)
@@ -92,7 +105,10 @@ class ChatService:
             completion_tokens=result.completion_tokens - before[1],
             seconds=result.seconds,
         )
-        return ChatTurn(session_id=session_id, answer=answer, status=result.status, usage=usage)
+        rest = stream.rest(answer) if stream else answer
+        return ChatTurn(
+            session_id=session_id, answer=answer, status=result.status, usage=usage, rest=rest
+        )
 
     def owns(self, who: Principal, session_id: str) -> bool:
         """A chat is continued only by the user who started it (its turns become their memory)."""

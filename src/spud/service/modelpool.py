@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from spud.config import Settings
 from spud.core.messages import Message, ModelReply
-from spud.core.protocols import Model, TextModel, ToolSpec
+from spud.core.protocols import AnsweringModel, Model, OnText, TextModel, ToolSpec
 from spud.models.loader import load_model
 from spud.models.registry import REGISTRY, model_path
 
@@ -37,6 +37,22 @@ class SerializedModel:
             return self.inner.complete(messages, tools, exclude)
         with self.lock:
             return self.inner.complete(messages, tools, exclude)
+
+    def answer_or_call(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: frozenset[str] = frozenset(),
+        on_text: OnText | None = None,
+    ) -> ModelReply:
+        """The inner model's answer or calls (its plain complete when it cannot answer)."""
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        inner = self.inner
+        with self.lock or contextlib.nullcontext():
+            if isinstance(inner, AnsweringModel):
+                return inner.answer_or_call(messages, tools, exclude, on_text)
+            return inner.complete(messages, tools, exclude)
 
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
         if self.lock is None:

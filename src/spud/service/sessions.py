@@ -22,6 +22,7 @@ from spud.models.registry import Progress
 from spud.playbooks.base import SYSTEM_HEAD
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.policy import Policy, PolicyApprover
+from spud.service.streaming import Answering
 from spud.store.sql import SqlStore
 from spud.tools.office.verify import Verification, verify_outputs
 
@@ -64,7 +65,8 @@ class RunSpec:
     yes to every "ask" (never to "deny"). limits, harness: None means the settings' limits
     and the plain loop. require_action: None means "unless chat" (a finish with nothing
     done is refused). on_message sees each message as it is stored; on_session gets a new
-    session's id before its first step runs.
+    session's id before its first step runs. In chat a reply may be a plain-text answer,
+    whose text goes to on_text as it is generated.
     """
 
     workspace: Path
@@ -82,6 +84,7 @@ class RunSpec:
     org_id: str = LOCAL_ORG
     on_message: Callable[[Message], None] | None = None
     on_session: Callable[[str], None] | None = None
+    on_text: Callable[[str], None] | None = None
     playbook: str | None = None  # a playbook's name, "none", or None: chosen from the task
     workspace_fd: int | None = None  # the workspace held open (a task's pinned folder)
 
@@ -220,6 +223,8 @@ class SessionService:
         model = spec.model
         if model is None or isinstance(model, str):
             model = self.model(model)
+        if spec.chat:  # a plain question gets a plain answer, not a tool call
+            model = Answering(model, spec.on_text)
         sandbox = Sandbox(
             SandboxConfig(
                 workspace=spec.workspace,

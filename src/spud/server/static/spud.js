@@ -72,7 +72,8 @@ function setupChat() {
       el("li", { class: "turn user" }, el("span", { class: "who", text: "You" }), el("div", { class: "text", text }))
     );
     const answer = el("div", { class: "text" });
-    const turn = el("li", { class: "turn assistant", "aria-busy": "true" }, el("span", { class: "who", text: "Spud" }), answer);
+    const steps = el("ul", { class: "steps plain muted" }); // each tool step, live
+    const turn = el("li", { class: "turn assistant", "aria-busy": "true" }, el("span", { class: "who", text: "Spud" }), steps, answer);
     transcript.append(turn);
     input.value = "";
     button.disabled = true;
@@ -94,6 +95,7 @@ function setupChat() {
       }
       await readStream(response, (chunk) => {
         if (chunk.error) throw new Error(chunk.error.message);
+        if (chunk.spud_step) showStep(steps, chunk.spud_step, status);
         const choice = chunk.choices && chunk.choices[0];
         if (choice && choice.delta && choice.delta.content) {
           answer.textContent += choice.delta.content;
@@ -119,6 +121,17 @@ function setupChat() {
       input.focus();
     }
   });
+}
+
+// A tool step of a spud-agent turn (the stream's spud_step): the calls, then each result.
+function showStep(list, step, status) {
+  if (step.calls) {
+    for (const call of step.calls) list.append(el("li", { class: "step", text: `→ ${call.tool} ${call.args}` }));
+    status.textContent = `Spud is using ${step.calls.map((c) => c.tool).join(", ")}…`;
+  } else if (step.tool) {
+    const line = (step.result || "").split("\n")[0];
+    list.append(el("li", { class: step.ok ? "step ok" : "step failed", text: `${step.ok ? "✓" : "✗"} ${step.tool}: ${line}` }));
+  }
 }
 
 function addToHistory(session, text) {
