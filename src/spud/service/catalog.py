@@ -77,12 +77,13 @@ class ModelCatalog:
         """Every registered model (pulled or not), then the other models the server offers."""
         out = []
         for spec in REGISTRY.values():
-            pulled = model_path(spec, self.settings.model_cache).is_file()
+            path = model_path(spec, self.settings.model_cache)
+            pulled = path.is_file()
             out.append(
                 ModelEntry(
                     name=spec.name,
                     description=spec.description,
-                    size=spec.size,
+                    size=spec.size or (path.stat().st_size if pulled else None),
                     context_window=spec.context_window,
                     license=spec.license,
                     registered=True,
