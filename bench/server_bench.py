@@ -21,6 +21,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from server_fixtures import replay_file, start_server  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from baseline import BEFORE_ISSUE_14, source_trees  # noqa: E402
+
 from spud.config import Settings  # noqa: E402
 from spud.models.replay import ReplayModel  # noqa: E402
 from spud.service.completions import complete, to_messages  # noqa: E402
@@ -139,63 +142,122 @@ async def load(url: str, key: str, model: str, clients: int) -> dict[str, Any]:
     }
 
 
+NO_UVLOOP = "import sys\nsys.modules['uvloop'] = None\nsys.modules['httptools'] = None\n"
+
+
+def start_variant(tmp: Path, name: str, src: Path, model: str) -> Any:
+    """A `spud serve` of the tree at src; "before" runs as it shipped (no uvloop, no httptools)."""
+    path = str(src)
+    if name == "before":
+        shim = tmp / "shim"
+        shim.mkdir(exist_ok=True)
+        (shim / "sitecustomize.py").write_text(NO_UVLOOP)
+        path = f"{shim}:{src}"
+    return start_server(tmp / f"home-{name}", {"SPUD_MODEL": model, "PYTHONPATH": path})
+
+
+def measure(server: Any, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    ttfb, total = sequential(server.url, server.key, model, args.requests)
+    return {
+        "ttfb_ms": statistics.median(ttfb),
+        "total_ms": statistics.median(total),
+        "total_p95_ms": pct(total, 95),
+        "load": asyncio.run(load(server.url, server.key, model, args.clients)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per path")
     parser.add_argument("--clients", type=int, default=200, help="concurrent streaming sessions")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, before and after in turn")
+    parser.add_argument("--baseline", default=BEFORE_ISSUE_14, help="commit to compare against")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="spud-server-bench-"))
     model = replay_file(tmp / "fake.json", [{"answer": ANSWER}])
-    server = start_server(tmp / "home", {"SPUD_MODEL": model})
-    try:
-        sequential(server.url, server.key, model, 10)  # warm-up
-        direct(model, 10)
-        adapter = direct(model, args.requests)
-        service = direct_raw_path(model, args.requests)
-        ttfb, total = sequential(server.url, server.key, model, args.requests)
-        agent_ttfb, agent_total = sequential(server.url, server.key, "spud-agent", 20)
-        loads = [asyncio.run(load(server.url, server.key, model, args.clients))]
-        loads.append(asyncio.run(load(server.url, server.key, "spud-agent", args.clients)))
-    finally:
-        server.stop()
+    rounds: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    agent: dict[str, Any] = {}
+    with source_trees(args.baseline) as trees:
+        servers = {name: start_variant(tmp, name, trees[name], model) for name in rounds}
+        try:
+            for server in servers.values():
+                sequential(server.url, server.key, model, 10)  # warm-up
+            direct(model, 10)
+            adapter = direct(model, args.requests)
+            service = direct_raw_path(model, args.requests)
+            for r in range(args.repeats):
+                for name, server in servers.items():
+                    print(f"round {r + 1}/{args.repeats}: {name}", file=sys.stderr)
+                    rounds[name].append(measure(server, model, args))
+            for name, server in servers.items():
+                agent_ttfb, agent_total = sequential(server.url, server.key, "spud-agent", 20)
+                agent[name] = {
+                    "ttfb_ms": statistics.median(agent_ttfb),
+                    "total_ms": statistics.median(agent_total),
+                    "load": asyncio.run(load(server.url, server.key, "spud-agent", args.clients)),
+                }
+        finally:
+            for server in servers.values():
+                server.stop()
 
     med = statistics.median
-    rows = {
-        "adapter_direct_ms": med(adapter),
+    adapter_ms = med(adapter)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, got in rounds.items():
+        loads = [g["load"] for g in got]
+        rows[name] = {
+            "ttfb_ms": med(g["ttfb_ms"] for g in got),
+            "total_ms": med(g["total_ms"] for g in got),
+            "total_p95_ms": med(g["total_p95_ms"] for g in got),
+            "overhead_per_request_ms": med(g["total_ms"] for g in got) - adapter_ms,
+            "load_p50_ms": med(x["p50_ms"] or float("inf") for x in loads),
+            "load_p95_ms": med(x["p95_ms"] or float("inf") for x in loads),
+            "load_max_ms": med(x["max_ms"] or float("inf") for x in loads),
+            "load_requests_per_s": med(x["requests_per_s"] or 0.0 for x in loads),
+            "load_errors": sum(x["errors"] for x in loads),
+        }
+    result = {
+        "baseline": args.baseline,
+        "requests": args.requests,
+        "clients": args.clients,
+        "repeats": args.repeats,
+        "adapter_direct_ms": adapter_ms,
         "service_no_http_ms": med(service),
-        "spud_ttfb_ms": med(ttfb),
-        "spud_total_ms": med(total),
-        "spud_total_p95_ms": pct(total, 95),
-        "overhead_per_request_ms": med(total) - med(adapter),
-        "ratio_total_vs_direct": med(total) / med(adapter),
-        "spud_agent_ttfb_ms": med(agent_ttfb),
-        "spud_agent_total_ms": med(agent_total),
+        "variants": rows,
+        "rounds": rounds,
+        "spud_agent": agent,
+        "method": (
+            "two `spud serve` processes on one machine, the baseline commit (as it shipped: "
+            "no uvloop/httptools) and the working tree, same fake model; per round each is "
+            "measured in turn: `requests` sequential streaming requests on one keep-alive "
+            "connection (median, p95), then `clients` streaming requests at once (httpx "
+            "AsyncClient on the same machine); medians over rounds; overhead = median total "
+            "minus the adapter called in-process"
+        ),
     }
-    result = {"requests": args.requests, "streaming": rows, "load": loads}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "server_bench.json").write_text(json.dumps(result, indent=2))
 
     console = Console()
-    table = Table(title=f"/v1 streaming, fake model, median of {args.requests} (ms)")
-    table.add_column("path")
-    table.add_column("ms", justify="right")
-    for name, value in rows.items():
-        table.add_row(name, f"{value:.3f}" if "ratio" in name else f"{value:.2f}")
+    table = Table(title=f"/v1 streaming, fake model, before ({args.baseline}) and after")
+    for col in ("", "before", "after", "after/before"):
+        table.add_column(col, justify="right")
+    for key in rows["before"]:
+        b, a = rows["before"][key], rows["after"][key]
+        table.add_row(key, f"{b:.2f}", f"{a:.2f}", f"{a / b:.2f}" if b else "-")
     console.print(table)
-    load_table = Table(title="load: concurrent streaming sessions against one server")
-    for col in ("model", "clients", "ok", "errors", "p50 ms", "p95 ms", "max ms", "req/s"):
-        load_table.add_column(col, justify="right")
-    for name, r in zip(("fake raw", "spud-agent"), loads, strict=True):
-        load_table.add_row(
-            name,
-            str(r["clients"]),
-            str(r["ok"]),
-            f"{r['errors']} {' '.join(r['error_kinds'])}",
-            *(f"{r[k]:.0f}" if r[k] is not None else "-" for k in ("p50_ms", "p95_ms", "max_ms")),
-            f"{r['requests_per_s']:.1f}" if r["requests_per_s"] else "-",
+    console.print(
+        f"adapter called directly: {adapter_ms:.3f} ms; service code, no HTTP: "
+        f"{med(service):.3f} ms"
+    )
+    for name, got in agent.items():
+        x = got["load"]
+        console.print(
+            f"spud-agent {name}: TTFB {got['ttfb_ms']:.1f} ms, total {got['total_ms']:.1f} ms; "
+            f"{x['clients']} at once: ok {x['ok']}, errors {x['errors']}, p50 {x['p50_ms']} ms, "
+            f"p95 {x['p95_ms']} ms"
         )
-    console.print(load_table)
     console.print(f"JSON: {RESULTS / 'server_bench.json'}")
 
 

@@ -171,6 +171,18 @@ def principal(request: Request) -> Principal:
     return who
 
 
+async def api_principal(request: Request) -> Principal:
+    """principal(), answered on the event loop when the API key was looked up moments ago
+    (the common case for API clients); otherwise principal() on a worker thread."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        who = services(request).users.cached_key(token.strip())
+        if who is not None:
+            request.state.principal = who
+            return who
+    return await anyio.to_thread.run_sync(principal, request)
+
+
 class SignInRequired(Exception):
     """A page was asked for without a sign-in: answered with a redirect to /login."""
 
@@ -207,7 +219,7 @@ def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-User = Annotated[Principal, Depends(principal)]
+User = Annotated[Principal, Depends(api_principal)]
 PageUser = Annotated[Principal, Depends(page_user)]
 FormUser = Annotated[Principal, Depends(form_user)]
 Admin = Annotated[Principal, Depends(admin)]
@@ -372,18 +384,16 @@ class AuditTrail:
             await self.app(scope, receive, sending)
         finally:
             if scope["method"] not in READS or status in (401, 403):
-                await self._record(scope, status)
+                self._record(scope, status)
 
-    async def _record(self, scope: Scope, status: int) -> None:
+    def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state") or {}
         who: Principal | None = state.get("principal")
         actor = who.username if who else f"anonymous:{state.get('actor', '')}".rstrip(":")
         svc: Services = scope["app"].state.spud
-        await anyio.to_thread.run_sync(
-            lambda: svc.audit.record(
-                actor,
-                f"{scope['method']} {scope['path']}",
-                org_id=who.org_id if who else None,
-                outcome=str(status),
-            )
+        svc.audit.record_soon(  # queued: committed in batches off the request's path
+            actor,
+            f"{scope['method']} {scope['path']}",
+            org_id=who.org_id if who else None,
+            outcome=str(status),
         )

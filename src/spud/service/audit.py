@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import sessionmaker
 
 from spud.service.tables import AuditRow
+from spud.store.models import utcnow
 from spud.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
 
 
 class AuditEntry(BaseModel):
@@ -26,10 +32,21 @@ class AuditEntry(BaseModel):
 
 
 class AuditLog:
-    """Append-only record of actions; read newest first, per organisation or all."""
+    """Append-only record of actions; read newest first, per organisation or all.
+
+    record() commits before it returns. record_soon() (the server's request trail) hands
+    the entry to a writer thread that commits whatever has queued up in one transaction;
+    reading the log and close() wait for the queue, so a clean shutdown loses nothing.
+    """
 
     def __init__(self, store: SqlStore) -> None:
         self._db = sessionmaker(store.engine, expire_on_commit=False)
+        self._engine = store.engine
+        self._queued: list[dict[str, Any]] = []
+        self._writing = False
+        self._closed = False
+        self._changed = threading.Condition()
+        self._writer: threading.Thread | None = None
 
     def record(
         self,
@@ -53,8 +70,74 @@ class AuditLog:
         with self._db.begin() as db:
             db.add(row)
 
+    def record_soon(
+        self,
+        actor: str,
+        action: str,
+        *,
+        org_id: str | None = None,
+        target: str = "",
+        outcome: str = "ok",
+        detail: str = "",
+    ) -> None:
+        """Queue one entry, stamped now; the writer thread commits it with the others queued
+        (after close(), it is committed at once)."""
+        row = {
+            "at": utcnow(),
+            "actor": actor,
+            "action": action[:200],
+            "org_id": org_id,
+            "target": target,
+            "outcome": outcome,
+            "detail": detail,
+        }
+        with self._changed:
+            if not self._closed:
+                self._queued.append(row)
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_batches, name="audit-writer", daemon=True
+                    )
+                    self._writer.start()
+                self._changed.notify_all()
+                return
+        with self._engine.begin() as db:  # after close(): written at once
+            db.execute(insert(AuditRow.__table__), [row])
+
+    def flush(self) -> None:
+        """Return once every queued entry is committed."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._queued and not self._writing)
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
+
+    def _write_batches(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._queued or self._closed)
+                if not self._queued:
+                    return
+                batch, self._queued, self._writing = self._queued, [], True
+            try:
+                with self._engine.begin() as db:
+                    db.execute(insert(AuditRow.__table__), batch)
+            except Exception:  # a failed batch must not stop the trail: say so, keep going
+                log.exception("could not write %d audit entries", len(batch))
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+
     def entries(self, org_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest entries first; only those of org_id when given."""
+        self.flush()
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if org_id is not None:
             query = query.where(AuditRow.org_id == org_id)

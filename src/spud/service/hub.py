@@ -63,4 +63,5 @@ class Services:
     def close(self) -> None:
         self.tasks.shutdown()
         self.chat.shutdown()
+        self.audit.close()  # the queued request trail is committed before the store closes
         self.sessions.store.close()

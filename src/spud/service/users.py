@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -23,6 +24,10 @@ Role = Literal["admin", "member", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "member", "viewer")
 KEY_PREFIX = "spud_"
 LOGIN_DAYS = 7
+# API keys looked up are remembered this long: a key revoked through this process is refused
+# at once, one revoked by another process (a second server on the same database) within this.
+KEY_CACHE_S = 5.0
+KEY_CACHE_SIZE = 10_000
 SIGN_IN_LINK_S = 60  # a one-time sign-in token is good this long
 ONCE = "once:"  # hashed before a one-time token, so it never matches a login cookie
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -75,6 +80,8 @@ class UserService:
 
     def __init__(self, store: SqlStore) -> None:
         self._db = sessionmaker(store.engine, expire_on_commit=False)
+        self._keys: dict[str, tuple[Principal, float]] = {}  # key hash -> (who, looked up at)
+        self._revocations = 0  # a lookup that saw fewer may not fill the cache
 
     # -- organisations and users ------------------------------------------------------
 
@@ -180,17 +187,37 @@ class UserService:
             .values(revoked_at=utcnow())
         )
         with self._db.begin() as db:
-            return db.execute(change).rowcount > 0
+            revoked = db.execute(change).rowcount > 0
+        self._revocations += 1
+        self._keys.clear()  # refused here at once; other processes within KEY_CACHE_S
+        return revoked
+
+    def cached_key(self, secret: str) -> Principal | None:
+        """The key's user if it was looked up here less than KEY_CACHE_S ago, else None."""
+        hit = self._keys.get(_sha256(secret))
+        if hit is None or time.monotonic() - hit[1] >= KEY_CACHE_S:
+            return None
+        return hit[0]
 
     def user_for_key(self, secret: str) -> Principal | None:
         if not secret.startswith(KEY_PREFIX):
             return None
+        if who := self.cached_key(secret):
+            return who
+        revocations, digest = self._revocations, _sha256(secret)
         query = select(ApiKeyRow.user_id).where(
-            ApiKeyRow.key_hash == _sha256(secret), ApiKeyRow.revoked_at.is_(None)
+            ApiKeyRow.key_hash == digest, ApiKeyRow.revoked_at.is_(None)
         )
         with self._db() as db:
             user_id = db.scalar(query)
-        return self.principal(user_id) if user_id else None
+        if not user_id:
+            return None
+        who = self.principal(user_id)
+        if revocations == self._revocations:  # no revocation since the lookup began
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[digest] = (who, time.monotonic())
+        return who
 
     # -- browser logins ---------------------------------------------------------------
 
