@@ -140,29 +140,42 @@ class Budgets:
     def states(self, org_id: str, user_id: str | None = None) -> list[BudgetState]:
         """The budgets that bind one person (theirs and their organisation's), or all of an
         organisation's when user_id is None; each with what was spent in its period."""
+        budgets = self._binding(org_id, user_id)
+        names = self._owners(org_id, budgets) if budgets else {}
+        return [
+            BudgetState(budget=b, owner=names[b.user_id], spent=self._spent(b)) for b in budgets
+        ]
+
+    def enforce(self, user_id: str, org_id: str) -> None:
+        """Raise LimitReached("budget") when this person's or their organisation's is spent.
+
+        Checked before every step: one query when no budget binds them, one more per budget.
+        """
+        for budget in self._binding(org_id, user_id):
+            state = BudgetState(budget=budget, owner="", spent=self._spent(budget))
+            if state.used_up is not None:
+                state.owner = self._owners(org_id, [budget])[budget.user_id]
+                raise LimitReached("budget", str(state.used_up))
+
+    def _binding(self, org_id: str, user_id: str | None) -> list[Budget]:
         query = select(BudgetRow).where(BudgetRow.org_id == org_id)
         if user_id is not None:
             query = query.where(or_(BudgetRow.user_id == user_id, BudgetRow.user_id == WHOLE_ORG))
         with self._db() as db:
-            budgets = [_budget(r) for r in db.scalars(query.order_by(BudgetRow.user_id))]
-            people = [b.user_id for b in budgets if b.user_id != WHOLE_ORG]
-            names = dict(
-                db.execute(select(UserRow.id, UserRow.username).where(UserRow.id.in_(people))).all()
-            )
-            org = db.scalar(select(OrgRow.name).where(OrgRow.id == org_id)) or org_id
-        states = []
-        for b in budgets:
-            person = None if b.user_id == WHOLE_ORG else b.user_id
-            spent = self.spent(b.org_id, person, period_start(b.period))
-            owner = f"organisation {org}" if person is None else names.get(b.user_id, b.user_id)
-            states.append(BudgetState(budget=b, owner=owner, spent=spent))
-        return states
+            return [_budget(r) for r in db.scalars(query.order_by(BudgetRow.user_id))]
 
-    def enforce(self, user_id: str, org_id: str) -> None:
-        """Raise LimitReached("budget") when this person's or their organisation's is spent."""
-        for state in self.states(org_id, user_id):
-            if (used := state.used_up) is not None:
-                raise LimitReached("budget", used)
+    def _spent(self, budget: Budget) -> Spend:
+        person = None if budget.user_id == WHOLE_ORG else budget.user_id
+        return self.spent(budget.org_id, person, period_start(budget.period))
+
+    def _owners(self, org_id: str, budgets: list[Budget]) -> dict[str, str]:
+        """Whose each budget is, in words: a username, or "organisation NAME"."""
+        people = [b.user_id for b in budgets if b.user_id != WHOLE_ORG]
+        with self._db() as db:
+            found = db.execute(select(UserRow.id, UserRow.username).where(UserRow.id.in_(people)))
+            names = {b.user_id: b.user_id for b in budgets} | dict(found.all())
+            org = db.scalar(select(OrgRow.name).where(OrgRow.id == org_id)) or org_id
+        return names | {WHOLE_ORG: f"organisation {org}"}
 
     def limits(self, user_id: str, org_id: str, base: Limits) -> BudgetLimits:
         """A run's limits with its owner's budgets added (read afresh at every step)."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, String, cast, func, select
+from sqlalchemy import ColumnElement, String, cast, func, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from spud.config import Settings
@@ -117,19 +117,20 @@ class UsageService:
         return MeteredStore(store, self, user_id, org_id, model)
 
     def record(self, org_id: str, user_id: str, session_id: str, model: str, used: Usage) -> None:
-        row = UsageRow(
-            at=utcnow(),
-            org_id=org_id,
-            user_id=user_id,
-            session_id=session_id,
-            model=model[:200],
-            prompt_tokens=used.prompt_tokens,
-            completion_tokens=used.completion_tokens,
-            seconds=used.seconds,
-            cost_usd=used.cost_usd,
-        )
-        with self._db.begin() as db:
-            db.add(row)
+        """Enter one model call in the ledger (committed before returning)."""
+        row = {
+            "at": utcnow(),
+            "org_id": org_id,
+            "user_id": user_id,
+            "session_id": session_id,
+            "model": model[:200],
+            "prompt_tokens": used.prompt_tokens,
+            "completion_tokens": used.completion_tokens,
+            "seconds": used.seconds,
+            "cost_usd": used.cost_usd,
+        }
+        with self.store.engine.begin() as connection:  # a plain insert: no ORM unit of work
+            connection.execute(insert(UsageRow), [row])
 
     def spent(
         self, org_id: str, user_id: str | None = None, since: datetime | None = None
