@@ -147,6 +147,10 @@ def test_one_source_does_not_fill_the_list():
     assert 4 not in [c.id for c, _, _ in rank(question, same_topic, 3, SIMILARITY)]
     diverse = Ranking(same_source=0.2)
     assert [c.id for c, _, _ in rank(question, same_topic, 3, diverse)][:2] == [1, 4]
+    # Facts the user had remembered are each their own source.
+    remembered = [candidate(i, f"fact {i}", "tool:remember", 0.9 - i / 100) for i in (1, 2, 3)]
+    remembered.append(candidate(4, "fact 4", "doc:x#1", 0.8))
+    assert [c.id for c, _, _ in rank("fact", remembered, 3, diverse)] == [1, 2, 3]
 
 
 def test_rare_words_and_names_outweigh_common_ones():

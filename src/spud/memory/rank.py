@@ -87,9 +87,12 @@ def rarity(words: list[str], candidates: list[Candidate]) -> dict[str, float]:
 
 
 def source_of(candidate: Candidate) -> str:
-    """The document or session a memory came from (a chunk's `#n` dropped), else itself."""
-    base = candidate.source.split("#", 1)[0]
-    return base or f"m{candidate.id}"
+    """The document (a chunk's source without its `#n`) or session a memory was made from;
+    anything else (a fact the user had remembered) stands for itself."""
+    source = candidate.source
+    if "#" in source or source.startswith("session:"):
+        return source.split("#", 1)[0]
+    return f"m{candidate.id}"
 
 
 def rank(
@@ -98,7 +101,7 @@ def rank(
     """The k best (candidate, score, share of query words held), best first."""
     words, named = terms(query), names(query)
     for c in candidates:
-        c.words = word_set(c.text)
+        c.words = c.words or word_set(c.text)
     rare = rarity(words, candidates) if ranking.rare else {}
     order = sorted(candidates, key=lambda c: c.created_at)
     age = {c.id: n / max(len(order) - 1, 1) for n, c in enumerate(order)}
