@@ -135,3 +135,21 @@ def test_spud_agent_streams_steps_and_the_answer_in_pieces(tmp_path: Path) -> No
     content = [c for c in content if c]
     assert len(content) > 1 and "".join(content) == ANSWER  # streamed once, not twice
     assert chunks[-1].spud_session_id
+
+
+def test_chat_offers_the_file_writers_only_when_the_turn_asks_for_it(
+    svc: SessionService, tmp_path: Path
+) -> None:
+    offered: list[frozenset[str]] = []
+
+    class Watching(ReplayModel):
+        def answer_or_call(self, messages, tools, exclude=frozenset(), on_text=None):
+            offered.append(exclude)
+            return super().answer_or_call(messages, tools, exclude, on_text)
+
+    for task in ("What is 2 + 3?", "Write the sum to sum.txt"):
+        spec = RunSpec(workspace=tmp_path, task=task, model=Watching([{"answer": "5"}]), chat=True)
+        svc.execute(spec)
+    plain, asked = offered
+    assert {"write_file", "edit_file"} <= plain and "read_file" not in plain
+    assert not {"write_file", "edit_file"} & asked

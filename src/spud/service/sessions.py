@@ -223,8 +223,6 @@ class SessionService:
         model = spec.model
         if model is None or isinstance(model, str):
             model = self.model(model)
-        if spec.chat:  # a plain question gets a plain answer, not a tool call
-            model = Answering(model, spec.on_text)
         sandbox = Sandbox(
             SandboxConfig(
                 workspace=spec.workspace,
@@ -247,6 +245,10 @@ class SessionService:
             chat=spec.chat,
         )
         tools = registry.build(sets, ctx)
+        if spec.chat:  # a plain question gets a plain answer; files are written when asked
+            writers = {t.name for t in tools if registry.risk_of(t) == "write"}
+            in_workspace = {t.name for t in tools if hasattr(t, "workspace")}
+            model = Answering(model, spec.on_text, frozenset(writers & in_workspace))
         brief = None
         if not spec.chat and task.strip() and spec.playbook != "none":
             brief = self._brief_for(task, spec.workspace, sandbox, spec.playbook)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,21 +15,46 @@ OnEvent = Callable[[dict[str, Any]], None]
 SHOWN_ARGS = 200
 
 
+# Words of a request that asks for files to be written or changed.
+ASKS_TO_WRITE = re.compile(
+    r"\b(write|writes|create|save|edit|change|modify|fix|update|rename|delete|remove|append|"
+    r"replace|refactor|implement|generate|file|files|folder|script|program)\b|\.\w{1,5}\b",
+    re.IGNORECASE,
+)
+
+
+def asks_to_write(messages: list[Message]) -> bool:
+    """Whether the latest user turn asks for something to be written (a file, a fix)."""
+    for m in reversed(messages):
+        if m.role == "user" and m.kind != "format_error":
+            return bool(ASKS_TO_WRITE.search(m.content))
+    return False
+
+
 class Answering:
     """A chat's view of a model: each reply may be a plain-text answer, streamed to on_text.
 
-    Tool calls stay possible; the loop turns a plain-text reply into the turn's answer.
+    Tool calls stay possible; the loop turns a plain-text reply into the turn's answer. The
+    writers (tools that write files) may not be called on a turn that does not ask for it.
     """
 
-    def __init__(self, inner: AnsweringModel | Model, on_text: OnText | None = None) -> None:
+    def __init__(
+        self,
+        inner: AnsweringModel | Model,
+        on_text: OnText | None = None,
+        writers: frozenset[str] = frozenset(),
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.context_window = inner.context_window
         self.on_text = on_text
+        self.writers = writers
 
     def complete(
         self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
     ) -> ModelReply:
+        if self.writers and not asks_to_write(messages):
+            exclude = exclude | self.writers
         if isinstance(self.inner, AnsweringModel):
             return self.inner.answer_or_call(messages, tools, exclude, self.on_text)
         return self.inner.complete(messages, tools, exclude)  # remote models answer in text
