@@ -16,6 +16,8 @@ from spud.memory.sleep import last_report
 from spud.models.replay import ReplayModel
 from spud.service.sessions import SessionService
 
+pytestmark = pytest.mark.databases  # on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 class Scripted:
     """A stand-in for the model in sleep: fixed replies per kind of request."""

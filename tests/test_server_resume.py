@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from server_fixtures import replay_file, sse_events, start_server
+
+pytestmark = pytest.mark.databases  # on SQLite and on PostgreSQL (tests/conftest.py)
 
 STEPS = 5
 
