@@ -33,7 +33,7 @@ DATA = Path(__file__).resolve().parents[3] / "shared/data/squad/squad_v1.1_dev_p
 USER = ORG = "bench"
 SEAL = {"base": 32.7, "best_self_edit": 47.0, "day1_before": 38.3, "day1_after_8": 18.9}
 RANKINGS = {"similarity": SIMILARITY, "default": DEFAULT}
-TUNED_ON = "103:123"  # day-1 passages whose runs chose rank.DEFAULT's weights (Normans)
+TUNED_ON = "103:123"  # day-1 passages for tuning rank.DEFAULT's weights (Normans); report others
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
