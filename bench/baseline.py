@@ -36,10 +36,14 @@ def child_env(src: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src), **extra}
 
 
-def run_child(script: Path, args: list[str], src: Path, prefix: list[str] | None = None) -> Any:
+def run_child(
+    script: Path, args: list[str], src: Path, prefix: list[str] | None = None, **env: str
+) -> Any:
     """Run `python script args` against the tree at src; its stdout's last line is JSON."""
     cmd = [*(prefix or []), sys.executable, str(script), *args]
-    proc = subprocess.run(cmd, env=child_env(src), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, env=child_env(src, **env), capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

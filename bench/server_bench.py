@@ -172,6 +172,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200, help="concurrent streaming sessions")
     parser.add_argument("--repeats", type=int, default=3, help="rounds, before and after in turn")
     parser.add_argument("--baseline", default=BEFORE_ISSUE_14, help="commit to compare against")
+    parser.add_argument(
+        "--no-agent", dest="agent", action="store_false", help="skip the spud-agent rows"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="spud-server-bench-"))
@@ -190,7 +193,7 @@ def main() -> None:
                 for name, server in servers.items():
                     print(f"round {r + 1}/{args.repeats}: {name}", file=sys.stderr)
                     rounds[name].append(measure(server, model, args))
-            for name, server in servers.items():
+            for name, server in servers.items() if args.agent else ():
                 agent_ttfb, agent_total = sequential(server.url, server.key, "spud-agent", 20)
                 agent[name] = {
                     "ttfb_ms": statistics.median(agent_ttfb),

@@ -7,43 +7,77 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-from rich.prompt import Confirm
-from rich.syntax import Syntax
-from rich.table import Table
 
 from spud import toolsets as registry
-from spud.config import Settings
+from spud.cli_lazy import lazy_group
 from spud.core.errors import ConfigError, SpudError
-from spud.core.messages import Message, ToolCall
-from spud.core.run import RunResult
-from spud.eval.cli import eval_cli
-from spud.mcp.cli import mcp_cli
-from spud.mcp.serve_cli import serve as mcp_serve  # noqa: F401  (adds `spud mcp serve`)
-from spud.memory.cli import learn_command, memory_cli, sleep_command
-from spud.models.registry import REGISTRY, model_path, pull
-from spud.server.cli import register as add_server_commands
-from spud.server.usage_cli import register as add_usage_commands
+
+if TYPE_CHECKING:
+    from spud.core.messages import Message, ToolCall
+    from spud.core.run import RunResult
+
+# Commands of other modules, imported only when they run (`spud --help` lists them from here).
+MORE_COMMANDS = {
+    "memory": ("spud.memory.cli:memory_cli", "List, show, edit and delete what Spud remembers."),
+    "learn": (
+        "spud.memory.cli:learn_command",
+        "Read documents into memory (chunked, with where each chunk came from).",
+    ),
+    "sleep": (
+        "spud.memory.cli:sleep_command",
+        "Turn the sessions and documents not slept on yet into facts, episodes and skills.",
+    ),
+    "eval": (
+        "spud.eval.cli:eval_cli",
+        "Evaluate a model: `spud eval SUITE` (spud, bfcl or a folder), `spud eval compare A B`.",
+    ),
+    "mcp": (
+        "spud.mcp.serve_cli:mcp_cli",  # the module that adds `spud mcp serve`
+        "MCP: servers Spud uses as tools, and Spud as a server.",
+    ),
+    "serve": (
+        "spud.server.cli:serve",
+        "Serve the web app, the OpenAI-compatible API and the task API.",
+    ),
+    "audit": ("spud.server.cli:audit", "The audit log, newest first."),
+    "desktop": (
+        "spud.server.cli:desktop",
+        "Open Spud in a window of its own, signed in; starts the server if none is running "
+        "and stops it when the window closes.",
+    ),
+    "users": ("spud.server.cli:users_cli", "Add and list users."),
+    "keys": ("spud.server.cli:keys_cli", "Create and list API keys."),
+    "usage": (
+        "spud.server.usage_cli:usage",
+        "Tokens, model seconds and cost, per person, organisation, session, task, model or day.",
+    ),
+    "budgets": ("spud.server.usage_cli:budgets_cli", "Set, list and clear spending budgets."),
+}
+MORE_MODELS_COMMANDS = {
+    "default": (
+        "spud.server.usage_cli:models_default",
+        "Show or set the model an organisation's tasks and chats use when they name none.",
+    ),
+}
 
 cli = typer.Typer(
-    help="Spud: an open agent workspace on an embedded local model.", no_args_is_help=True
+    help="Spud: an open agent workspace on an embedded local model.",
+    no_args_is_help=True,
+    cls=lazy_group(MORE_COMMANDS),
 )
 sessions_cli = typer.Typer(help="List and show stored sessions.", no_args_is_help=True)
-models_cli = typer.Typer(help="List and pull embedded models.", no_args_is_help=True)
+models_cli = typer.Typer(
+    help="List and pull embedded models.",
+    no_args_is_help=True,
+    cls=lazy_group(MORE_MODELS_COMMANDS),
+)
 cli.add_typer(sessions_cli, name="sessions")
 cli.add_typer(models_cli, name="models")
-cli.add_typer(memory_cli, name="memory")
-cli.command("learn")(learn_command)
-cli.command("sleep")(sleep_command)
-cli.add_typer(eval_cli, name="eval")
-cli.add_typer(mcp_cli, name="mcp")
-add_server_commands(cli)  # serve, users, keys, audit
-add_usage_commands(cli, models_cli)  # usage, budgets, models default
 console = Console(highlight=False)
 
 WorkspaceOpt = typer.Option(Path("."), "--workspace", "-w", help="Folder the agent works in.")
@@ -61,7 +95,12 @@ def app() -> None:
     except SpudError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(1)
-    except ValidationError as exc:  # a bad value in the config file or a SPUD_* variable
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        # a bad value in the config file or a SPUD_* variable
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         console.print(f"[bold red]error:[/] invalid configuration: {escape(problems)}")
         sys.exit(1)
@@ -97,6 +136,8 @@ def render(m: Message) -> None:
         )
         console.print(f"[{color}]  {escape(shown)}[/]")
         if m.meta.get("diff"):
+            from rich.syntax import Syntax
+
             console.print(Syntax(m.meta["diff"], "diff", theme="ansi_dark"))
         if m.meta.get("image"):
             console.print(f"[dim]  screenshot saved: {escape(str(m.meta['image']))}[/]")
@@ -110,6 +151,8 @@ def _args(call: ToolCall) -> str:
 
 
 def summarize(result: RunResult, db: str) -> None:
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     ok = result.status == "finished"
     table.add_row("status", f"[{'green' if ok else 'red'}]{result.status}[/]")
@@ -131,6 +174,8 @@ def summarize(result: RunResult, db: str) -> None:
 @contextmanager
 def _byte_progress(description: str) -> Iterator[Callable[[int, int], None]]:
     """A transient progress bar; yields the (done, total) callback that moves it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn())
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
@@ -157,6 +202,8 @@ class Terminal:
         self.status.stop()
         try:
             question = f"[yellow]approve[/] {call.name} {escape(_args(call))} ({escape(reason)})?"
+            from rich.prompt import Confirm
+
             return Confirm.ask(question)
         finally:
             self.status.start()
@@ -208,6 +255,7 @@ class ChatTurns:
 
 
 def _service(model: str | None):  # noqa: ANN202
+    from spud.config import Settings
     from spud.service.sessions import SessionService
 
     settings = Settings()
@@ -230,6 +278,8 @@ def _limits(svc, max_steps: int | None):  # noqa: ANN001, ANN202
 def _finish(result: RunResult, svc) -> None:  # noqa: ANN001
     checks = svc.deliverables(result.session_id)
     if checks:
+        from rich.table import Table
+
         table = Table("file", "verified", "problems", title="files produced")
         for c in checks:
             table.add_row(
@@ -388,6 +438,8 @@ def verify(
 @sessions_cli.command("list")
 def sessions_list(limit: int = typer.Option(20, help="How many to show.")) -> None:
     """Newest sessions first."""
+    from rich.table import Table
+
     from spud.service.sessions import SessionService
 
     table = Table("id", "status", "steps", "model", "updated", "task")
@@ -420,6 +472,11 @@ def sessions_show(session_id: str) -> None:
 @models_cli.command("list")
 def models_list() -> None:
     """Registered models and whether they are pulled."""
+    from rich.table import Table
+
+    from spud.config import Settings
+    from spud.models.registry import REGISTRY, model_path
+
     settings = Settings()
     table = Table("name", "pulled", "context", "license", "description")
     for spec in REGISTRY.values():
@@ -431,7 +488,8 @@ def models_list() -> None:
 @models_cli.command("pull")
 def models_pull(name: str) -> None:
     """Assemble a model from its sources and verify its sha256."""
-    from spud.models.registry import get_spec
+    from spud.config import Settings
+    from spud.models.registry import REGISTRY, get_spec, pull
 
     settings = Settings()
     get_spec(name)

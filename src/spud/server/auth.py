@@ -391,9 +391,10 @@ class AuditTrail:
         who: Principal | None = state.get("principal")
         actor = who.username if who else f"anonymous:{state.get('actor', '')}".rstrip(":")
         svc: Services = scope["app"].state.spud
-        svc.audit.record_soon(  # queued: committed in batches off the request's path
+        svc.audit.record(
             actor,
             f"{scope['method']} {scope['path']}",
             org_id=who.org_id if who else None,
             outcome=str(status),
+            soon=True,  # queued: committed in batches, off the request's path
         )

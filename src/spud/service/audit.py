@@ -34,9 +34,9 @@ class AuditEntry(BaseModel):
 class AuditLog:
     """Append-only record of actions; read newest first, per organisation or all.
 
-    record() commits before it returns. record_soon() (the server's request trail) hands
-    the entry to a writer thread that commits whatever has queued up in one transaction;
-    reading the log and close() wait for the queue, so a clean shutdown loses nothing.
+    record() commits before it returns; with soon=True (the server's request trail) it hands
+    the entry to a writer thread that commits whatever has queued up in one transaction.
+    Reading the log and close() wait for the queue, so a clean shutdown loses nothing.
     """
 
     def __init__(self, store: SqlStore) -> None:
@@ -57,31 +57,10 @@ class AuditLog:
         target: str = "",
         outcome: str = "ok",
         detail: str = "",
+        soon: bool = False,
     ) -> None:
-        """Write one entry (committed before returning)."""
-        row = AuditRow(
-            actor=actor,
-            action=action[:200],
-            org_id=org_id,
-            target=target,
-            outcome=outcome,
-            detail=detail,
-        )
-        with self._db.begin() as db:
-            db.add(row)
-
-    def record_soon(
-        self,
-        actor: str,
-        action: str,
-        *,
-        org_id: str | None = None,
-        target: str = "",
-        outcome: str = "ok",
-        detail: str = "",
-    ) -> None:
-        """Queue one entry, stamped now; the writer thread commits it with the others queued
-        (after close(), it is committed at once)."""
+        """Write one entry, stamped now: committed before returning, or with soon=True
+        queued for the writer thread, which commits it with the others queued."""
         row = {
             "at": utcnow(),
             "actor": actor,
@@ -92,7 +71,7 @@ class AuditLog:
             "detail": detail,
         }
         with self._changed:
-            if not self._closed:
+            if soon and not self._closed:
                 self._queued.append(row)
                 if self._writer is None:
                     self._writer = threading.Thread(
@@ -101,7 +80,7 @@ class AuditLog:
                     self._writer.start()
                 self._changed.notify_all()
                 return
-        with self._engine.begin() as db:  # after close(): written at once
+        with self._engine.begin() as db:
             db.execute(insert(AuditRow.__table__), [row])
 
     def flush(self) -> None:

@@ -1,0 +1,52 @@
+"""Commands whose modules load only when one of them runs, so `spud --help` starts fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+# name: ("module:attribute" of a Typer app or a command function, its one-line help)
+Lazy = dict[str, tuple[str, str]]
+
+
+def lazy_group(commands: Lazy) -> type[TyperGroup]:
+    """A Typer group class that also offers these commands, each imported when it runs.
+
+    Help listings show the one-line help from the table without importing anything.
+    """
+
+    class LazyGroup(TyperGroup):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return [*super().list_commands(ctx), *(n for n in commands if n not in self.commands)]
+
+        def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+            if name in self.commands or name not in commands:
+                return super().get_command(ctx, name)
+            return TyperCommand(name, help=commands[name][1])  # for listings only
+
+        def resolve_command(
+            self, ctx: click.Context, args: list[str]
+        ) -> tuple[str | None, click.Command | None, list[str]]:
+            name, command, rest = super().resolve_command(ctx, args)
+            if name in commands and name not in self.commands:
+                command = self.commands[name] = load(name, commands[name][0])
+            return name, command, rest
+
+    return LazyGroup
+
+
+def load(name: str, target: str) -> click.Command:
+    """The click command of a Typer app or a command function named "module:attribute"."""
+    module, _, attribute = target.partition(":")
+    found = getattr(importlib.import_module(module), attribute)
+    if isinstance(found, typer.Typer):
+        command = typer.main.get_group(found)
+    else:
+        app = typer.Typer()
+        app.command(name)(found)
+        command = typer.main.get_command(app)
+    command.name = name
+    return command
