@@ -30,6 +30,7 @@ def fact(text: str, key: str = "", kind: str = "fact") -> NewMemory:
     return NewMemory(kind=kind, text=text, key=key, source="test")
 
 
+@pytest.mark.databases
 def test_memories_are_isolated_per_user_and_org(memories: MemoryStore):
     secret = memories.add("ann", "acme", fact("Ann's locker code at Acme is 4711"))
     memories.add("ann", "globex", fact("Ann's locker code at Globex is 1234"))
@@ -57,6 +58,7 @@ def test_memories_are_isolated_per_user_and_org(memories: MemoryStore):
         memories.list("", "acme")
 
 
+@pytest.mark.databases
 def test_a_superseded_fact_is_history_not_current(memories: MemoryStore):
     old = memories.add("u", "o", fact("The user's editor is vim", key="Editor", kind="preference"))
     new = memories.add(
@@ -139,6 +141,7 @@ def test_planted_fact_is_found_among_10k_distractors(memories: MemoryStore):
         assert hits[0].memory.id == planted.id, [h.memory.text for h in hits]
 
 
+@pytest.mark.databases
 def test_learn_chunks_files_with_provenance_once(memories: MemoryStore, tmp_path: Path):
     docs = tmp_path / "docs"
     (docs / ".git").mkdir(parents=True)
@@ -175,6 +178,7 @@ def test_chunking_keeps_every_word():
     assert " ".join(chunks).split() == text.split()
 
 
+@pytest.mark.databases
 def test_bad_input_is_a_clear_error_and_loses_nothing(memories: MemoryStore):
     kept = memories.add("u", "o", fact("Keep me"))
     with pytest.raises(SpudError, match="unknown memory kind"):
@@ -200,6 +204,7 @@ def test_edit_changes_what_is_recalled(memories: MemoryStore):
         )
 
 
+@pytest.mark.databases
 def test_agent_remembers_recalls_and_forgets(store: SqlStore, memories: MemoryStore):
     calls = [
         {
