@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spud.memory.hnsw import HnswIndex
-from spud.memory.rank import DEFAULT, SIMILARITY, Candidate, Ranking, rank
+from spud.memory.rank import SIMILARITY, Candidate, Ranking, rank
 from spud.memory.retrieve import recall
 from spud.memory.store import MemoryStore, NewMemory
 from spud.store.sql import SqlStore
@@ -161,4 +161,4 @@ def test_rare_words_and_names_outweigh_common_ones():
     ]
     question = "Who did Tesla work for in New York in 1884?"
     assert rank(question, candidates, 1, SIMILARITY)[0][0].id == 2
-    assert rank(question, candidates, 1, DEFAULT)[0][0].id == 1
+    assert rank(question, candidates, 1, Ranking(rare=0.5, names=0.5))[0][0].id == 1
