@@ -97,8 +97,11 @@ def test_stores_opening_a_fresh_database_at_once_migrate_it_once(
         assert _versions(store) == _heads(url)
 
 
-@pytest.mark.databases
-def test_concurrent_appends_keep_each_writers_order_and_never_share_an_index(db_url: str) -> None:
+def test_concurrent_appends_keep_each_writers_order_and_never_share_an_index(
+    postgres: PostgresServer,
+) -> None:
+    """On SQLite, tests/test_store.py has two writer processes append at once."""
+    db_url = postgres.create_database(postgres.template)
     with SqlStore(db_url) as store:
         sid = store.create_session("shared", "/w", "m")
     writers, each = "abcd", 25
