@@ -69,7 +69,11 @@ class ServerProc:
 
 
 def start_server(
-    home: Path, env: dict[str, str] | None = None, key: str = "", port: int = 0
+    home: Path,
+    env: dict[str, str] | None = None,
+    key: str = "",
+    port: int = 0,
+    start_s: float = 90,
 ) -> ServerProc:
     """Start `python -m spud serve` with SPUD_HOME=home; log in as the first admin for a key."""
     port = port or free_port()
@@ -91,7 +95,7 @@ def start_server(
             env=full_env,
         )
     server = ServerProc(f"http://127.0.0.1:{port}", home, proc, log, full_env, key, port)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + start_s  # more where the machine is known to be busy
     while True:
         if proc.poll() is not None:
             pytest.fail(f"spud serve exited with {proc.returncode}: {log.read_text()[-3000:]}")

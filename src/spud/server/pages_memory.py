@@ -40,7 +40,8 @@ def _memory_page(
     **context: Any,
 ) -> Response:
     mem = svc.sessions.memory
-    hits = mem.recall(who.user_id, who.org_id, q, k=10) if q.strip() else []
+    searched = q.strip() and mem.memories.count(who.user_id, who.org_id)  # else no model load
+    hits = mem.recall(who.user_id, who.org_id, q, k=10) if searched else []
     if kind:
         sections = [(kind, kind.capitalize() + "s", mem.list(who.user_id, who.org_id, kind))]
     else:
