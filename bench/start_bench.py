@@ -76,7 +76,8 @@ def main() -> int:
             for variant in VARIANTS:
                 helps[variant].append(help_seconds(trees[variant]))
         # the after variant's first start records the check; it is not timed
-        run_child(script, ["--child"], trees["after"], SPUD_HOME=homes["after"])
+        if args.run_repeats:
+            run_child(script, ["--child"], trees["after"], SPUD_HOME=homes["after"])
         for r in range(args.run_repeats):
             for variant in VARIANTS:
                 print(
@@ -90,7 +91,7 @@ def main() -> int:
     report["summary"] = {
         v: {
             "help_s": med(helps[v]),
-            **{k: med(r[k] for r in runs[v]) for k in runs[v][0]},
+            **{k: med(r[k] for r in runs[v]) for k in (runs[v][0] if runs[v] else {})},
         }
         for v in VARIANTS
     }
