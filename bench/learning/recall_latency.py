@@ -107,6 +107,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def run_size(n: int, texts: list[str], vectors: np.ndarray, embedder: Embedder) -> dict:
+    embedder = Embedder(embedder.threads, embedder.batch_size)  # the model, no cached queries
     with tempfile.TemporaryDirectory() as home:
         store = SqlStore(f"sqlite:///{home}/spud.db")
         memories = MemoryStore(store, embedder)
