@@ -198,7 +198,9 @@ def test_the_agent_is_not_patched_after_it_is_built(svc: SessionService, ws: Pat
     )
     with svc.open(spec) as run:
         agent = run.agent
-        assert (agent.limits, agent.harness, agent.require_action) == (limits, harness, False)
+        # the limits asked for, plus the owner's budgets checked with them (service/budgets.py)
+        assert agent.limits.model_dump() == limits.model_dump()
+        assert (agent.harness, agent.require_action) == (harness, False)
         approval = agent.approver.decide(
             ToolCall(name="bash", arguments={"command": "rm x"}), False
         )
