@@ -301,3 +301,10 @@ def test_the_servers_shared_model_drafts_when_its_inner_model_does():
     assert not SerializedModel(ReplayModel([]), None).drafts
     with pytest.raises(Cancelled):
         CancellableModel(shared, stop=lambda: True).chat([Message(role="user", content="go")])
+
+
+def test_a_chore_that_names_no_file_is_left_to_the_tools(workspace: Path):
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    task = "Use the time tool to convert 12:00 from UTC to Asia/Tokyo time."
+    brief = brief_for(task, workspace, sandbox)
+    assert brief is not None and brief.playbook == "files" and brief.opening is None

@@ -19,7 +19,8 @@ SYSTEM = "You are an expert Python programmer. You fix and complete code so that
 ASK = (
     "Reply with the code of {target} to change, in one ```python block: every function, class "
     "or method you change or add, each complete, plus any imports they need. Definitions you "
-    "leave out stay as they are. First say in one or two sentences what must change."
+    "leave out stay as they are. Reply with one or two sentences on what must change, then "
+    "the code."
 )
 REPAIR = (
     "After that change the tests say:\n{detail}\n\nSay in one or two sentences why they still "
@@ -39,11 +40,12 @@ SCRIPT_SYSTEM = "You are an expert Python programmer. You do file and office wor
 SCRIPT_ASK = (
     "Write one Python 3 script that does this task, in one ```python block. It runs in the "
     "workspace folder (the current directory), where the files above are; it writes the "
-    "outputs there{libraries}. First say in one or two sentences what the script does."
+    "outputs there{libraries}. Reply with one or two sentences on what the script does, then "
+    "the script."
 )
 SAVED_ASK = (
-    "Write the complete {path} in one ```python block. First say in one or two sentences what "
-    "it does."
+    "Write the complete {path} in one ```python block. Reply with one or two sentences on what "
+    "it does, then the code."
 )
 SCRIPT_REPAIR = (
     "The script ran. Its output:\n{output}\n\nThe checks say:\n{checks}\n\nSay in one or two "
@@ -85,7 +87,7 @@ class CodeDraft:
             writes, problem = self.merged(text)
             writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
             if problem or not writes:  # nothing to run: asked again, more varied if a repeat
-                temperature = None if problem else REDRAFT_TEMPERATURE
+                temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 again = problem or SAME + (self.repair(detail) if detail else "")
                 chat.append(Message(role="user", content=again))
                 unused.append(reply)
@@ -195,7 +197,7 @@ def _definitions(reply: str) -> tuple[list[str], str]:
         try:
             tree = ast.parse(block)
         except SyntaxError as exc:
-            error = error or f"line {exc.lineno}: {exc.msg}"
+            error = error or _syntax(block, exc)
             continue
         names = [n.name for n in tree.body if isinstance(n, DEFS)]
         if any(not n.startswith("test") for n in names):
@@ -205,6 +207,14 @@ def _definitions(reply: str) -> tuple[list[str], str]:
     if error:
         return [], f"Your code is not valid Python ({error}). Reply with corrected code."
     return [], "Your reply had no ```python block defining the code. Reply with the code in one."
+
+
+def _syntax(code: str, exc: SyntaxError) -> str:
+    """A syntax error with its line, for the model to see what Python 3.11 refused."""
+    lines = code.splitlines()
+    at = lines[exc.lineno - 1].strip() if exc.lineno and exc.lineno <= len(lines) else ""
+    shown = f" `{at[:160]}`" if at else ""
+    return f"line {exc.lineno}{shown}: {exc.msg} (this is Python 3.11)"
 
 
 def _said(reply: str) -> str:
@@ -243,6 +253,7 @@ class ScriptDraft:
             chat.append(Message(role="assistant", content=text))
             script, problem = _script(text)
             if problem:
+                temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=problem))
                 unused.append(reply)
                 continue
@@ -279,7 +290,7 @@ def _script(reply: str) -> tuple[str, str]:
         try:
             compile(block, "script", "exec")
         except SyntaxError as exc:
-            error = f"line {exc.lineno}: {exc.msg}"
+            error = _syntax(block, exc)
             continue
         if HEREDOC not in block:
             return block.rstrip("\n"), ""

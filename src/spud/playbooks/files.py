@@ -55,10 +55,16 @@ class FileChores:
             prompt += f"\n5. Before finishing, run `{command}` with bash and read its output."
         verifier = TaskVerifier(checks=checks)
         shown = "\n\n".join(parts) if files else ""
+        # A text model first writes one script for the chore, run and checked, when the task
+        # names files to read or make (a task that only says "convert" is left to the tools).
+        opening = None
+        if inputs or outputs:
+            opening = ScriptDraft(
+                task, shown, verifier, save_as=_script_asked(outputs), run=command
+            )
         return Brief(
             playbook=self.name,
-            # a text model first writes one script for the chore, run and checked
-            opening=ScriptDraft(task, shown, verifier, save_as=_script_asked(outputs), run=command),
+            opening=opening,
             prompt=prompt,
             # an empty workspace has nothing to show (a 0.5B copied the note into its file)
             context="Spud looked at the workspace before you start.\n\n" + "\n\n".join(parts)
