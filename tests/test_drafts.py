@@ -293,7 +293,7 @@ def test_the_servers_shared_model_drafts_when_its_inner_model_does():
     import threading
 
     from spud.core.protocols import TextModel
-    from spud.service.modelpool import Cancelled, CancellableModel, SerializedModel
+    from spud.service.modelpool import CancellableModel, Cancelled, SerializedModel
 
     shared = SerializedModel(Drafter([GOOD_TOTAL]), threading.Lock())
     assert isinstance(shared, TextModel) and shared.drafts
