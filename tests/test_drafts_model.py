@@ -58,14 +58,16 @@ def test_the_model_does_a_file_chore_by_a_script(svc: SessionService, tmp_path: 
     assert (tmp_path / "old.txt").read_text().split() == ["Ada", "Bob"]
 
 
-def test_the_model_edits_a_workbook_by_a_script(svc: SessionService, tmp_path: Path):
+def test_the_model_edits_a_workbook(svc: SessionService, tmp_path: Path):
+    """By a script draft or, when the drafts give no usable script (the 1.5B sometimes nests
+    quotes in an f-string, which Python 3.11 refuses), by the office tools after them."""
     wb = openpyxl.Workbook()
     for row in [["Region", "Sales"], ["North", 120], ["South", 80], ["East", 50]]:
         wb.active.append(row)
     wb.save(tmp_path / "sales.xlsx")
-    result, drafts = run(svc, tmp_path, "In sales.xlsx, put a formula in B5 that adds up B2:B4.")
+    result, _ = run(svc, tmp_path, "In sales.xlsx, put a formula in B5 that adds up B2:B4.")
     assert result.status == "finished", result.summary
-    assert drafts
+    assert "verify sales.xlsx" in result.summary  # the office check ran before finishing
     book = load_workbook(tmp_path / "sales.xlsx")
     assert str(book.active["B5"].value).startswith("=")
     assert recalculate(book).value("Sheet", "B5") == 250
