@@ -13,6 +13,7 @@ from spud.memory.scheduler import Nightly
 from spud.server import (  # pages_*: issue 16's pages; desktop_signin: `spud desktop`
     api,
     auth,
+    chat_api,
     desktop_signin,
     errors,
     openai_api,
@@ -66,6 +67,7 @@ def create_app(services: Services, server: ServerSettings | None = None) -> Fast
     app.include_router(auth.router)
     app.include_router(openai_api.router)
     app.include_router(api.router)
+    app.include_router(chat_api.router)  # /api/chat: files dropped into a chat, stop a turn
     mcp_http.install(app, services, server)  # MCP at /mcp, with the same API keys
     web.install(app)
     app.include_router(pages_usage.router)  # /usage, /api/usage: tokens, seconds, cost, budgets

@@ -84,7 +84,8 @@ class StreamOptions(BaseModel):
 
 class ChatRequest(BaseModel):
     """A chat completion request; OpenAI parameters Spud does not use are accepted and ignored
-    (sampling is the model's configuration). `session_id` continues a spud-agent chat."""
+    (sampling is the model's configuration). `session_id` continues a spud-agent chat,
+    `spud_model` names the model its turn runs on, `regenerate` answers its last turn again."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -95,6 +96,8 @@ class ChatRequest(BaseModel):
     tools: list[ToolDef] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     session_id: str | None = Field(default=None, max_length=32)
+    spud_model: str | None = Field(default=None, max_length=300)
+    regenerate: bool = False
 
 
 @router.get("/models")
@@ -136,29 +139,34 @@ async def chat_completions(body: ChatRequest, who: User, svc: Svc) -> Any:
 
 async def _agent_turn(body: ChatRequest, who: Principal, svc: Services, cid: str) -> Any:
     """Run one agent turn on a worker; the answer is the finish summary."""
-    users = [i for i, m in enumerate(body.messages) if m.role == "user"]
-    if not users:
-        raise SpudError("spud-agent needs a user message")
-    last = body.messages[users[-1]]
-    text = completions.text_of(last.content)
-    history = ""
-    if body.session_id is None:
-        earlier = [
-            f"{m.role}: {completions.text_of(m.content)}"
-            for m in body.messages[: users[-1]]
-            if m.role in ("user", "assistant") and m.content
-        ]
-        history = "Earlier in this conversation:\n" + "\n".join(earlier) if earlier else ""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # answer text and tool steps
     on_event = (lambda e: loop.call_soon_threadsafe(events.put_nowait, e)) if body.stream else None
-    future = svc.chat.turn(who, text, body.session_id, history, on_event)
+    if body.regenerate:
+        if body.session_id is None:
+            raise SpudError("regenerate needs the session_id of the chat to answer again")
+        future = svc.chat.regenerate(who, body.session_id, on_event, body.spud_model)
+    else:
+        users = [i for i, m in enumerate(body.messages) if m.role == "user"]
+        if not users:
+            raise SpudError("spud-agent needs a user message")
+        text = completions.text_of(body.messages[users[-1]].content)
+        history = ""
+        if body.session_id is None:
+            earlier = [
+                f"{m.role}: {completions.text_of(m.content)}"
+                for m in body.messages[: users[-1]]
+                if m.role in ("user", "assistant") and m.content
+            ]
+            history = "Earlier in this conversation:\n" + "\n".join(earlier) if earlier else ""
+        future = svc.chat.turn(who, text, body.session_id, history, on_event, body.spud_model)
     if not body.stream:
         turn = await asyncio.wrap_future(future)
         result = _completion(
             cid, body.model, Message(role="assistant", content=turn.answer), turn.usage
         )
         result["spud_session_id"] = turn.session_id
+        result["spud_status"] = turn.status
         return result
 
     async def stream() -> AsyncIterator[str]:
@@ -183,7 +191,7 @@ async def _agent_turn(body: ChatRequest, who: Principal, svc: Services, cid: str
             return
         message = Message(role="assistant", content=turn.rest)  # the answer's unstreamed rest
         async for part in _chunks(
-            cid, body, message, turn.usage, role=False, session=turn.session_id
+            cid, body, message, turn.usage, role=False, session=turn.session_id, status=turn.status
         ):
             yield part
 
@@ -240,11 +248,15 @@ def _chunk(
 
 
 def _event_chunk(cid: str, model: str, event: dict[str, Any]) -> dict[str, Any]:
-    """An agent turn's event as a chunk: answer text as content, a tool step as spud_step."""
+    """An agent turn's event as a chunk: answer text as content, a tool step as spud_step,
+    the turn's session (known before its first step) as spud_session_id."""
     if "text" in event:
         return _chunk(cid, model, {"content": event["text"]})
     chunk = _chunk(cid, model, {})
-    chunk["spud_step"] = event["step"]
+    if "session" in event:
+        chunk["spud_session_id"] = event["session"]
+    else:
+        chunk["spud_step"] = event["step"]
     return chunk
 
 
@@ -264,6 +276,7 @@ async def _chunks(
     usage: Usage,
     role: bool = True,
     session: str | None = None,
+    status: str | None = None,
 ) -> AsyncIterator[str]:
     if role:
         yield _data(_chunk(cid, body.model, {"role": "assistant", "content": ""}))
@@ -275,6 +288,8 @@ async def _chunks(
     last = _chunk(cid, body.model, {}, "tool_calls" if message.tool_calls else "stop")
     if session:
         last["spud_session_id"] = session
+    if status:
+        last["spud_status"] = status  # how the agent turn ended: finished, stopped, limit:…
     yield _data(last)
     if body.stream_options and body.stream_options.include_usage:
         final = _chunk(cid, body.model, {})

@@ -139,18 +139,43 @@ def fetch_page(url: str, policy: BrowserPolicy | None = None) -> tuple[str, str]
     raise SpudError(f"cannot fetch {url}: more than {REDIRECTS} redirects")
 
 
-def _learn_upload(svc: Any, who: Principal, upload: UploadFile) -> Any:
-    from spud.memory.learn import read_file
+def read_upload(upload: UploadFile, limit: int = MAX_UPLOAD) -> bytes:
+    """An uploaded file's bytes; a clear error when it is over the limit."""
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        size = f"{limit / 1_000_000:g} MB"
+        raise SpudError(f"{upload.filename} is over {size}: nothing of it was kept")
+    return data
 
-    data = upload.file.read(MAX_UPLOAD + 1)
-    if len(data) > MAX_UPLOAD:
-        raise SpudError(f"{upload.filename} is over {MAX_UPLOAD // 1_000_000} MB")
-    name = Path(upload.filename or "upload.txt").name or "upload.txt"
+
+def learn_upload(svc: Any, who: Principal, filename: str, data: bytes) -> Any:
+    """Learn an uploaded file as `spud learn` reads a file; a clear error if it cannot be read."""
+    from spud.memory.learn import HTML_SUFFIXES, OFFICE_SUFFIXES, TEXT_SUFFIXES, read_file
+
+    name = Path(filename or "upload.txt").name or "upload.txt"
+    known = TEXT_SUFFIXES | OFFICE_SUFFIXES | HTML_SUFFIXES
+    if Path(name).suffix.lower() not in known and not _is_text(data):
+        raise SpudError(
+            f"cannot learn {name}: it is neither text nor a document Spud reads "
+            f"({', '.join(sorted(known))})"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
-        text = read_file(path)  # pdf, docx, pptx, xlsx, html or text, as `spud learn` reads it
+        try:
+            text = read_file(path)  # pdf, docx, pptx, xlsx, html or text, as `spud learn` reads it
+        except SpudError:
+            raise
+        except Exception as exc:  # a damaged document: the parser's own words
+            raise SpudError(f"cannot read {name}: {type(exc).__name__}: {exc}") from None
     return svc.sessions.memory.learn_text(who.user_id, who.org_id, text, f"upload:{name}")
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        return "\x00" not in data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
 
 
 def _learn_url(svc: Any, who: Principal, url: str) -> Any:
@@ -174,7 +199,7 @@ def learn(
         return refused
     try:
         if upload is not None and upload.filename:
-            learned = _learn_upload(svc, who, upload)
+            learned = learn_upload(svc, who, upload.filename, read_upload(upload))
         elif url.strip():
             learned = _learn_url(svc, who, url.strip())
         else:

@@ -18,7 +18,7 @@ from spud.core.messages import Message
 from spud.sandbox.policy import Policy, Rule
 from spud.server import auth
 from spud.server.errors import MAPPING, Unauthorized
-from spud.service.chat import AGENT_MODEL
+from spud.service.chat import AGENT_MODEL, STOPPED
 from spud.service.errors import Forbidden, NotFound
 from spud.service.tasks import ACTIVE, TaskSpec, message_events
 from spud.service.users import Principal
@@ -33,6 +33,7 @@ APPROVALS = {
     "commands": "Ask before every shell command",
     "auto": "Approve automatically",  # what the policy denies stays denied
 }
+MAX_CHAT_FILE = 3_000_000  # a file dropped into chat (one a request, under the body limit)
 NAV = [("chat", "Chat"), ("tasks", "Tasks"), ("sessions", "Sessions"), ("files", "Files")]
 
 
@@ -103,6 +104,7 @@ def chat_turns(messages: list[Message]) -> list[dict[str, Any]]:
         elif m.role == "assistant" and turns:
             answer = turns[-1]
             answer["text"] = m.content or answer["text"]
+            answer["stopped"] = m.kind == STOPPED
             for call in m.tool_calls:
                 if call.name == "finish":
                     answer["text"] = str(call.arguments.get("summary", ""))
@@ -156,7 +158,8 @@ def chat(
     svc: auth.Svc,
     session: str | None = Query(None, max_length=64),
 ) -> Response:
-    """Talk with the agent (model spud-agent); your past chats on the side."""
+    """Talk with the agent (model spud-agent) on a model of your choice; drop files in; stop
+    or regenerate an answer; your past chats on the side."""
     mine = set(svc.owned.of_user(who.user_id, who.org_id))  # a chat is its starter's
     chats = [c for c in svc.owned.list(who.org_id, "", "chat", 200) if c.id in mine][:50]
     turns: list[dict[str, Any]] = []
@@ -176,6 +179,9 @@ def chat(
         session=session or "",
         turns=turns,
         model=AGENT_MODEL,
+        models=[e for e in svc.sessions.catalog.entries(svc.pool.names()) if e.offered],
+        default_model=svc.sessions.catalog.default(who.org_id),
+        max_file_bytes=MAX_CHAT_FILE,
     )
 
 

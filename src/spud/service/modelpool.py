@@ -90,6 +90,29 @@ class CancellableModel:
             raise Cancelled()
         return self.inner.complete(messages, tools, exclude)
 
+    def answer_or_call(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: frozenset[str] = frozenset(),
+        on_text: OnText | None = None,
+    ) -> ModelReply:
+        """The inner model's answer or calls; a stop while the answer streams ends it there."""
+        if self.stop():
+            raise Cancelled()
+        if not isinstance(self.inner, AnsweringModel):
+            return self.inner.complete(messages, tools, exclude)
+        if on_text is None:
+            return self.inner.answer_or_call(messages, tools, exclude)
+        streamed = on_text
+
+        def checked(piece: str) -> None:
+            if self.stop():
+                raise Cancelled()  # out of the generation loop: the pieces sent are the answer
+            streamed(piece)
+
+        return self.inner.answer_or_call(messages, tools, exclude, checked)
+
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec]) -> int:
         return self.inner.count_tokens(messages, tools)
 

@@ -17,6 +17,7 @@ from spud.tools.beneath import DIR_FLAGS, READ_FLAGS
 
 # The chat agent works in "default" (service/chat.py): it counts as a workspace for nesting.
 SHARED_WORKSPACES = ("default",)
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FileEntry(BaseModel):
@@ -228,6 +229,29 @@ class Workspaces:
             raise missing
         os.set_blocking(fd, True)
         return OpenFile(fd, parts[-1], st.st_size)
+
+    def add_file(self, org_id: str, folder: str, name: str, data: bytes) -> str:
+        """Write a new file into a workspace folder; an existing file is never replaced (the
+        new one is named "name (2).ext" and so on). Its path relative to the org's root."""
+        base = PurePosixPath(name.replace("\\", "/")).name.strip()
+        if base in ("", ".", "..") or "\x00" in base:
+            raise ConfigError(f"{name!r} is not a file name Spud can save")
+        parts = self.parts(folder)
+        stem, suffix = PurePosixPath(base).stem, PurePosixPath(base).suffix
+        fd = self._walk(org_id, parts, folder, create=True)
+        try:
+            for n in range(1, 1000):
+                candidate = base if n == 1 else f"{stem} ({n}){suffix}"
+                try:
+                    out = os.open(candidate, NEW_FILE_FLAGS, 0o644, dir_fd=fd)
+                except FileExistsError:
+                    continue
+                with os.fdopen(out, "wb") as f:
+                    f.write(data)
+                return "/".join([*parts, candidate])
+        finally:
+            os.close(fd)
+        raise ConfigError(f"{folder}/{base} and 998 copies of it exist already")
 
     def _walk(self, org_id: str, parts: tuple[str, ...], name: str, create: bool = False) -> int:
         """An fd of the folder at parts, each step opened with O_NOFOLLOW from the root.

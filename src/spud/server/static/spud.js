@@ -1,4 +1,5 @@
-// Spud's web app: streaming chat, the live task view with approvals, task cancel.
+// Spud's web app: streaming chat (model picker, files, stop, regenerate), the live task view
+// with approvals, task cancel.
 "use strict";
 
 // An element with text and children; text always goes in as text, never as HTML.
@@ -57,26 +58,49 @@ function setupChat() {
   const transcript = document.getElementById("transcript");
   const status = document.getElementById("chat-status");
   const input = document.getElementById("message");
-  const button = form.querySelector("button[type=submit]");
+  const picker = document.getElementById("chat-model");
+  const send = form.querySelector("button[type=submit]");
+  const stop = document.getElementById("stop-turn");
+  const regenerate = document.getElementById("regenerate");
   let session = transcript.dataset.session || null;
+  let running = false;
 
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
   });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
-    transcript.append(
-      el("li", { class: "turn user" }, el("span", { class: "who", text: "You" }), el("div", { class: "text", text }))
-    );
+  function setRunning(now) {
+    running = now;
+    send.disabled = now;
+    stop.disabled = !now || !session; // a new chat can be stopped once its session is known
+    const last = transcript.querySelector(".turn:last-child");
+    regenerate.disabled = now || !session || !last || !last.classList.contains("assistant");
+  }
+
+  function assistantTurn(turn) {
     const answer = el("div", { class: "text" });
     const steps = el("ul", { class: "steps plain muted" }); // each tool step, live
-    const turn = el("li", { class: "turn assistant", "aria-busy": "true" }, el("span", { class: "who", text: "Spud" }), steps, answer);
-    transcript.append(turn);
-    input.value = "";
-    button.disabled = true;
+    turn.className = "turn assistant";
+    turn.setAttribute("aria-busy", "true");
+    turn.replaceChildren(el("span", { class: "who", text: "Spud" }), steps, answer);
+    return { turn, answer, steps };
+  }
+
+  // One agent turn, streamed: a new message, or (regenerate) the last one answered again.
+  async function runTurn(text, again) {
+    let shown;
+    if (again) {
+      shown = assistantTurn(transcript.querySelector(".turn.assistant:last-child"));
+    } else {
+      transcript.append(
+        el("li", { class: "turn user" }, el("span", { class: "who", text: "You" }), el("div", { class: "text", text }))
+      );
+      shown = assistantTurn(el("li"));
+      transcript.append(shown.turn);
+    }
+    const { turn, answer, steps } = shown;
+    let ended = "";
+    setRunning(true);
     status.textContent = "Spud is working…";
     try {
       const response = await fetch("/v1/chat/completions", {
@@ -84,9 +108,11 @@ function setupChat() {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
           model: transcript.dataset.model,
+          spud_model: picker.value || null, // the model picker: this turn's model
           stream: true,
           messages: [{ role: "user", content: text }],
           session_id: session,
+          regenerate: again,
         }),
       });
       if (!response.ok) {
@@ -99,17 +125,25 @@ function setupChat() {
         const choice = chunk.choices && chunk.choices[0];
         if (choice && choice.delta && choice.delta.content) {
           answer.textContent += choice.delta.content;
-          status.textContent = "Spud is answering…";
+          if (!stop.dataset.asked) status.textContent = "Spud is answering…";
         }
+        if (chunk.spud_status) ended = chunk.spud_status;
         if (chunk.spud_session_id && chunk.spud_session_id !== session) {
           const isNew = !session;
           session = chunk.spud_session_id;
           transcript.dataset.session = session;
           history.replaceState(null, "", `/chat?session=${encodeURIComponent(session)}`);
           if (isNew) addToHistory(session, text);
+          stop.disabled = false;
         }
       });
-      status.textContent = "Answered.";
+      if (ended === "stopped") {
+        turn.classList.add("stopped");
+        turn.append(el("p", { class: "badge stopped", text: "Stopped" }));
+        status.textContent = "Stopped: the answer so far is kept.";
+      } else {
+        status.textContent = "Answered.";
+      }
     } catch (error) {
       turn.classList.add("failed");
       answer.textContent = answer.textContent || "(no answer)";
@@ -117,9 +151,136 @@ function setupChat() {
     } finally {
       renderMarkdownInto(answer); // markdown.js: code blocks and lists, never the model's HTML
       turn.removeAttribute("aria-busy");
-      button.disabled = false;
+      delete stop.dataset.asked;
+      setRunning(false);
       input.focus();
     }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || running) return;
+    input.value = "";
+    runTurn(text, false);
+  });
+
+  regenerate.addEventListener("click", () => {
+    const asked = transcript.querySelectorAll(".turn.user .text");
+    if (running || !session || !asked.length) return;
+    runTurn(asked[asked.length - 1].textContent, true);
+  });
+
+  stop.addEventListener("click", async () => {
+    if (!session) return;
+    stop.disabled = true;
+    stop.dataset.asked = "yes";
+    status.textContent = "Stopping…";
+    try {
+      await postJSON(`/api/chat/${encodeURIComponent(session)}/stop`);
+    } catch (error) {
+      status.textContent = `Error: ${error.message}`; // e.g. the turn had just ended
+    }
+  });
+
+  setRunning(false);
+  setupAttachments(form, status);
+}
+
+// Files picked or dropped on the chat: listed, then put into the workspace or learned.
+function setupAttachments(form, status) {
+  const picker = document.getElementById("chat-files");
+  const box = document.getElementById("attachments");
+  const list = document.getElementById("attachment-list");
+  const zone = document.getElementById("chat");
+  const limit = Number(document.getElementById("transcript").dataset.maxFileBytes);
+  const token = document.querySelector('meta[name="csrf-token"]').content;
+  const pending = []; // {file, item, state}: kept until added or learned, errors and all
+
+  function show(entry, text, kind) {
+    entry.state.textContent = text;
+    entry.item.className = kind || "";
+  }
+
+  function remove(entry) {
+    const at = pending.indexOf(entry);
+    if (at >= 0) pending.splice(at, 1);
+    entry.item.remove();
+    box.hidden = !list.children.length;
+  }
+
+  function addFiles(files) {
+    for (const file of files) {
+      const state = el("span", { class: "state" });
+      const item = el("li", {}, el("strong", { text: file.name }), " ", state);
+      const entry = { file, item, state };
+      const drop = el("button", { type: "button", class: "link", text: "Remove", "aria-label": `Remove ${file.name}` });
+      drop.addEventListener("click", () => remove(entry));
+      item.append(" ", drop);
+      list.append(item);
+      if (file.size > limit) {
+        show(entry, `is ${(file.size / 1e6).toFixed(1)} MB, over the ${limit / 1e6} MB limit: not sent (your copy is untouched)`, "failed");
+        drop.textContent = "Dismiss";
+        drop.setAttribute("aria-label", `Dismiss ${file.name}`);
+        pending.push(entry);
+        entry.tooLarge = true;
+      } else {
+        show(entry, `(${file.size} bytes) ready`);
+        pending.push(entry);
+      }
+    }
+    box.hidden = !list.children.length;
+  }
+
+  async function send(action) {
+    const buttons = box.querySelectorAll(".buttons button");
+    for (const b of buttons) b.disabled = true;
+    let done = 0;
+    let failed = 0;
+    for (const entry of [...pending]) {
+      if (entry.tooLarge || entry.item.classList.contains("ok")) continue;
+      show(entry, action === "learn" ? "learning…" : "adding…");
+      const body = new FormData();
+      body.append("file", entry.file);
+      body.append("action", action);
+      try {
+        const response = await fetch("/api/chat/files", { method: "POST", headers: { "X-CSRF-Token": token }, body });
+        const data = await response.json().catch(() => ({}));
+        if (!response.ok) throw new Error((data.error && data.error.message) || `${response.status} ${response.statusText}`);
+        const said = action === "learn"
+          ? `learned: ${data.chunks} chunks from ${data.source}${data.new ? "" : " (already known)"}`
+          : `added to the workspace as ${data.path}`;
+        show(entry, said, "ok");
+        pending.splice(pending.indexOf(entry), 1);
+        done += 1;
+      } catch (error) {
+        show(entry, `not ${action === "learn" ? "learned" : "added"}: ${error.message}`, "failed");
+        failed += 1; // it stays in the list: try again, or the other way
+      }
+    }
+    for (const b of buttons) b.disabled = false;
+    status.textContent = failed ? `${done} file(s) done, ${failed} failed: see the list.` : `${done} file(s) done.`;
+  }
+
+  picker.addEventListener("change", () => {
+    addFiles(picker.files);
+    picker.value = "";
+  });
+  document.getElementById("add-to-workspace").addEventListener("click", () => send("workspace"));
+  document.getElementById("learn-files").addEventListener("click", () => send("learn"));
+  // Files only: text dragged into the message box still lands there.
+  const hasFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes("Files");
+  zone.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    zone.classList.add("dropping");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dropping"));
+  zone.addEventListener("drop", (event) => {
+    zone.classList.remove("dropping");
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    addFiles(event.dataTransfer.files);
   });
 }
 
