@@ -42,8 +42,12 @@ echo "==> assembling and verifying the embedded model"
 
 # `spud desktop` is tested under a virtual display (Xvfb); the web app walk (tests/test_web_walk.py)
 # runs axe-core, vendored from npm here, in every page: nothing is fetched when the tests run
-command -v Xvfb >/dev/null && command -v npm >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb npm; }
+# (each on its own: a machine with NodeSource's nodejs has npm already, and Debian's npm
+# package conflicts with it)
+need_x=(); command -v Xvfb >/dev/null || need_x+=(xvfb); command -v npm >/dev/null || need_x+=(npm)
+if [ ${#need_x[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_x[@]}"
+fi
 AXE=tests/vendor/axe-core-4.11.1.min.js
 if [ ! -f "$AXE" ]; then
   echo "==> vendoring axe-core 4.11.1 from npm into $AXE"

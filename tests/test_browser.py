@@ -255,7 +255,7 @@ def test_sessions_do_not_share_cookies(workspace: Path, site: SiteServer):
 def test_browser_starts_lazily_and_closes():
     session = BrowserSession(Path("."), BrowserPolicy())
     tools = browser_tools(Path("."), session=session)
-    assert len(tools) == 14 and not session.started
+    assert len(tools) == 15 and not session.started
     session.close()  # closing a session that never started is fine
 
 

@@ -16,7 +16,8 @@ from spud.sandbox.bubblewrap import Sandbox
 __all__ = ["Brief", "Playbook", "brief_for", "check", "choose", "playbook", "registered"]
 
 _PLAYBOOKS: dict[str, Playbook] = {}
-_SUPPORT = {"base", "checks"}  # modules of this package that are not playbooks
+# modules of this package that are not playbooks
+_SUPPORT = {"base", "checks", "draft", "web_draft"}
 
 
 def playbook(cls: type) -> type:

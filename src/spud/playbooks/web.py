@@ -7,6 +7,7 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import URL, Brief, named_files, workspace_files
 from spud.playbooks.checks import TaskVerifier, outputs_check
+from spud.playbooks.web_draft import WebDraft
 from spud.sandbox.bubblewrap import Sandbox
 
 TOOLS = {
@@ -18,6 +19,7 @@ TOOLS = {
     "browser_submit",
     "browser_read",
     "browser_back",
+    "browser_pages",
     "write_file",
     "read_file",
 }
@@ -46,10 +48,17 @@ class WebWork:
             "in the finish summary. Copy values exactly as the page shows them."
         )
         checks = [outputs_check(workspace, outputs)] if outputs else []
+        verifier = TaskVerifier(checks=checks)
+        start = URL.search(task)
+        # A text model reads the site first; a script writes the outputs (bash runs it).
+        opening = (
+            WebDraft(task, start.group(0).rstrip(".,;:"), outputs, verifier) if start else None
+        )
         return Brief(
             playbook=self.name,
             prompt=prompt,
-            verifier=TaskVerifier(checks=checks),
+            verifier=verifier,
             toolsets={"browser"},
-            tools=TOOLS,
+            tools=TOOLS | {"bash"} if outputs else TOOLS,
+            opening=opening,
         )

@@ -12,7 +12,9 @@ from spud.browser_policy import BrowserPolicy
 from spud.core.messages import ToolResult
 from spud.core.protocols import Tool
 from spud.sandbox.policy import Policy, Rule
-from spud.tools.browser.session import BrowserError, BrowserSession, first_line, page_title
+from spud.tools.browser.base import READ_JS, BrowserTool, action_ms
+from spud.tools.browser.pages import BrowserPages
+from spud.tools.browser.session import BrowserError, BrowserSession, page_title
 from spud.tools.browser.snapshot import estimate_tokens
 
 BROWSER_PROMPT = """You also have a web browser. To look at a web page, call browser_open with its
@@ -25,63 +27,6 @@ PAYMENT_WORDS = re.compile(
 TEXT_PREVIEW_CHARS = 1500
 # Tools that need a person's approval: they act for the user beyond reading and clicking.
 SENSITIVE_TOOLS = ["browser_submit"]
-
-
-class BrowserTool:
-    """Shared by the browser tools: one session, errors turned into clear results."""
-
-    name = "browser"
-    description = ""
-    live_args = {"ref": "refs"}  # the embedded model's grammar offers the latest snapshot's refs
-
-    def __init__(self, session: BrowserSession) -> None:
-        self.session = session
-
-    def run(self, args: Any) -> ToolResult:
-        from playwright.sync_api import Error, TimeoutError
-
-        mark = self.session.blocked_navigations
-        try:
-            result = self.act(args)
-            if self.session.blocked_navigations > mark:  # the action's navigation was refused
-                result.ok = False
-            return result
-        except BrowserError as exc:
-            return ToolResult(output=str(exc), ok=False, untrusted=True)
-        except TimeoutError as exc:
-            return ToolResult(
-                output=f"timed out after {self.session.policy.timeout_s:g}s: {first_line(exc)}",
-                ok=False,
-                untrusted=True,
-            )
-        except Error as exc:
-            return ToolResult(output=self._explain(exc), ok=False, untrusted=True)
-
-    def _explain(self, exc: Exception) -> str:
-        text = first_line(exc)
-        if "ERR_BLOCKED_BY_CLIENT" in text or "ERR_FAILED" in text and self.session.blocked:
-            url, why = self.session.blocked[-1] if self.session.blocked else ("", "")
-            return f"navigation blocked: {url}: {why}"
-        if "Download is starting" in text:
-            return "this URL starts a download; use browser_download with the url instead"
-        if "Target page, context or browser has been closed" in text:
-            return "the tab was closed; use browser_tabs to see the open tabs"
-        return f"{self.name} failed: {text}"
-
-    def act(self, args: Any) -> ToolResult:
-        raise NotImplementedError
-
-    def moved(self, output: str, changes: str) -> ToolResult:
-        """An action's result; when it led to another page, that page is shown too."""
-        if "navigated to" in changes or "opened a new tab" in changes:
-            output += f"\n{self.session.header()}\n{self.session.snapshot()}"
-        return self.result(output)
-
-    def result(self, output: str, **data: Any) -> ToolResult:
-        """A successful result: page-derived text is always marked untrusted."""
-        page = self.session.page()
-        data.setdefault("url", page.url)
-        return ToolResult(output=output, untrusted=True, data=data)
 
 
 class BrowserOpen(BrowserTool):
@@ -162,7 +107,7 @@ class BrowserClick(BrowserTool):
                 f"not clicked: {label!r} looks like a payment or order; to do it, call "
                 "browser_submit with this ref (a person must approve it)"
             )
-        changes = self.session.act(lambda: loc.click(timeout=_action_ms(self.session)))
+        changes = self.session.act(lambda: loc.click(timeout=action_ms(self.session)))
         return self.moved(f"clicked {args.ref} {label[:80]!r}: {changes}", changes)
 
 
@@ -183,7 +128,7 @@ class BrowserSubmit(BrowserTool):
         loc = self.session.locate(args.ref)
         label = _describe(loc)
         with self.session.allow_send():
-            changes = self.session.act(lambda: loc.click(timeout=_action_ms(self.session)))
+            changes = self.session.act(lambda: loc.click(timeout=action_ms(self.session)))
         return self.moved(f"submitted with {args.ref} {label[:80]!r}: {changes}", changes)
 
 
@@ -203,7 +148,7 @@ class BrowserType(BrowserTool):
         loc = self.session.locate(args.ref)
 
         def action() -> None:
-            loc.fill(args.text, timeout=_action_ms(self.session))
+            loc.fill(args.text, timeout=action_ms(self.session))
             if args.submit:
                 loc.press("Enter")
 
@@ -229,13 +174,9 @@ class BrowserSelect(BrowserTool):
 
         def action() -> None:
             try:
-                chosen.extend(
-                    loc.select_option(label=args.option, timeout=_action_ms(self.session))
-                )
+                chosen.extend(loc.select_option(label=args.option, timeout=action_ms(self.session)))
             except Exception:  # noqa: BLE001 - fall back to the option's value
-                chosen.extend(
-                    loc.select_option(value=args.option, timeout=_action_ms(self.session))
-                )
+                chosen.extend(loc.select_option(value=args.option, timeout=action_ms(self.session)))
 
         changes = self.session.act(action)
         return self.result(f"selected {chosen} in {args.ref}: {changes}", selected=chosen)
@@ -266,7 +207,7 @@ class BrowserPress(BrowserTool):
 
         def action() -> None:
             if target is not None:
-                target.press(args.key, timeout=_action_ms(self.session))
+                target.press(args.key, timeout=action_ms(self.session))
             else:
                 page.keyboard.press(args.key)
 
@@ -331,16 +272,6 @@ class BrowserForward(BrowserTool):
         return self.result(f"{changes}\n{self.session.header()}")
 
 
-_READ_JS = """(e) => {
-  const table = e.tagName === 'TABLE' ? e : null;
-  if (table) {
-    return Array.from(table.rows).map(r => Array.from(r.cells)
-      .map(c => c.innerText.trim().replace(/\\s+/g, ' ')).join(' | ')).join('\\n');
-  }
-  return e.innerText.replace(/\\t/g, ' | ');
-}"""
-
-
 class BrowserRead(BrowserTool):
     """browser_read: the page's main text, or one element's text, or a table as rows."""
 
@@ -363,7 +294,7 @@ class BrowserRead(BrowserTool):
             loc = page.locator("main, [role=main], article").first
             if not loc.count():
                 loc = page.locator("body")
-        text = re.sub(r"\n{3,}", "\n\n", loc.evaluate(_READ_JS)).strip()
+        text = re.sub(r"\n{3,}", "\n\n", loc.evaluate(READ_JS)).strip()
         limit = self.session.policy.snapshot_tokens * 4
         part = text[args.start : args.start + limit]
         end = args.start + len(part)
@@ -504,10 +435,6 @@ class BrowserTabs(BrowserTool):
         return self.result(did + "open tabs (* = current):\n" + "\n".join(lines), tabs=len(tabs))
 
 
-def _action_ms(session: BrowserSession) -> float:
-    return min(session.policy.timeout_s, 5.0) * 1000
-
-
 TOOL_CLASSES: list[type[BrowserTool]] = [
     BrowserOpen,
     BrowserSnapshot,
@@ -523,6 +450,7 @@ TOOL_CLASSES: list[type[BrowserTool]] = [
     BrowserDownload,
     BrowserTabs,
     BrowserSubmit,
+    BrowserPages,
 ]
 
 

@@ -1,0 +1,229 @@
+"""Web drafts: the site read first, then the answer, a script for the output files, or a form."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spud.core.messages import Message, ToolCall
+from spud.core.protocols import Act, TextModel, Verifier
+from spud.playbooks.draft import REDRAFT_TEMPERATURE, ScriptDraft
+
+WORD = re.compile(r"[a-z0-9]{3,}")
+COMMON = {
+    "the", "and", "for", "with", "that", "this", "from", "into", "open", "page", "pages", "write",
+    "tell", "when", "finish", "then", "use", "file", "just", "number", "html", "http", "https",
+    "www", "what", "which", "there", "shown", "exactly", "one", "each", "all", "are", "its",
+}  # fmt: skip
+FORM_WORDS = re.compile(
+    r"\b(submit|send|fill|order|register|registration|sign ?up|book|apply|ticket|form|subscribe|"
+    r"enrol|contact)\w*",
+    re.IGNORECASE,
+)
+CONTROL = re.compile(r'^\s*- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
+FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
+CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
+SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
+ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+
+SYSTEM = (
+    "You are a careful assistant. You read web pages and do what the task asks, copying "
+    "names and values exactly as the pages show them."
+)
+READ = "Spud read these pages of the site for the task:\n\n{pages}"
+ANSWER_ASK = (
+    "Answer the task from the pages above. Reply with one or two sentences on where the "
+    "answer is, then the answer alone on the last line, starting with ANSWER:"
+)
+FORM_ASK = (
+    "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
+    "with one line per field to set, as `ref: value` (a text field: the text; a list: the "
+    "option's label; a checkbox: check or uncheck), leaving out the fields the task does not "
+    "need, then a last line `submit: ref` with the ref of the button that sends the form."
+)
+FORM_AGAIN = (
+    "No field was set: reply with lines like `e5: Ada Lovelace`, using the refs listed above, "
+    "and a last line `submit: ref`."
+)
+
+
+@dataclass
+class WebDraft:
+    """Read the site (one browser_pages call a few pages at a time), then finish the task."""
+
+    task: str
+    start: str  # the address the task names first
+    outputs: list[str]  # files the task asks for: a script writes them
+    verifier: Verifier
+    max_pages: int = 8
+    per_call: int = 3
+    max_tokens: int = 1024
+
+    def __call__(self, model: TextModel, act: Act) -> None:
+        texts, forms = self.crawl(act)
+        if not texts:
+            return
+        pages = READ.format(pages="\n\n".join(texts))
+        if self.outputs:
+            libraries = "; the pages are not reachable from the script: copy the values it needs"
+            script = ScriptDraft(self.task, pages, self.verifier, libraries=libraries)
+            script(model, act)
+        elif forms and FORM_WORDS.search(self.task):
+            self.fill(model, act, pages, self.best(forms))
+        else:
+            self.answer(model, act, pages)
+
+    def crawl(self, act: Act) -> tuple[list[str], list[str]]:
+        """Pages read (as the tool showed them) and the addresses of pages with a form.
+
+        The start page first; then its links, most like the task's words first, a few pages
+        a call, until max_pages are read. Only pages of the start page's site are followed.
+        """
+        words = _words(self.task)
+        site = _origin(self.start)
+        queue: list[tuple[int, int, str]] = [(0, 0, self.start)]  # (-score, order, url)
+        seen = {self.start}
+        texts: list[str] = []
+        forms: list[str] = []
+        read = 0
+        while queue and read < self.max_pages:
+            queue.sort()
+            size = 1 if read == 0 else min(self.per_call, self.max_pages - read)
+            batch, queue = [u for _, _, u in queue[:size]], queue[size:]
+            msg = act(ToolCall(name="browser_pages", arguments={"urls": batch}), {"kind": "draft"})
+            read += len(batch)
+            if not msg.meta.get("ok"):
+                break
+            texts.append(msg.content or "")
+            for page in msg.meta.get("pages", []):
+                seen.add(page["url"])
+                if page.get("form"):
+                    forms.append(page["url"])
+                for text, href in page.get("links", []):
+                    if href not in seen and _origin(href) == site:
+                        seen.add(href)
+                        queue.append((-_overlap(words, f"{text} {href}"), len(seen), href))
+        return texts, forms
+
+    def best(self, forms: list[str]) -> str:
+        words = _words(self.task)
+        return max(forms, key=lambda u: (_overlap(words, f" {u}"), -forms.index(u)))
+
+    def answer(self, model: TextModel, act: Act, pages: str) -> None:
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
+        reply = model.chat(chat, max_tokens=self.max_tokens)
+        text = reply.message.content
+        found = ANSWER.findall(text)
+        answer = found[-1].strip() if found else ""
+        if answer:
+            meta = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
+            act(ToolCall(name="finish", arguments={"summary": answer}), meta)
+
+    def fill(self, model: TextModel, act: Act, pages: str, url: str) -> None:
+        """Open the form, ask for each field's value by ref, set them, and send the form."""
+        opened = act(ToolCall(name="browser_open", arguments={"url": url}), {"kind": "draft"})
+        controls = _controls(opened.content or "")
+        if not opened.meta.get("ok") or not controls:
+            return
+        listed = "\n".join(c.shown for c in controls.values())
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{FORM_ASK.format(url=url, controls=listed)}")
+        temperature = None
+        for _ in range(2):
+            reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
+            text = reply.message.content
+            settings = [(k.lower(), v.strip("`'\" ")) for k, v in SETTING.findall(text)]
+            fields = [(ref, value) for ref, value in settings if ref in controls]
+            if fields:
+                break
+            chat += [
+                Message(role="assistant", content=text),
+                Message(role="user", content=FORM_AGAIN),
+            ]
+            temperature = REDRAFT_TEMPERATURE
+        else:
+            return
+        meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
+        for ref, value in fields:
+            call = controls[ref].call(value)
+            if call is not None:
+                act(call, meta)
+                meta = {"kind": "draft"}
+        button = next((v.lower() for k, v in settings if k == "submit"), "")
+        if button not in controls:
+            return  # the loop goes on from the filled form
+        sent = act(ToolCall(name="browser_click", arguments={"ref": button}), meta)
+        if not sent.meta.get("ok") and "browser_submit" in (sent.content or ""):
+            sent = act(
+                ToolCall(name="browser_submit", arguments={"ref": button}), {"kind": "draft"}
+            )
+        if sent.meta.get("ok"):
+            done = ", ".join(f"{controls[r].name or r}: {v}" for r, v in fields)
+            summary = f"Sent the form on {url} ({done})."
+            act(ToolCall(name="finish", arguments={"summary": summary}), {"kind": "draft"})
+
+
+@dataclass
+class Control:
+    """One form control of a page snapshot: its ref, role, name and whether it is checked."""
+
+    ref: str
+    role: str
+    name: str
+    checked: bool
+    shown: str
+
+    def call(self, value: str) -> ToolCall | None:
+        """The browser call that sets this control to the value (None: already so)."""
+        if self.role in ("combobox", "listbox"):
+            return ToolCall(name="browser_select", arguments={"ref": self.ref, "option": value})
+        if self.role in ("checkbox", "radio"):
+            wanted = value.lower().strip(".") in CHECK_WORDS
+            if wanted == self.checked:
+                return None
+            return ToolCall(name="browser_click", arguments={"ref": self.ref})
+        if self.role == "button":
+            return None
+        return ToolCall(name="browser_type", arguments={"ref": self.ref, "text": value})
+
+
+def _controls(snapshot: str) -> dict[str, Control]:
+    """The fields and buttons of a snapshot, by ref, each as the model is shown it."""
+    out: dict[str, Control] = {}
+    for line in snapshot.splitlines():
+        m = CONTROL.match(line)
+        if not m or (m.group(1) not in FIELD_ROLES and m.group(1) != "button"):
+            continue
+        role, name, rest = m.group(1), m.group(2) or "", m.group(3)
+        ref = re.search(r"\[(e\d+)\]", rest)
+        if ref is None:
+            continue
+        checked = "[checked]" in rest
+        options = rest.split(": options ", 1)[1] if ": options " in rest else ""
+        shown = f'{ref.group(1)}: {role} "{name}"'
+        if options:
+            shown += f" (options: {options})"
+        if role in ("checkbox", "radio"):
+            shown += " (checked)" if checked else " (not checked)"
+        out[ref.group(1)] = Control(ref.group(1), role, name, checked, shown)
+    return out
+
+
+def _chat(ask: str) -> list[Message]:
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
+
+
+def _words(text: str) -> set[str]:
+    return {w.rstrip("s") for w in WORD.findall(text.lower()) if w not in COMMON}
+
+
+def _overlap(words: set[str], link: str) -> int:
+    """How many of the task's words a link's text and file name share."""
+    text, _, url = link.rpartition(" ")
+    name = url.rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").replace(".", " ")
+    return len(words & _words(f"{text} {name}"))
+
+
+def _origin(url: str) -> str:
+    m = re.match(r"^(https?://[^/?#]+)", url)
+    return m.group(1).lower() if m else ""

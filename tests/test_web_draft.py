@@ -1,0 +1,168 @@
+"""Web drafts in real Chromium: the site read first, then an answer, an output file or a form sent."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from spud.browser_policy import BrowserPolicy
+from spud.core.agent import Agent, Limits
+from spud.core.messages import Message, ModelReply, Usage
+from spud.eval.site import serve
+from spud.models.replay import ReplayModel
+from spud.playbooks import brief_for
+from spud.playbooks.web_draft import _controls
+from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.tools.browser.tools import browser_tools, close_browsers
+from spud.tools.shell import coding_tools
+
+PAGE = "<html><head><title>{title}</title></head><body><nav>{nav}</nav><main>{main}</main></body></html>"
+NAV = "<a href='index.html'>Home</a> <a href='about.html'>About us</a> <a href='tools.html'>Garden tools</a>"
+SITE = {
+    "index.html": PAGE.format(title="Home", nav=NAV, main="<h1>Welcome</h1>"),
+    "about.html": PAGE.format(title="About", nav=NAV, main="<p>Family shop since 1990.</p>"),
+    "tools.html": PAGE.format(
+        title="Garden tools",
+        nav=NAV,
+        main="<ul><li><a href='fork.html'>Garden Fork</a></li><li><a href='rake.html'>Rake</a></li></ul>",
+    ),
+    "fork.html": PAGE.format(
+        title="Garden Fork", nav=NAV, main="<h1>Garden Fork</h1><p>In stock: 37 units</p>"
+    ),
+    "rake.html": PAGE.format(title="Rake", nav=NAV, main="<p>In stock: 5 units</p>"),
+    "contact.html": PAGE.format(
+        title="Contact",
+        nav=NAV,
+        main=(
+            "<form method='post' action='sent'>"
+            "<label for='n'>Your name</label><input id='n' name='name'>"
+            "<label for='t'>Topic</label><select id='t' name='topic'><option value=''>Choose"
+            "</option><option value='billing'>Billing</option><option value='other'>Other"
+            "</option></select>"
+            "<input type='checkbox' id='c' name='copy' value='yes'><label for='c'>Send me a copy"
+            "</label><input type='checkbox' id='w' name='news' value='yes' checked>"
+            "<label for='w'>Newsletter</label><button type='submit'>Send</button></form>"
+        ),
+    ),
+}
+SITE["index.html"] = SITE["index.html"].replace(
+    "</nav>", " <a href='contact.html'>Contact</a></nav>"
+)
+
+
+class Reader(ReplayModel):
+    """The replay model that answers the draft prompts with a function of the prompt."""
+
+    def __init__(self, answer: Callable[[str], str]) -> None:
+        super().__init__([])
+        self.answer = answer
+        self.drafts = True
+        self.prompts: list[str] = []
+
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        self.prompts.append(messages[-1].content or "")
+        text = self.answer(self.prompts[-1])
+        return ModelReply(message=Message(role="assistant", content=text), usage=Usage())
+
+
+def web_run(ws: Path, store, model: ReplayModel, task: str, site: str):
+    sandbox = Sandbox(SandboxConfig(workspace=ws))
+    tools = coding_tools(ws, sandbox) + browser_tools(ws, BrowserPolicy(allow_loopback=True))
+    brief = brief_for(task.format(site=site), ws, sandbox)
+    assert brief is not None and brief.playbook == "web" and brief.opening is not None
+    agent = Agent(
+        model,
+        [t for t in tools if t.name in brief.tools],
+        store,
+        limits=Limits(max_steps=12),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    try:
+        sid = agent.start(task.format(site=site), str(ws), "system" + brief.prompt, brief.context)
+        return agent.run(sid), store.messages(sid)
+    finally:
+        close_browsers(tools)
+
+
+def called(messages: list[Message]) -> list[str]:
+    return [c.name for m in messages if m.role == "assistant" for c in m.tool_calls]
+
+
+def test_a_look_up_reads_the_linked_pages_and_finishes_with_the_answer(workspace: Path, store):
+    model = Reader(lambda p: "The fork's page says 37.\nANSWER: 37 units")
+    task = "Open {site}/index.html and tell me how many Garden Fork units are in stock."
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished" and result.summary.startswith("37 units")
+    assert called(messages)[0] == "browser_pages" and called(messages)[-1] == "finish"
+    assert "In stock: 37 units" in model.prompts[0]  # two links away from the start
+    # the link most like the task was read before the others
+    assert model.prompts[0].index("Garden tools -") < model.prompts[0].index("About -")
+
+
+def test_an_output_file_is_written_by_a_script_with_the_values_copied(workspace: Path, store):
+    script = "Writes it.\n```python\nopen('stock.txt', 'w').write('37')\n```"
+    model = Reader(lambda p: script)
+    task = (
+        "Open {site}/index.html and write how many Garden Fork units are in stock into stock.txt."
+    )
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished", result.summary
+    assert (workspace / "stock.txt").read_text() == "37"
+    assert "checked and passed: output stock.txt" in result.summary
+    assert "In stock: 37 units" in model.prompts[0]
+
+
+def fill_form(prompt: str) -> str:
+    refs = dict(re.findall(r'^(e\d+): \w+ "([^"]*)"', prompt, re.MULTILINE))
+    by_name = {name: ref for ref, name in refs.items()}
+    return (
+        f"{by_name['Your name']}: Ada Lovelace\n{by_name['Topic']}: Billing\n"
+        f"{by_name['Send me a copy']}: check\n{by_name['Newsletter']}: uncheck\n"
+        f"submit: {by_name['Send']}"
+    )
+
+
+def test_a_form_is_filled_from_the_models_values_and_sent(workspace: Path, store, tmp_path):
+    model = Reader(fill_form)
+    task = "Send a message to the shop at {site}/index.html as Ada Lovelace about Billing, with a copy to me and no newsletter."
+    log = tmp_path / "site.json"
+    with serve(SITE, log=log) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished", result.summary
+    sent = json.loads(log.read_text())
+    assert sent[-1]["path"] == "/sent"
+    assert sent[-1]["fields"] == {"name": ["Ada Lovelace"], "topic": ["billing"], "copy": ["yes"]}
+    assert (
+        "(not checked)" in model.prompts[0]
+        and "(options: Choose (selected), Billing, Other)" in model.prompts[0]
+    )
+    assert called(messages)[-2:] == ["browser_click", "finish"]
+
+
+def test_a_reply_without_values_is_asked_again_then_left_to_the_loop(workspace: Path, store):
+    model = Reader(lambda p: "I would fill in the form.")
+    task = "Send a message to the shop at {site}/index.html as Ada Lovelace about Billing."
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert len(model.prompts) == 2 and "No field was set" in model.prompts[1]
+    assert "finish" not in called(messages)[: called(messages).index("browser_open") + 1]
+
+
+def test_controls_are_read_from_a_snapshot_with_their_state():
+    snapshot = (
+        '- textbox "Your name" [e5]\n- combobox "Topic" [e6]: options Choose, Billing (selected)\n'
+        '- checkbox "Copy" [checked] [e7]\n- button "Send" [e8]\n- link "Home" [e2]'
+    )
+    controls = _controls(snapshot)
+    assert list(controls) == ["e5", "e6", "e7", "e8"]
+    assert controls["e7"].checked and controls["e7"].call("check") is None
+    assert controls["e7"].call("uncheck").name == "browser_click"
+    assert controls["e6"].call("Billing").arguments == {"ref": "e6", "option": "Billing"}
+    assert controls["e5"].call("Ada").name == "browser_type"
