@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     context_window: int = 8192
     threads: int = 0  # 0: all cores
     temperature: float = 0.0
+    # where the embedded (GGUF) model runs: "" in each process; "start": `spud serve` starts one
+    # llama.cpp server for it and supervises it; or the URL of such a server, shared by workers
+    model_server: str = ""
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     anthropic_api_key: str | None = None

@@ -139,8 +139,6 @@ class LocalModel:
         max_calls: int = MAX_CALLS_PER_STEP,
         drafts: bool = True,
     ) -> None:
-        from llama_cpp import Llama
-
         if edit_format not in EDIT_FORMATS:
             raise ValueError(f"unknown edit format {edit_format!r}; use one of {EDIT_FORMATS}")
 
@@ -160,14 +158,30 @@ class LocalModel:
         self.max_calls = max_calls  # tool calls one reply may hold
         # Playbooks' first steps ask for code and scripts in plain markdown (see chat)
         self.drafts = drafts
-        self.llm = Llama(
+        self.llm = self._open(path, context_window, threads, seed)
+        self._grammars: dict[str, object] = {}
+
+    def _open(self, path: Path, context_window: int, threads: int, seed: int) -> Any:
+        """The llama.cpp engine the completions run on: here, the weights in this process."""
+        from llama_cpp import Llama
+
+        return Llama(
             model_path=str(path),
             n_ctx=context_window,
             n_threads=threads or os.cpu_count(),  # llama.cpp's default is half the cores
             seed=seed,
             verbose=False,
         )
-        self._grammars: dict[str, object] = {}
+
+    def _compiled(self, gbnf: str) -> object:
+        """A grammar in the form the engine takes (llama-cpp-python's LlamaGrammar here)."""
+        from llama_cpp import LlamaGrammar
+
+        return LlamaGrammar.from_string(gbnf, verbose=False)
+
+    def _cached(self, tokens: list[int]) -> int | None:
+        """How many leading prompt tokens the engine's KV cache already holds."""
+        return common_prefix(self.llm._input_ids.tolist(), tokens)
 
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
@@ -177,8 +191,6 @@ class LocalModel:
         return len(self.tokenize(prompt)) + 8
 
     def _grammar(self, specs: list[ToolSpec], answers: bool | None = None) -> object:
-        from llama_cpp import LlamaGrammar
-
         answers = self.allow_answer if answers is None else answers
         if not self.narrow_args:
             specs = [s.model_copy(update={"constraints": {}, "choices": {}}) for s in specs]
@@ -187,15 +199,16 @@ class LocalModel:
             + [raw_suffix(s) for s in specs]
             + [self.max_calls]
         )
-        if key not in self._grammars:
+        grammar = self._grammars.get(key)  # (a served model's sessions share this cache)
+        if grammar is None:
             if len(self._grammars) >= 64:  # live choices change as files appear
                 self._grammars.clear()
             gbnf = calls_gbnf(specs, self.edit_format, self.max_calls)
             if answers:
                 gbnf = gbnf.replace("root ::=", "calls ::=", 1) + ANSWER_OR_CALLS
                 gbnf = gbnf.replace("reply ::=", "root ::=", 1)
-            self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
-        return self._grammars[key]
+            grammar = self._grammars[key] = self._compiled(gbnf)
+        return grammar
 
     def chat(
         self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
@@ -204,7 +217,7 @@ class LocalModel:
         started = time.perf_counter()
         prompt = render_chatml(messages, []).replace(TOOLS_HEADER.format(tools=""), "")
         tokens = self.tokenize(prompt + "<|im_start|>assistant\n")
-        cached = common_prefix(self.llm._input_ids.tolist(), tokens)
+        cached = self._cached(tokens)
         out = self.llm.create_completion(
             tokens,
             max_tokens=max_tokens,
@@ -214,7 +227,7 @@ class LocalModel:
         usage = Usage(
             prompt_tokens=out["usage"]["prompt_tokens"],
             completion_tokens=out["usage"]["completion_tokens"],
-            prompt_eval_tokens=len(tokens) - cached,
+            prompt_eval_tokens=None if cached is None else len(tokens) - cached,
             seconds=time.perf_counter() - started,
         )
         text = out["choices"][0]["text"].strip()
@@ -249,13 +262,13 @@ class LocalModel:
         prompt = render_chatml(messages, tools, answers, self.edit_format)
         prompt += "<|im_start|>assistant\n" + opening
         tokens = self.tokenize(prompt)
-        cached = common_prefix(self.llm._input_ids.tolist(), tokens)
+        cached = self._cached(tokens)
         grammar = self._grammar([t for t in tools if t.name not in exclude], answers)
         raw, finish_reason, completion_tokens = self._generate(tokens, grammar, on_text)
         usage = Usage(
             prompt_tokens=len(tokens),
             completion_tokens=completion_tokens,
-            prompt_eval_tokens=len(tokens) - cached,
+            prompt_eval_tokens=None if cached is None else len(tokens) - cached,
             seconds=time.perf_counter() - started,
         )
         if finish_reason == "length":

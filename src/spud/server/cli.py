@@ -55,6 +55,8 @@ def serve(
             f"[bold]{escape(first[1])}[/] (shown only now; add users with `spud users add`)"
         )
     console.print(f"Spud is serving at [bold]{url}[/] (model {settings.model}); Ctrl-C stops")
+    if model_url := services.pool.start_model_server():  # SPUD_MODEL_SERVER=start
+        console.print(f"model server for {settings.model} at {model_url} (restarted if it dies)")
     if warning := server.plain_http_warning():
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     uvicorn.run(

@@ -65,3 +65,4 @@ class Services:
         self.chat.shutdown()
         self.audit.close()  # the queued request trail is committed before the store closes
         self.sessions.store.close()
+        self.pool.close()  # the model server it started, if any

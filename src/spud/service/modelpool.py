@@ -6,12 +6,16 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from spud.config import Settings
 from spud.core.messages import Message, ModelReply
 from spud.core.protocols import AnsweringModel, Model, OnText, TextModel, ToolSpec
-from spud.models.loader import load_model
+from spud.models.loader import load_model, start_model_server
 from spud.models.registry import REGISTRY, model_path
+
+if TYPE_CHECKING:
+    from spud.models.model_server import ModelServer
 
 
 class Cancelled(Exception):
@@ -139,6 +143,18 @@ class ModelPool:
         self.delay_s = delay_s
         self._models: dict[str, SerializedModel] = {}
         self._lock = threading.Lock()
+        self.model_server: ModelServer | None = None  # started when model_server = "start"
+
+    def start_model_server(self) -> str | None:
+        """With model_server = "start": start the supervised llama.cpp server for the configured
+        model (once) and point the settings, shared with every service, at its URL."""
+        if self.settings.model_server != "start":
+            return None
+        self.model_server = start_model_server(
+            self.settings, self.settings.home / "model-server.log"
+        )
+        self.settings.model_server = self.model_server.url
+        return self.model_server.url
 
     def names(self) -> list[str]:
         """The model names the server offers: the configured one, extra ones, pulled ones."""
@@ -152,13 +168,21 @@ class ModelPool:
         """The shared instance of a model the server offers (ModelNotFound otherwise)."""
         with self._lock:  # loading twice at once would double the memory
             if name not in self._models:
+                self.start_model_server()
                 model = load_model(name, self.settings)
                 lock = threading.Lock() if _needs_lock(model) else None
                 self._models[name] = SerializedModel(model, lock, self.delay_s)
             return self._models[name]
 
+    def close(self) -> None:
+        """Stop the model server this pool started, if any."""
+        if self.model_server is not None:
+            self.model_server.stop()
+
 
 def _needs_lock(model: Model) -> bool:
+    """Weights in this process take turns; a served model's requests queue on its server."""
     from spud.models.local import LocalModel
+    from spud.models.served import ServedModel
 
-    return isinstance(model, LocalModel)
+    return isinstance(model, LocalModel) and not isinstance(model, ServedModel)
