@@ -105,18 +105,31 @@ def test_a_look_up_reads_the_linked_pages_and_finishes_with_the_answer(workspace
     assert model.prompts[0].index("Garden tools -") < model.prompts[0].index("About -")
 
 
-def test_an_output_file_is_written_by_a_script_with_the_values_copied(workspace: Path, store):
-    script = "Writes it.\n```python\nopen('stock.txt', 'w').write('37')\n```"
-    model = Reader(lambda p: script)
+def test_an_output_file_gets_the_content_the_model_copied(workspace: Path, store):
+    model = Reader(lambda p: "The fork's page says 37.\n```text\n37\n```")
     task = (
         "Open {site}/index.html and write how many Garden Fork units are in stock into stock.txt."
     )
     with serve(SITE) as site:
         result, messages = web_run(workspace, store, model, task, site)
     assert result.status == "finished", result.summary
-    assert (workspace / "stock.txt").read_text() == "37"
+    assert (workspace / "stock.txt").read_text() == "37\n"
     assert "checked and passed: output stock.txt" in result.summary
     assert "In stock: 37 units" in model.prompts[0]
+
+
+def test_a_sum_goes_to_a_script_with_the_values_as_data(workspace: Path, store):
+    script = "Adds them.\n```python\nopen('total.txt', 'w').write(str(37 + 5))\n```"
+    model = Reader(lambda p: script)
+    task = (
+        "Open {site}/index.html and add up the units in stock of all garden tools into total.txt."
+    )
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished", result.summary
+    assert (workspace / "total.txt").read_text() == "42"
+    assert "no network" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
+    assert "bash" in called(messages)
 
 
 def fill_form(prompt: str) -> str:

@@ -100,7 +100,7 @@ class CodeDraft:
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first write
             passed, detail = self.report()
             if passed and all(c.passed for c in self.verifier.check()):
-                summary = f"{_said(text)} (changed {', '.join(writes)})"
+                summary = f"{said(text)} (changed {', '.join(writes)})"
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
                 return
             failing = len(FAILED_LINE.findall(detail)) or None
@@ -217,7 +217,7 @@ def _syntax(code: str, exc: SyntaxError) -> str:
     return f"line {exc.lineno}{shown}: {exc.msg} (this is Python 3.11)"
 
 
-def _said(reply: str) -> str:
+def said(reply: str) -> str:
     """What the model said it does: the reply's first line before its code, shortened."""
     words = reply.split("```")[0].strip().splitlines()
     first = words[0].strip() if words else ""
@@ -271,7 +271,7 @@ class ScriptDraft:
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
             if ran.meta.get("ok") and all(c.passed for c in checks):
-                act(ToolCall(name="finish", arguments={"summary": _said(text)}), {})
+                act(ToolCall(name="finish", arguments={"summary": said(text)}), {})
                 return
             failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
             repair = SCRIPT_REPAIR.format(

@@ -8,7 +8,7 @@ from typing import Any
 
 from spud.core.messages import Message, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.playbooks.draft import REDRAFT_TEMPERATURE, ScriptDraft
+from spud.playbooks.draft import REDRAFT_TEMPERATURE, ScriptDraft, said
 
 WORD = re.compile(r"[a-z0-9]{3,}")
 COMMON = {
@@ -25,6 +25,8 @@ CONTROL = re.compile(r'^\s*- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
 FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
+SUMS = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # a script computes
+TEXT_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
 SYSTEM = (
@@ -33,8 +35,18 @@ SYSTEM = (
 )
 READ = "Spud read these pages of the site for the task:\n\n{pages}"
 ANSWER_ASK = (
-    "Answer the task from the pages above. Reply with one or two sentences on where the "
-    "answer is, then the answer alone on the last line, starting with ANSWER:"
+    "Answer the task from the pages above, in two lines: first where the pages say it, then "
+    "a line that starts with ANSWER: and gives the answer, for example\n"
+    "ANSWER: 42 units"
+)
+WRITE_ASK = (
+    "Write {path} from the pages above. Reply with one sentence on where the pages say "
+    "what goes in it, then the complete content of {path} in one ``` block, exactly as the "
+    "task asks for it (no extra words in the block)."
+)
+NO_NETWORK = (
+    ". The script has no network: the pages above are all it knows, so put the values it "
+    "needs from them into the script as data (for example a list of the amounts)"
 )
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
@@ -65,10 +77,11 @@ class WebDraft:
         if not texts:
             return
         pages = READ.format(pages="\n\n".join(texts))
-        if self.outputs:
-            libraries = "; the pages are not reachable from the script: copy the values it needs"
-            script = ScriptDraft(self.task, pages, self.verifier, libraries=libraries)
+        if self.outputs and (len(self.outputs) > 1 or SUMS.search(self.task)):
+            script = ScriptDraft(self.task, pages, self.verifier, libraries=NO_NETWORK)
             script(model, act)
+        elif self.outputs:
+            self.write(model, act, pages, self.outputs[0])
         elif forms and FORM_WORDS.search(self.task):
             self.fill(model, act, pages, self.best(forms))
         else:
@@ -114,11 +127,26 @@ class WebDraft:
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
         reply = model.chat(chat, max_tokens=self.max_tokens)
         text = reply.message.content
-        found = ANSWER.findall(text)
-        answer = found[-1].strip() if found else ""
+        found = ANSWER.findall(text) or [ln for ln in text.splitlines() if ln.strip("*#`> ")]
+        answer = found[-1].strip("*#`> ") if found else ""  # the ANSWER line, or the last one
         if answer:
             meta = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
             act(ToolCall(name="finish", arguments={"summary": answer}), meta)
+
+    def write(self, model: TextModel, act: Act, pages: str, path: str) -> None:
+        """Ask for the output file's content in one block and write it."""
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{WRITE_ASK.format(path=path)}")
+        reply = model.chat(chat, max_tokens=self.max_tokens)
+        text = reply.message.content
+        blocks = TEXT_BLOCK.findall(text)
+        if not blocks or not blocks[-1].strip():
+            return
+        content = blocks[-1].strip("\n") + "\n"
+        meta = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
+        wrote = act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
+        if wrote.meta.get("ok") and all(c.passed for c in self.verifier.check()):
+            summary = f"{said(text)} (wrote {path})"
+            act(ToolCall(name="finish", arguments={"summary": summary}), {"kind": "draft"})
 
     def fill(self, model: TextModel, act: Act, pages: str, url: str) -> None:
         """Open the form, ask for each field's value by ref, set them, and send the form."""
