@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     browser_policy: BrowserPolicy = Field(default_factory=BrowserPolicy)
     limits: Limits = Field(default_factory=Limits)
     prices: dict[str, Price] = Field(default_factory=dict)  # by model name; over spud.models.prices
+    # where background tasks and `spud eval` tasks run: "in-process" threads or "ray" workers
+    executor: Literal["in-process", "ray"] = "in-process"
+    ray_address: str = ""  # "" starts Ray on this machine; "auto" or "ray://host:10001" joins one
 
     @property
     def database_url(self) -> str:

@@ -44,6 +44,11 @@ def run(
     suite: str = typer.Argument(..., help="spud, bfcl, or a folder of .toml task files."),
     model: str = typer.Option(None, "--model", "-m", help="Model name (default: configured)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Tasks run at once."),
+    executor: str = typer.Option(
+        None,
+        help="in-process (threads, the default) or ray: the tasks fan out over that many Ray "
+        "workers (the cluster at SPUD_RAY_ADDRESS, or one started here).",
+    ),
     harness: str = typer.Option("spud", help=f"One of {', '.join(HARNESSES)}."),
     effort: str = typer.Option(
         None, help="low, medium or high: candidate runs for a task whose checks fail."
@@ -82,6 +87,11 @@ def run(
     label = re.sub(r"[^\w.-]+", "_", f"{suite_name}-{name}-{harness}-{stamp}")
     out = out or settings.home / "eval" / label
     service = SessionService(settings)
+    runner = None
+    if (executor or settings.executor) != "in-process":
+        from spud.executors import executor_for
+
+        runner = executor_for(executor or settings.executor, workers, settings.ray_address)
     passed = 0
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
@@ -92,17 +102,22 @@ def run(
             passed += r.passed
             bar.update(job, advance=1, description=f"{suite} · {name} · passed {passed}")
 
-        result = run_suite(
-            service,
-            items,
-            suite_name=suite_name,
-            model=name,
-            harness=harness,
-            effort=effort,
-            workers=workers,
-            out_dir=out,
-            on_result=done,
-        )
+        try:
+            result = run_suite(
+                service,
+                items,
+                suite_name=suite_name,
+                model=name,
+                harness=harness,
+                effort=effort,
+                workers=workers,
+                out_dir=out,
+                on_result=done,
+                executor=runner,
+            )
+        finally:
+            if runner is not None:
+                runner.shutdown()
     console.print(results_table(result))
     js, png = write_outputs(result, out)
     console.print(f"Run {result.id} stored in {service.store.where}; wrote {js} and {png}")

@@ -1,4 +1,4 @@
-"""Runs a suite: each task in a fresh workspace, up to N at once, checked and stored."""
+"""Runs a suite: each task in a fresh workspace, up to N at once (threads or Ray workers)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from spud.config import Settings
 from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message
 from spud.core.protocols import Model
@@ -22,10 +24,13 @@ from spud.eval.harness import agent_harness, model_for, playbook_for
 from spud.eval.records import EvalRun, EvalStore, TaskResult
 from spud.eval.site import serve
 from spud.eval.suite import Suite, Task
+from spud.executors import Executor, WorkerLost
+from spud.executors.threads import ThreadExecutor
 from spud.service.effort import candidates_for, execute_with_effort
 from spud.service.sessions import RunSpec, SessionService
 
 OnResult = Callable[[TaskResult], None]
+MAX_LOST_WORKERS = 3  # an eval task whose workers die this often is recorded as an error
 
 
 class Models:
@@ -83,10 +88,13 @@ def run_suite(
     out_dir: Path,
     on_result: OnResult = lambda r: None,
     effort: str | None = None,
+    executor: Executor | None = None,
 ) -> EvalRun:
     """Run every task (or BFCL case), store each result as it comes, return the whole run.
 
     effort (default: the settings') is how many candidate runs a task whose checks fail gets.
+    executor (default: `workers` threads here) runs the tasks; a remote one (Ray) runs each on
+    a worker process with the same settings, so the same store, and the same job.
     """
     bfcl = isinstance(suite, list)
     models = Models(service, model, harness, answers=bfcl)
@@ -98,33 +106,88 @@ def run_suite(
     candidates_for(effort)  # an unknown effort is an error before anything runs
     label = harness if bfcl or effort == "low" else f"{harness}@{effort}"
     run_id = evals.create_run(suite_name, model, label, workers, str(out_dir))
-    if bfcl:
+    own = executor is None
+    executor = executor or ThreadExecutor(max(1, workers), "spud-eval")
+    if executor.remote:  # each worker process builds its own service and models from this
+        replay = models.replay_dir
+        work = EvalWork(
+            settings=service.settings,
+            model=f"replay:{replay.resolve()}" if replay is not None else model,
+            harness=harness,
+            effort=effort,
+            root=(out_dir / "workspaces").resolve(),
+            suite=None if bfcl else suite,
+        )
+        job: Callable[[Any], TaskResult] = partial(run_on_worker, work)
+    elif bfcl:
         job = partial(_bfcl_job, service, models)
     else:
-        job = partial(_task_job, service, models, suite, out_dir / "workspaces", harness, effort)
-    lock = threading.Lock()
-
-    def one(item: Any) -> None:
-        try:
-            result = job(item)
-        except SpudError:
-            raise
-        except Exception as exc:  # one broken task must not lose the rest of the run
-            result = TaskResult(
-                task_id=item.id,
-                category=item.category,
-                passed=False,
-                status="error",
-                detail=f"{type(exc).__name__}: {exc}"[:500],
-            )
-        with lock:
-            evals.add_result(run_id, result)
-            on_result(result)
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(one, item) for item in items]:
-            future.result()
+        root = out_dir / "workspaces"
+        job = partial(_task_job, service, models, suite, root, harness, effort)
+    pending: dict[Future[TaskResult], tuple[Any, int]] = {
+        executor.submit(partial(job, item)): (item, 0) for item in items
+    }
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                item, lost = pending.pop(future)
+                error = future.exception()
+                if isinstance(error, WorkerLost) and lost + 1 < MAX_LOST_WORKERS:
+                    # its worker died: run it again, from a fresh workspace, on another worker
+                    pending[executor.submit(partial(job, item), error.worker)] = (item, lost + 1)
+                    continue
+                if isinstance(error, SpudError):
+                    raise error
+                result = future.result() if error is None else _error_result(item, error)
+                evals.add_result(run_id, result)
+                on_result(result)
+    finally:
+        if own:
+            executor.shutdown()
     return evals.get_run(run_id)
+
+
+def _error_result(item: Any, error: BaseException) -> TaskResult:
+    """One broken task must not lose the rest of the run: it is recorded as an error."""
+    return TaskResult(
+        task_id=item.id,
+        category=item.category,
+        passed=False,
+        status="error",
+        detail=f"{type(error).__name__}: {error}"[:500],
+    )
+
+
+@dataclass(frozen=True)
+class EvalWork:
+    """What a worker process needs to run a suite's tasks (suite None: BFCL cases)."""
+
+    settings: Settings
+    model: str
+    harness: str
+    effort: str
+    root: Path  # the run's workspaces folder
+    suite: Suite | None
+
+
+_on_this_worker: dict[str, tuple[SessionService, Models]] = {}
+_on_this_worker_lock = threading.Lock()
+
+
+def run_on_worker(work: EvalWork, item: Any) -> TaskResult:
+    """A worker process's job: one task (or BFCL case), the same job as in-process; the
+    service and models it builds are kept for the run's next tasks on this worker."""
+    key = "\n".join([work.settings.model_dump_json(), work.model, work.harness])
+    with _on_this_worker_lock:
+        if key not in _on_this_worker:
+            service = SessionService(work.settings)
+            models = Models(service, work.model, work.harness, answers=work.suite is None)
+            _on_this_worker[key] = (service, models)
+        service, models = _on_this_worker[key]
+    if work.suite is None:
+        return _bfcl_job(service, models, item)
+    return _task_job(service, models, work.suite, work.root, work.harness, work.effort, item)
 
 
 # -- agent tasks ---------------------------------------------------------------------------

@@ -26,6 +26,12 @@ def serve(
     port: int = typer.Option(None, help="Port (default 8420)."),
     workers: int = typer.Option(None, help="Agent worker threads (default 4)."),
     model: str = typer.Option(None, "--model", "-m", help="The model spud-agent and tasks use."),
+    executor: str = typer.Option(
+        None,
+        help="Where background tasks run: in-process (threads, the default) or ray (workers "
+        "of the Ray cluster at SPUD_RAY_ADDRESS, or of one started here; they share the store "
+        "and the workspace root).",
+    ),
 ) -> None:
     """Serve the web app, the OpenAI-compatible API and the task API."""
     import uvicorn
@@ -39,6 +45,8 @@ def serve(
     settings = Settings()
     if model:
         settings.model = model
+    if executor:
+        settings.executor = executor  # type: ignore[assignment]  # checked by executor_for
     services = Services(
         settings,
         extra_models=server.models,
@@ -54,7 +62,10 @@ def serve(
             f"[bold]first run:[/] created the admin [bold]{first[0]}[/] with password "
             f"[bold]{escape(first[1])}[/] (shown only now; add users with `spud users add`)"
         )
-    console.print(f"Spud is serving at [bold]{url}[/] (model {settings.model}); Ctrl-C stops")
+    where = f"; tasks on {server.workers} Ray workers" if settings.executor == "ray" else ""
+    console.print(
+        f"Spud is serving at [bold]{url}[/] (model {settings.model}{where}); Ctrl-C stops"
+    )
     if model_url := services.pool.start_model_server():  # SPUD_MODEL_SERVER=start
         console.print(f"model server for {settings.model} at {model_url} (restarted if it dies)")
     if warning := server.plain_http_warning():

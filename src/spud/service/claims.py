@@ -80,6 +80,15 @@ class TaskClaims:
                 .values(worker=None)
             )
 
+    def release_lost(self, task_id: str, process: str) -> bool:
+        """Free a task's claim held by a worker process known to have died ("host:pid", as a
+        Ray executor reports it, on any host); False if that process did not hold it."""
+        with self._db.begin() as db:
+            change = update(TaskRow).where(
+                TaskRow.id == task_id, TaskRow.worker.startswith(f"{process}:", autoescape=True)
+            )
+            return db.execute(change.values(worker=None)).rowcount == 1
+
     def release_dead(self) -> list[str]:
         """Free the claims of workers known dead (see gone); returns those workers."""
         with self._db() as db:  # read, then write apart: SQLite refuses a read turned write

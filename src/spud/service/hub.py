@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from spud.config import Settings
+from spud.executors import executor_for
 from spud.service.audit import AuditLog
 from spud.service.chat import ChatService
 from spud.service.modelpool import ModelPool
@@ -37,8 +38,15 @@ class Services:
         self.owned = OwnedSessions(store)
         self.workspaces = Workspaces(settings.home)
         self.pool = ModelPool(settings, extra_models, model_delay_s)
+        executor = executor_for(settings.executor, workers, settings.ray_address, "spud-task")
         self.tasks = TaskService(
-            self.sessions, self.pool, self.workspaces, self.audit, workers, approval_timeout_s
+            self.sessions,
+            self.pool,
+            self.workspaces,
+            self.audit,
+            workers,
+            approval_timeout_s,
+            executor,  # the settings' executor: this process's threads, or Ray workers
         )
         self.chat = ChatService(self.sessions, self.pool, self.workspaces, workers)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,22 +16,26 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
 from spud import toolsets
-from spud.core.agent import Limits
-from spud.core.errors import ConfigError, ModelNotFound, SpudError
-from spud.core.messages import Message, ToolCall
+from spud.core.errors import ConfigError, ModelNotFound
+from spud.core.messages import Message
+from spud.executors import Executor, WorkerLost
+from spud.executors.threads import ThreadExecutor
 from spud.sandbox.policy import Policy
 from spud.service.audit import AuditLog
 from spud.service.claims import ACTIVE, TaskClaims
 from spud.service.errors import Conflict, Forbidden, NotFound
-from spud.service.modelpool import CancellableModel, Cancelled, ModelPool
+from spud.service.modelpool import ModelPool
 from spud.service.owned import OwnedSessions
-from spud.service.sessions import RunSpec, SessionService
+from spud.service.sessions import SessionService
 from spud.service.tables import ApprovalRow, TaskRow, UserRow
+from spud.service.taskrun import Live, TaskRunner, WorkerConfig, run_on_worker
 from spud.service.users import Principal
-from spud.service.workspaces import PinnedWorkspace, Workspaces
+from spud.service.workspaces import Workspaces
 from spud.store.models import utcnow
 
 log = logging.getLogger(__name__)
+
+MAX_LOST_WORKERS = 3  # a task whose workers die this often ends as an error (it kills them)
 
 
 class TaskSpec(BaseModel):
@@ -83,16 +88,9 @@ class TaskEvent(BaseModel):
     data: dict[str, Any]
 
 
-class _Live:
-    """What the worker running a task shares with the API: cancel flag and approval waits."""
-
-    def __init__(self) -> None:
-        self.cancelled = threading.Event()
-        self.waiters: dict[str, threading.Event] = {}
-
-
 class TaskService:
-    """Creates, runs, cancels and reports tasks; each task runs wholly on one worker thread."""
+    """Creates, runs, cancels and reports tasks; each task runs wholly on one worker: a thread
+    of this process, or with a remote executor (Ray) a worker process sharing the store."""
 
     def __init__(
         self,
@@ -102,6 +100,7 @@ class TaskService:
         audit: AuditLog,
         workers: int = 4,
         approval_timeout_s: float = 600.0,
+        executor: Executor | None = None,
     ) -> None:
         self.sessions = sessions
         self.pool = pool
@@ -111,8 +110,12 @@ class TaskService:
         self.owned = OwnedSessions(sessions.store)
         self.claims = TaskClaims(sessions.store.engine)  # other servers may share the store
         self._db = sessionmaker(sessions.store.engine, expire_on_commit=False)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spud-task")
-        self._live: dict[str, _Live] = {}
+        self.executor = executor or ThreadExecutor(workers, "spud-task")
+        self.runner = TaskRunner(
+            sessions, pool, workspaces, audit, approval_timeout_s, on_change=self._bump
+        )
+        self._live: dict[str, Live] = {}
+        self._lost: dict[str, int] = {}  # task -> workers that died under it
         self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -171,12 +174,12 @@ class TaskService:
             raise Conflict(f"task {task_id} is already {row.status}")
         with self._lock:
             live = self._live.get(task_id)
+        if live is None:  # not picked up by a worker (e.g. queued before a restart)
+            self.runner.set_status(task_id, "cancelled", "cancelled before it ran")
+        elif self.executor.remote:  # its worker is another process: it reads this in the store
+            self.runner.set_status(task_id, "cancelled", "cancelled by a user")
         if live is not None:
-            live.cancelled.set()
-            for waiter in list(live.waiters.values()):
-                waiter.set()
-        else:  # not picked up by a worker (e.g. queued before a restart)
-            self._set_status(task_id, "cancelled", "cancelled before it ran")
+            live.cancel()
         return self.get(who, task_id)
 
     def approvals(self, who: Principal, task_id: str) -> list[ApprovalInfo]:
@@ -283,87 +286,63 @@ class TaskService:
         with self._lock:
             lives = list(self._live.values())
         for live in lives:
-            for waiter in live.waiters.values():
-                waiter.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            live.wake()
+        self.executor.shutdown()
 
     # -- the worker -------------------------------------------------------------------
 
-    def _submit(self, task_id: str) -> None:
+    def _submit(self, task_id: str, prefer_not: str | None = None) -> None:
         with self._lock:
             if task_id in self._live:
                 return
-            self._live[task_id] = _Live()
-        self._executor.submit(self._run, task_id)
+            self._live[task_id] = Live(self._stopping.is_set)
+        if not self.executor.remote:
+            self.executor.submit(partial(self._run, task_id))
+            return
+        job = partial(run_on_worker, self._worker_config(), task_id)
+        future = self.executor.submit(job, prefer_not)
+        future.add_done_callback(partial(self._ran_elsewhere, task_id))
 
     def _run(self, task_id: str) -> None:
-        """Start or resume one task; everything it opens lives and dies on this thread."""
-        live = self._live[task_id]
-        if not self.claims.claim(task_id):  # another worker runs it
-            with self._lock:
-                self._live.pop(task_id, None)
-            return
-        with self._db() as db:
-            row = db.get(TaskRow, task_id)
-        pinned = None
-        status, summary = "error", ""
+        """Start or resume one task on this process's thread; everything it opens lives and
+        dies on this thread."""
         try:
-            if live.cancelled.is_set():
-                raise Cancelled()
-            options = json.loads(row.tools)
-            model = CancellableModel(self.pool.get(row.model), lambda: self._stops(live))
-            pinned = self._open_workspace(row)  # held open (pinned.fd) while the task runs
-            workspace = pinned.path
-            spec = RunSpec(
-                workspace=workspace,
-                workspace_fd=pinned.fd,
-                task=row.prompt,
-                model=model,
-                toolsets=options["sets"],
-                policy=Policy.model_validate_json(row.policy),
-                ask=lambda call, why: self._ask(task_id, live, call, why),
-                auto_approve=options["auto_approve"],
-                limits=self._limits(options["max_steps"]),
-                user_id=row.user_id,  # memory is per user and organisation
-                org_id=row.org_id,
-                on_message=lambda m: self._bump(task_id),
-                on_session=lambda session_id: self._started(row, session_id),
-            )
-            if row.session_id is None:
-                result = self.sessions.execute(spec)
-            else:
-                self._set_status(task_id, "running")
-                result = self.sessions.resume(row.session_id, spec)
-            status, summary = result.status, result.summary
-        except Cancelled:
-            if live.cancelled.is_set():
-                status, summary = "cancelled", "cancelled by a user"
-                with self._db() as db:
-                    session_id = db.get(TaskRow, task_id).session_id
-                if session_id:
-                    self.sessions.store.update_session(session_id, status=status, summary=summary)
-            else:  # the server is stopping: the task stays unfinished and resumes on restart
-                status = ""
-        except SpudError as exc:
-            summary = str(exc)
-        except Exception as exc:  # a bug must not kill the worker; the task says what happened
-            log.exception("task %s failed", task_id)
-            summary = f"{type(exc).__name__}: {exc}"
+            self.runner.run(task_id, self.claims, self._live[task_id])
         finally:
-            if pinned is not None:
-                pinned.close()
-            if status:
-                self._set_status(task_id, status, summary)
-                self.audit.record(
-                    "spud",
-                    f"task.{status}",
-                    org_id=row.org_id,
-                    target=task_id,
-                    detail=summary[:500],
-                )
-            self.claims.release(task_id)
             with self._lock:
                 self._live.pop(task_id, None)
+
+    def _worker_config(self) -> WorkerConfig:
+        return WorkerConfig(
+            settings=self.sessions.settings,
+            extra_models=tuple(self.pool.extra),
+            model_delay_s=self.pool.delay_s,
+            approval_timeout_s=self.approval_timeout_s,
+        )
+
+    def _ran_elsewhere(self, task_id: str, future: Future[dict[str, str]]) -> None:
+        """A task's job on another process ended. When its worker died mid-task, the dead
+        worker's claim is freed and the task goes to another worker, which resumes it from
+        its last stored step."""
+        with self._lock:
+            self._live.pop(task_id, None)
+        self._bump(task_id)
+        if future.cancelled() or self._stopping.is_set():
+            return
+        error = future.exception()
+        if isinstance(error, WorkerLost):
+            self.claims.release_lost(task_id, error.process)
+            self._lost[task_id] = lost = self._lost.get(task_id, 0) + 1
+            log.warning("task %s: %s (%d so far)", task_id, error, lost)
+            if lost < MAX_LOST_WORKERS:
+                self._submit(task_id, prefer_not=error.worker)
+                return
+            summary = f"its worker died {lost} times (the last: {error.process})"
+        elif error is not None:  # the worker could not even start it (e.g. no store there)
+            summary = f"the worker failed: {type(error).__name__}: {error}"
+        else:
+            return
+        self.runner.set_status(task_id, "error", summary)
 
     def _pin_workspace(self, who: Principal, name: str) -> tuple[Path, str]:
         """A new task's workspace: no '.', not inside or around another; made and pinned."""
@@ -393,77 +372,10 @@ class TaskService:
                 db.delete(db.get(TaskRow, task_id))
             raise
 
-    def _open_workspace(self, row: TaskRow) -> PinnedWorkspace:
-        """The task's workspace as pinned at creation; WorkspaceChanged (no run) if not."""
-        pinned = self.workspaces.open_pinned(row.org_id, row.workspace, row.workspace_pin)
-        if row.workspace_pin is None:  # a task stored before pinning: pin it now
-            with self._db.begin() as db:
-                db.get(TaskRow, row.id).workspace_pin = pinned.identity
-        return pinned
-
-    def _started(self, row: TaskRow, session_id: str) -> None:
-        """A new task's session exists: own it, link it, and show the task running."""
-        self.owned.own(session_id, row.org_id, row.user_id, "task")
-        with self._db.begin() as db:
-            db.get(TaskRow, row.id).session_id = session_id
-        self._set_status(row.id, "running")
-
-    def _limits(self, max_steps: int | None) -> Limits | None:
-        if not max_steps:
-            return None
-        return self.sessions.settings.limits.model_copy(update={"max_steps": max_steps})
-
-    def _ask(self, task_id: str, live: _Live, call: ToolCall, why: str) -> bool:
-        """The Approver's question: store it, wait for an answer over the API (or time out)."""
-        row = ApprovalRow(
-            task_id=task_id,
-            call_id=call.id,
-            tool=call.name,
-            arguments=json.dumps(call.arguments),
-            reason=why,
-        )
-        waiter = threading.Event()
-        with self._db.begin() as db:
-            db.add(row)
-        live.waiters[row.id] = waiter
-        self._set_status(task_id, "waiting")
-        try:
-            waiter.wait(self.approval_timeout_s)
-            self._expire(row.id)  # unless it was answered: timed out, cancelled or stopping
-            if self._stops(live):
-                raise Cancelled()
-            with self._db() as db:
-                decision = db.get(ApprovalRow, row.id).status
-            return decision == "allow"
-        finally:
-            live.waiters.pop(row.id, None)
-            if not self._stops(live):
-                self._set_status(task_id, "running")
-
-    def _stops(self, live: _Live) -> bool:
-        return live.cancelled.is_set() or self._stopping.is_set()
-
-    def _expire(self, approval_id: str) -> None:
-        change = (
-            update(ApprovalRow)
-            .where(ApprovalRow.id == approval_id, ApprovalRow.status == "pending")
-            .values(status="expired", decided_at=utcnow())
-        )
-        with self._db.begin() as db:
-            db.execute(change)
-
     # -- helpers ----------------------------------------------------------------------
 
     def _bump(self, task_id: str) -> None:
         self._versions[task_id] = self._versions.get(task_id, 0) + 1
-
-    def _set_status(self, task_id: str, status: str, summary: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
-        if summary is not None:
-            values["summary"] = summary
-        with self._db.begin() as db:
-            db.execute(update(TaskRow).where(TaskRow.id == task_id).values(**values))
-        self._bump(task_id)
 
     def _row(self, who: Principal, task_id: str) -> TaskRow:
         with self._db() as db:
