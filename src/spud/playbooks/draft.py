@@ -92,7 +92,11 @@ class CodeDraft:
                 chat.append(Message(role="user", content=again))
                 unused.append(reply)
                 continue
-            meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": _usage(*unused, reply)}
+            meta: dict[str, Any] = {
+                "kind": "draft",
+                "draft": text,
+                "usage": usage_of(*unused, reply),
+            }
             unused, temperature = [], None
             for path, content in writes.items():
                 call = ToolCall(name="write_file", arguments={"path": path, "content": content})
@@ -168,7 +172,7 @@ class CodeDraft:
         return max(self.sources, key=lambda p: (overlap(p), -self.sources.index(p)))
 
 
-def _usage(*replies: ModelReply) -> dict[str, Any]:
+def usage_of(*replies: ModelReply) -> dict[str, Any]:
     total = Usage()
     for r in replies:
         for name in ("prompt_tokens", "completion_tokens", "cost_usd", "seconds"):
@@ -260,7 +264,7 @@ class ScriptDraft:
             same = SAME_SCRIPT if script in scripts else ""
             temperature = REDRAFT_TEMPERATURE if same else None
             scripts.add(script)
-            meta = {"kind": "draft", "draft": text, "usage": _usage(*unused, reply)}
+            meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
             unused = []
             if self.save_as:
                 save = {"path": self.save_as, "content": script + "\n"}

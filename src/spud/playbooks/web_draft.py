@@ -8,7 +8,7 @@ from typing import Any
 
 from spud.core.messages import Message, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.playbooks.draft import REDRAFT_TEMPERATURE, ScriptDraft, said
+from spud.playbooks.draft import REDRAFT_TEMPERATURE, ScriptDraft, said, usage_of
 
 WORD = re.compile(r"[a-z0-9]{3,}")
 COMMON = {
@@ -40,9 +40,9 @@ ANSWER_ASK = (
     "ANSWER: 42 units"
 )
 WRITE_ASK = (
-    "Write {path} from the pages above. Reply with one sentence on where the pages say "
-    "what goes in it, then the complete content of {path} in one ``` block, exactly as the "
-    "task asks for it (no extra words in the block)."
+    "Now write {path} with that answer, exactly as the task asks for it (for example just "
+    "the number, or a table's lines): reply with the complete content of {path} in one ``` "
+    "block and nothing else."
 )
 NO_NETWORK = (
     ". The script has no network: the pages above are all it knows, so put the values it "
@@ -134,18 +134,24 @@ class WebDraft:
             act(ToolCall(name="finish", arguments={"summary": answer}), meta)
 
     def write(self, model: TextModel, act: Act, pages: str, path: str) -> None:
-        """Ask for the output file's content in one block and write it."""
-        chat = _chat(f"{self.task}\n\n{pages}\n\n{WRITE_ASK.format(path=path)}")
+        """Ask for the answer, then for the output file's content in one block, and write it."""
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
+        first = model.chat(chat, max_tokens=self.max_tokens)
+        chat += [
+            Message(role="assistant", content=first.message.content),
+            Message(role="user", content=WRITE_ASK.format(path=path)),
+        ]
         reply = model.chat(chat, max_tokens=self.max_tokens)
         text = reply.message.content
         blocks = TEXT_BLOCK.findall(text)
         if not blocks or not blocks[-1].strip():
             return
         content = blocks[-1].strip("\n") + "\n"
-        meta = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
+        draft = f"{first.message.content}\n\n{text}"
+        meta = {"kind": "draft", "draft": draft, "usage": usage_of(first, reply)}
         wrote = act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
         if wrote.meta.get("ok") and all(c.passed for c in self.verifier.check()):
-            summary = f"{said(text)} (wrote {path})"
+            summary = f"{said(first.message.content)} (wrote {path})"
             act(ToolCall(name="finish", arguments={"summary": summary}), {"kind": "draft"})
 
     def fill(self, model: TextModel, act: Act, pages: str, url: str) -> None:
