@@ -13,7 +13,8 @@ from spud.core.messages import Message, ModelReply, Usage
 from spud.eval.site import serve
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for
-from spud.playbooks.web_draft import _controls
+from spud.playbooks.base import named_files
+from spud.playbooks.web_draft import _button, _controls
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.browser.tools import browser_tools, close_browsers
 from spud.tools.shell import coding_tools
@@ -179,3 +180,16 @@ def test_controls_are_read_from_a_snapshot_with_their_state():
     assert controls["e7"].call("uncheck").name == "browser_click"
     assert controls["e6"].call("Billing").arguments == {"ref": "e6", "option": "Billing"}
     assert controls["e5"].call("Ada").name == "browser_type"
+
+
+def test_the_send_button_is_found_however_the_model_names_it():
+    controls = _controls('- textbox "Name" [e5]\n- button "Place order" [e9]')
+    assert _button([("submit", "e9")], controls) == "e9"
+    assert _button([("e9", "submit: e9")], controls) == "e9"  # a 1.5B wrote this
+    assert _button([("e5", "Ada")], controls) == "e9"  # the form's only button
+    two = _controls('- button "Save" [e1]\n- button "Send" [e2]')
+    assert _button([], two) is None
+
+
+def test_an_email_address_is_not_taken_for_an_output_file():
+    assert named_files("for Ada, email ada@example.org, and write notes.txt") == ["notes.txt"]

@@ -15,7 +15,7 @@ from spud.sandbox.policy import Rule
 SYSTEM_HEAD = """You are Spud, an agent that completes tasks by calling tools.
 All file paths are relative to the workspace folder, which is the current directory.
 Each reply is exactly one tool call."""
-FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w.-]+\.[A-Za-z][A-Za-z0-9]{0,4})\b")
+FILE_NAME = re.compile(r"(?<![\w/.@-])((?:[\w-]+/)*[\w.-]+\.[A-Za-z][A-Za-z0-9]{0,4})\b")
 URL = re.compile(r"https?://[^\s'\"<>)]+")
 SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", "node_modules", ".venv", ".spud"}
 
