@@ -120,7 +120,11 @@ def test_an_output_file_gets_the_content_the_model_copied(workspace: Path, store
 
 
 def test_a_sum_goes_to_a_script_with_the_values_as_data(workspace: Path, store):
-    script = "Adds them.\n```python\nopen('total.txt', 'w').write(str(37 + 5))\n```"
+    script = (  # PAGES is defined by Spud before the script runs
+        "```python\nunits = [int(line.split(': ')[1].split()[0]) for page in PAGES\n"
+        "         for line in page.splitlines() if line.startswith('In stock:')]\n"
+        "open('total.txt', 'w').write(str(sum(units)))\n```"
+    )
     model = Reader(lambda p: script)
     task = (
         "Open {site}/index.html and add up the units in stock of all garden tools into total.txt."
@@ -129,7 +133,7 @@ def test_a_sum_goes_to_a_script_with_the_values_as_data(workspace: Path, store):
         result, messages = web_run(workspace, store, model, task, site)
     assert result.status == "finished", result.summary
     assert (workspace / "total.txt").read_text() == "42"
-    assert "no network" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
+    assert "PAGES" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
     assert "bash" in called(messages)
 
 

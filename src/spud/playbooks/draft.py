@@ -239,11 +239,13 @@ class ScriptDraft:
     # When the task asks for a script file: the draft is saved there and run by this command.
     save_as: str | None = None
     run: str | None = None
+    ask: str | None = None  # what to write, when not SCRIPT_ASK's words
+    prelude: str = ""  # code run before the script (e.g. data it needs), not shown to it
     rounds: int = 3
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
-        what = SCRIPT_ASK.format(libraries=self.libraries)
+        what = self.ask or SCRIPT_ASK.format(libraries=self.libraries)
         if self.save_as:
             what = SAVED_ASK.format(path=self.save_as)
         ask = f"{self.task}\n\n{self.shown}\n\n{what}".replace("\n\n\n\n", "\n\n")
@@ -271,7 +273,8 @@ class ScriptDraft:
                 act(ToolCall(name="write_file", arguments=save), meta)
                 command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
             else:
-                command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
+                code = f"{self.prelude}\n{script}" if self.prelude else script
+                command = f"python3 - <<'{HEREDOC}'\n{code}\n{HEREDOC}"
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
             if ran.meta.get("ok") and all(c.passed for c in checks):

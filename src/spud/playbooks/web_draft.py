@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,12 @@ WRITE_ASK = (
     "the number, or a table's lines): reply with the complete content of {path} in one ``` "
     "block and nothing else."
 )
-NO_NETWORK = (
-    ". The script has no network: the pages above are all it knows, so put the values it "
-    "needs from them into the script as data (for example a list of the amounts)"
+SCRIPT_ASK = (
+    "Write one Python 3 script that does this task. The script has no network, but the pages' "
+    "text is already in the variable PAGES, defined before your code runs: a list with each "
+    'page\'s text exactly as shown above, table rows as cells separated by " | ". The script '
+    "loops over PAGES, parses what the task needs and writes the output in the current folder. "
+    "Reply with the script in one ```python block."
 )
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
@@ -82,8 +86,10 @@ class WebDraft:
             return
         pages = READ.format(pages="\n\n".join(texts))
         if self.outputs and (len(self.outputs) > 1 or SUMS.search(self.task)):
-            script = ScriptDraft(self.task, pages, self.verifier, libraries=NO_NETWORK)
-            script(model, act)
+            prelude = f"PAGES = {json.dumps(_split(texts), ensure_ascii=False)}"
+            ScriptDraft(self.task, pages, self.verifier, ask=SCRIPT_ASK, prelude=prelude)(
+                model, act
+            )
         elif self.outputs:
             self.write(model, act, pages, self.outputs[0])
         elif forms and FORM_WORDS.search(self.task):
@@ -259,6 +265,11 @@ def _button(settings: list[tuple[str, str]], controls: dict[str, Control]) -> st
         if key in buttons and "submit" in value.lower():
             return key
     return buttons[0] if len(buttons) == 1 else None
+
+
+def _split(texts: list[str]) -> list[str]:
+    """The pages of browser_pages' outputs, one text each (they start with a `## ` line)."""
+    return [page for text in texts for page in re.split(r"\n\n(?=## )", text) if page.strip()]
 
 
 def _chat(ask: str) -> list[Message]:
