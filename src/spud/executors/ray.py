@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -16,7 +17,14 @@ from spud.executors.base import WorkerLost
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-PROBES_BEFORE_GIVING_UP = 3  # a worker that dies this often in a row while starting is dropped
+RESTART_PATIENCE_S = 300.0  # a worker that Ray cannot bring back within this is dropped
+# On a busy machine Ray's agents start slowly, and Ray's defaults abort the node after 30 to 60 s
+# (raylet: "Timed out waiting for file .../metrics_agent_port"); these wait longer.
+PATIENCE = {
+    "RAY_agent_register_timeout_ms": "600000",
+    "RAY_raylet_start_wait_time_s": "600",
+    "RAY_worker_register_timeout_seconds": "600",
+}
 
 
 class _Worker:
@@ -52,6 +60,8 @@ class RayExecutor:
 
         self.workers = workers
         self._started = not ray.is_initialized()
+        for name, value in PATIENCE.items():  # for the Ray processes this starts
+            os.environ.setdefault(name, value)
         if self._started:
             options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
             if address:
@@ -71,7 +81,9 @@ class RayExecutor:
         self._queue: deque[tuple[Callable[[], Any], Future[Any], str | None]] = deque()
         self._running: dict[Any, tuple[str, Future[Any]]] = {}  # ObjectRef -> worker, future
         self._probes: dict[Any, str] = {}  # ObjectRef of where() -> worker
-        self._failed_probes: dict[str, int] = {}
+        self._down_since: dict[str, float] = {}  # worker -> when it stopped answering
+        self._ask_again: dict[str, float] = {}  # worker -> when to ask it where it runs again
+        self._suspects: dict[str, tuple[Future[Any], str]] = {}  # worker -> its job, process
         self._changed = threading.Condition(threading.RLock())
         self._closed = False
         for name in self._actors:
@@ -105,6 +117,8 @@ class RayExecutor:
             self._closed = True
             queued, self._queue = list(self._queue), deque()
             running, self._running = list(self._running.values()), {}
+            running += [(name, job) for name, (job, _) in self._suspects.items()]
+            self._suspects = {}
             self._changed.notify_all()
         for _job, future, _avoid in queued:
             future.cancel()
@@ -129,6 +143,10 @@ class RayExecutor:
             with self._changed:
                 if self._closed:
                     return
+                for name, when in list(self._ask_again.items()):
+                    if when <= time.monotonic():
+                        del self._ask_again[name]
+                        self._probe(name)
                 self._assign()
                 waiting = [*self._running, *self._probes]
                 if not waiting:
@@ -158,34 +176,47 @@ class RayExecutor:
             self._idle.remove(name)
             self._running[self._actors[name].run.remote(job)] = (name, future)
 
+    def _judge(self, name: str, now: str) -> None:
+        """A worker whose job failed for want of it answers again: from a new process (or
+        never: now is ""), the process that ran the job died; from the same one, it was only
+        out of reach and may have finished the job."""
+        future, before = self._suspects.pop(name)
+        if now != before:
+            future.set_exception(WorkerLost(name, before))
+        else:
+            why = f"lost contact with {name} ({before}) while it ran a job; it may have ended it"
+            future.set_exception(RuntimeError(why))
+
     def _done(self, ref: Any) -> None:
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import ActorUnavailableError, RayActorError
 
         if ref in self._probes:
             name = self._probes.pop(ref)
             try:
-                self._where[name] = ray.get(ref)
-            except RayActorError:
-                self._failed_probes[name] = self._failed_probes.get(name, 0) + 1
-                if self._failed_probes[name] < PROBES_BEFORE_GIVING_UP:
-                    self._probe(name)
-                else:
-                    log.warning("Ray worker %s keeps dying as it starts; it is dropped", name)
-                    self._actors.pop(name)
-                return
-            self._failed_probes.pop(name, None)
-            self._idle.append(name)
+                where = self._where[name] = ray.get(ref)
+            except RayActorError as exc:
+                down = time.monotonic() - self._down_since.setdefault(name, time.monotonic())
+                if isinstance(exc, ActorUnavailableError) and down < RESTART_PATIENCE_S:
+                    self._ask_again[name] = time.monotonic() + 0.5  # Ray is restarting it
+                    return
+                log.warning("Ray worker %s is gone (%s); it is dropped", name, exc)
+                self._actors.pop(name)
+                where = ""
+            self._down_since.pop(name, None)
+            if name in self._suspects:
+                self._judge(name, where)
+            if name in self._actors:
+                self._idle.append(name)
             return
         if ref not in self._running:
             return  # shut down meanwhile
         name, future = self._running.pop(ref)
         try:
             value = ray.get(ref)
-        except RayActorError:
-            process = self._where.get(name, "unknown")
-            self._probe(name)  # Ray restarts it; it takes jobs again once it answers
-            future.set_exception(WorkerLost(name, process))
+        except RayActorError:  # it died, or only cannot be reached: its next answer tells
+            self._suspects[name] = (future, self._where.get(name, "unknown"))
+            self._probe(name)  # a dead one is restarted by Ray and answers from a new process
             return
         except Exception as exc:  # the job's own error, raised as its own type
             self._idle.append(name)

@@ -312,6 +312,10 @@ class TaskService:
             with self._lock:
                 self._live.pop(task_id, None)
 
+    def _holder(self, task_id: str) -> str | None:
+        with self._db() as db:
+            return db.scalar(select(TaskRow.worker).where(TaskRow.id == task_id))
+
     def _worker_config(self) -> WorkerConfig:
         return WorkerConfig(
             settings=self.sessions.settings,
@@ -338,9 +342,9 @@ class TaskService:
                 self._submit(task_id, prefer_not=error.worker)
                 return
             summary = f"its worker died {lost} times (the last: {error.process})"
-        elif error is not None:  # the worker could not even start it (e.g. no store there)
+        elif error is not None and self._holder(task_id) is None:  # e.g. no store there
             summary = f"the worker failed: {type(error).__name__}: {error}"
-        else:
+        else:  # it ended (the worker recorded how), or a worker still holds it
             return
         self.runner.set_status(task_id, "error", summary)
 
