@@ -13,8 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from spud import toolsets as registry
-from spud.cli_lazy import lazy_group
+from spud.cli_lazy import ToolSetsHelp, lazy_group
 from spud.core.errors import ConfigError, SpudError
 
 if TYPE_CHECKING:
@@ -83,9 +82,7 @@ console = Console(highlight=False)
 WorkspaceOpt = typer.Option(Path("."), "--workspace", "-w", help="Folder the agent works in.")
 ModelOpt = typer.Option(None, "--model", "-m", help="Model name (see `spud models list`).")
 YesOpt = typer.Option(False, "--yes", "-y", help="Approve every call the policy would ask about.")
-ToolsOpt = typer.Option(
-    "", "--tools", help=f"Extra tool sets, comma-separated. {registry.help_text()}."
-)
+ToolsOpt = typer.Option("", "--tools", help="Extra tool sets, comma-separated.")  # ToolSetsHelp
 
 
 def app() -> None:
@@ -294,7 +291,7 @@ def _finish(result: RunResult, svc) -> None:  # noqa: ANN001
 # -- commands -------------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(cls=ToolSetsHelp)
 def run(
     task: str = typer.Argument(..., help="What Spud should do."),
     workspace: Path = WorkspaceOpt,
@@ -311,6 +308,7 @@ def run(
 ) -> None:
     """Run one task in a workspace and stream each step."""
     from spud import playbooks
+    from spud import toolsets as registry
     from spud.service.effort import candidates_for, execute_with_effort
     from spud.service.sessions import RunSpec, check_workspace
 
@@ -376,7 +374,7 @@ def resume(
     _finish(result, svc)
 
 
-@cli.command()
+@cli.command(cls=ToolSetsHelp)
 def chat(
     workspace: Path = WorkspaceOpt,
     model: str = ModelOpt,
@@ -387,6 +385,7 @@ def chat(
     """A chat REPL with history; tools act in the workspace. Ctrl-D to leave."""
     import readline  # noqa: F401  (line editing and history for input())
 
+    from spud import toolsets as registry
     from spud.service.sessions import RunSpec, check_workspace
 
     ws = check_workspace(workspace)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:  # typer carries its own click; the separate click package is not loaded
+    from typer import _click as click
 
 # name: ("module:attribute" of a Typer app or a command function, its one-line help)
 Lazy = dict[str, tuple[str, str]]
@@ -36,6 +39,19 @@ def lazy_group(commands: Lazy) -> type[TyperGroup]:
             return name, command, rest
 
     return LazyGroup
+
+
+class ToolSetsHelp(TyperCommand):
+    """A command whose --tools help lists the optional tool sets, read only when it is shown
+    (listing them imports every tool set)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from spud import toolsets
+
+        for param in self.params:
+            if param.name == "tools":
+                param.help = f"Extra tool sets, comma-separated. {toolsets.help_text()}."
+        super().format_help(ctx, formatter)
 
 
 def load(name: str, target: str) -> click.Command:
