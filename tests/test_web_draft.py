@@ -102,8 +102,12 @@ def test_a_look_up_reads_the_linked_pages_and_finishes_with_the_answer(workspace
     assert result.status == "finished" and result.summary.startswith("37 units")
     assert called(messages)[0] == "browser_pages" and called(messages)[-1] == "finish"
     assert "In stock: 37 units" in model.prompts[0]  # two links away from the start
-    # the link most like the task was read before the others
-    assert model.prompts[0].index("Garden tools -") < model.prompts[0].index("About -")
+    # the link most like the task is read first; the model sees the pages in the site's order
+    first_batch = next(m for m in messages if m.role == "assistant" and m.tool_calls)
+    second = [m for m in messages if m.role == "assistant"][1].tool_calls[0].arguments["urls"]
+    assert first_batch.tool_calls[0].arguments["urls"][0].endswith("/index.html")
+    assert second[0].endswith("/tools.html")
+    assert model.prompts[0].index("## About") < model.prompts[0].index("## Garden tools")
 
 
 def test_an_output_file_gets_the_content_the_model_copied(workspace: Path, store):

@@ -27,7 +27,11 @@ CONTROL = re.compile(r'^\s*- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
 FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
-SUMS = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # a script computes
+COMPUTE = re.compile(  # a script works these out from the pages' text
+    r"\b(add up|total|sum|average|cheap\w*|lightest|heaviest|largest|smallest|highest|lowest|"
+    r"most|least|compare)\b",
+    re.IGNORECASE,
+)
 TEXT_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
@@ -81,12 +85,12 @@ class WebDraft:
     max_tokens: int = 1024
 
     def __call__(self, model: TextModel, act: Act) -> None:
-        texts, forms = self.crawl(act)
-        if not texts:
+        read, forms = self.crawl(act)
+        if not read:
             return
-        pages = READ.format(pages="\n\n".join(texts))
-        if self.outputs and (len(self.outputs) > 1 or SUMS.search(self.task)):
-            prelude = f"PAGES = {json.dumps(_split(texts), ensure_ascii=False)}"
+        pages = READ.format(pages="\n\n".join(read))
+        if self.outputs and (len(self.outputs) > 1 or COMPUTE.search(self.task)):
+            prelude = f"PAGES = {json.dumps(read, ensure_ascii=False)}"
             ScriptDraft(self.task, pages, self.verifier, ask=SCRIPT_ASK, prelude=prelude)(
                 model, act
             )
@@ -98,15 +102,17 @@ class WebDraft:
             self.answer(model, act, pages)
 
     def crawl(self, act: Act) -> tuple[list[str], list[str]]:
-        """Pages read (as the tool showed them) and the addresses of pages with a form.
+        """The pages read, as the tool showed each, and the addresses of pages with a form.
 
         The start page first; then its links, most like the task's words first, a few pages
         a call, until max_pages are read. Only pages of the start page's site are followed.
+        The pages come back in the order the site links them (a small model tends to take the
+        first page that fits, and the site's own order is the one its author meant).
         """
         words = _words(self.task)
         site = _origin(self.start)
         queue: list[tuple[int, int, str]] = [(0, 0, self.start)]  # (-score, order, url)
-        seen = {self.start}
+        order = {self.start: 0}  # each address by when it was found
         texts: list[str] = []
         forms: list[str] = []
         read = 0
@@ -120,14 +126,15 @@ class WebDraft:
                 break
             texts.append((msg.content or "").removeprefix(UNTRUSTED))  # said once, in READ
             for page in msg.meta.get("pages", []):
-                seen.add(page["url"])
+                order.setdefault(page["url"], order.get(page.get("asked", ""), len(order)))
                 if page.get("form"):
                     forms.append(page["url"])
                 for text, href in page.get("links", []):
-                    if href not in seen and _origin(href) == site:
-                        seen.add(href)
-                        queue.append((-_overlap(words, f"{text} {href}"), len(seen), href))
-        return texts, forms
+                    if href not in order and _origin(href) == site:
+                        order[href] = len(order)
+                        queue.append((-_overlap(words, f"{text} {href}"), order[href], href))
+        pages = sorted(_split(texts), key=lambda p: order.get(_address(p), len(order)))
+        return pages, forms
 
     def best(self, forms: list[str]) -> str:
         words = _words(self.task)
@@ -265,6 +272,12 @@ def _button(settings: list[tuple[str, str]], controls: dict[str, Control]) -> st
         if key in buttons and "submit" in value.lower():
             return key
     return buttons[0] if len(buttons) == 1 else None
+
+
+def _address(page: str) -> str:
+    """A page's address, from its `## title - address` line."""
+    head = page.split("\n", 1)[0]
+    return head.rsplit(" - ", 1)[-1].split(" (HTTP", 1)[0].strip()
 
 
 def _split(texts: list[str]) -> list[str]:
