@@ -243,6 +243,12 @@ def test_every_page_as_admin_member_and_viewer(site: tuple[ServerProc, dict], br
                 expect(page.locator("#trajectory .item").first).to_be_visible()
             if path.startswith("/chat?session=") and role == "admin":
                 check_markdown(page)
+                page.get_by_role("button", name="Regenerate").click()  # the answer again
+                expect(page.locator("#chat-status")).to_have_text("Answered.")
+                expect(page.locator("#transcript .turn.assistant")).to_have_count(1)
+                check_markdown(page)
+            if path == "/chat":
+                chat_controls(page, role)  # shown while axe-core looks at the page
             page.screenshot(path=str(SHOTS / f"{role}-{slug(path)}.png"), full_page=True)
             problems[f"{role} {path}"] = accessibility_problems(page)
             visited[role].append(path)
@@ -255,6 +261,32 @@ def test_every_page_as_admin_member_and_viewer(site: tuple[ServerProc, dict], br
     )
     bad = {page: found for page, found in problems.items() if found}
     assert not bad, json.dumps(bad, indent=1)
+
+
+def chat_controls(page: Page, role: str) -> None:
+    """A member or admin drops two files on the chat (one too large), adds one to the
+    workspace, and has the model picker; a viewer has none of these controls."""
+    if role == "viewer":
+        for control in ("#chat-form", "#chat-files", "#chat-model", "#stop-turn", "#regenerate"):
+            expect(page.locator(control)).to_have_count(0)
+        return
+    expect(page.get_by_label("Model")).to_have_value(re.compile(r"replay:.*chat\.json$"))
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()  # nothing is running
+    page.evaluate(
+        """(files) => {
+          const data = new DataTransfer();
+          for (const [name, size] of files)
+            data.items.add(new File(["x".repeat(size)], name, {type: "text/plain"}));
+          document.getElementById("chat").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+        }""",
+        [[f"{role}-notes.txt", 12], ["huge.txt", 3_500_000]],
+    )
+    listed = page.get_by_role("list", name="Files dropped into the chat")
+    expect(listed.get_by_role("listitem")).to_have_count(2)
+    page.get_by_role("button", name="Add to workspace").click()
+    expect(listed).to_contain_text(f"added to the workspace as default/{role}-notes.txt")
+    expect(listed).to_contain_text("huge.txt is 3.5 MB, over the 3 MB limit: not sent")
 
 
 def console_error(message: Any, errors: list[str]) -> None:

@@ -202,6 +202,11 @@ function setupAttachments(form, status) {
     entry.item.className = kind || "";
   }
 
+  function dismissable(entry) {
+    entry.drop.textContent = "Dismiss";
+    entry.drop.setAttribute("aria-label", `Dismiss ${entry.file.name}`);
+  }
+
   function remove(entry) {
     const at = pending.indexOf(entry);
     if (at >= 0) pending.splice(at, 1);
@@ -213,15 +218,14 @@ function setupAttachments(form, status) {
     for (const file of files) {
       const state = el("span", { class: "state" });
       const item = el("li", {}, el("strong", { text: file.name }), " ", state);
-      const entry = { file, item, state };
       const drop = el("button", { type: "button", class: "link", text: "Remove", "aria-label": `Remove ${file.name}` });
+      const entry = { file, item, state, drop };
       drop.addEventListener("click", () => remove(entry));
       item.append(" ", drop);
       list.append(item);
       if (file.size > limit) {
         show(entry, `is ${(file.size / 1e6).toFixed(1)} MB, over the ${limit / 1e6} MB limit: not sent (your copy is untouched)`, "failed");
-        drop.textContent = "Dismiss";
-        drop.setAttribute("aria-label", `Dismiss ${file.name}`);
+        dismissable(entry);
         pending.push(entry);
         entry.tooLarge = true;
       } else {
@@ -251,6 +255,7 @@ function setupAttachments(form, status) {
           ? `learned: ${data.chunks} chunks from ${data.source}${data.new ? "" : " (already known)"}`
           : `added to the workspace as ${data.path}`;
         show(entry, said, "ok");
+        dismissable(entry);
         pending.splice(pending.indexOf(entry), 1);
         done += 1;
       } catch (error) {
