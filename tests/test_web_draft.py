@@ -14,6 +14,7 @@ from spud.eval.site import serve
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for
 from spud.playbooks.base import named_files
+from spud.playbooks.draft import given
 from spud.playbooks.web_draft import _button, _controls
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.browser.tools import browser_tools, close_browsers
@@ -201,3 +202,8 @@ def test_the_send_button_is_found_however_the_model_names_it():
 
 def test_an_email_address_is_not_taken_for_an_output_file():
     assert named_files("for Ada, email ada@example.org, and write notes.txt") == ["notes.txt"]
+
+
+def test_a_script_that_copies_the_data_it_was_given_runs_on_the_full_data():
+    script = 'PAGES = ["cut short"]\n\nx = 1\nprint(len(PAGES), x)\n'
+    assert given(script, 'PAGES = ["a", "b"]') == "\nx = 1\nprint(len(PAGES), x)\n"

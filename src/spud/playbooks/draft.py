@@ -273,7 +273,7 @@ class ScriptDraft:
                 act(ToolCall(name="write_file", arguments=save), meta)
                 command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
             else:
-                code = f"{self.prelude}\n{script}" if self.prelude else script
+                code = f"{self.prelude}\n{given(script, self.prelude)}" if self.prelude else script
                 command = f"python3 - <<'{HEREDOC}'\n{code}\n{HEREDOC}"
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
@@ -285,6 +285,24 @@ class ScriptDraft:
                 output=(ran.content or "")[-MAX_DETAIL:], checks=failed or "- all passed"
             )
             chat.append(Message(role="user", content=same + repair))
+
+
+def given(script: str, prelude: str) -> str:
+    """The script without its own top-level assignments to the names the prelude defines
+    (a small model copies the data it was told it has, often cut short)."""
+    names = {
+        t.id
+        for node in ast.parse(prelude).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    lines = script.splitlines(keepends=True)
+    for node in reversed(ast.parse(script).body):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id in names for t in targets):
+            del lines[node.lineno - 1 : node.end_lineno]
+    return "".join(lines)
 
 
 def _script(reply: str) -> tuple[str, str]:

@@ -55,11 +55,12 @@ WRITE_ASK = (
 )
 SCRIPT_ASK = (
     "Write one Python 3 script that does this task. The script has no network, but the pages' "
-    "text is already in the variable PAGES, defined before your code runs: a list with each "
-    'page\'s text exactly as shown above, table rows as cells separated by " | ". The script '
-    "loops over PAGES, parses what the task needs and writes the output in the current folder. "
-    "Reply with the script in one ```python block."
+    "whole text is already in the variable PAGES, defined before your code runs: a list with "
+    'one string per page, starting as shown above (table rows as cells separated by " | "). '
+    "Do not define PAGES yourself: loop over it, parse what the task needs and write the "
+    "output in the current folder. Reply with the script in one ```python block."
 )
+HEAD_LINES = 8
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
     "with one line per field to set, as `ref: value` (a text field: the text; a list: the "
@@ -90,8 +91,10 @@ class WebDraft:
             return
         pages = READ.format(pages="\n\n".join(read))
         if self.outputs and (len(self.outputs) > 1 or COMPUTE.search(self.task)):
+            # The script gets the pages as data; it is shown their heads, too short to copy.
             prelude = f"PAGES = {json.dumps(read, ensure_ascii=False)}"
-            ScriptDraft(self.task, pages, self.verifier, ask=SCRIPT_ASK, prelude=prelude)(
+            heads = READ.format(pages="\n\n".join(_head(page) for page in read))
+            ScriptDraft(self.task, heads, self.verifier, ask=SCRIPT_ASK, prelude=prelude)(
                 model, act
             )
         elif self.outputs:
@@ -185,7 +188,7 @@ class WebDraft:
             reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
             text = reply.message.content
             settings = [(k.lower(), v.strip("`'\" ")) for k, v in SETTING.findall(text)]
-            fields = [(ref, value) for ref, value in settings if ref in controls]
+            fields = [(r, v) for r, v in settings if r in controls and controls[r].role != "button"]
             if fields:
                 break
             chat += [
@@ -272,6 +275,14 @@ def _button(settings: list[tuple[str, str]], controls: dict[str, Control]) -> st
         if key in buttons and "submit" in value.lower():
             return key
     return buttons[0] if len(buttons) == 1 else None
+
+
+def _head(page: str) -> str:
+    """A page's first lines, with how many more PAGES holds."""
+    lines = [line for line in page.splitlines() if not line.startswith("Links: ")]
+    if len(lines) <= HEAD_LINES:
+        return "\n".join(lines)
+    return "\n".join(lines[:HEAD_LINES] + [f"[... {len(lines) - HEAD_LINES} more lines]"])
 
 
 def _address(page: str) -> str:
