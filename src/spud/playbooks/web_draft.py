@@ -27,11 +27,7 @@ CONTROL = re.compile(r'^\s*- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
 FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
-COMPUTE = re.compile(  # a script works these out from the pages' text
-    r"\b(add up|total|sum|average|cheap\w*|lightest|heaviest|largest|smallest|highest|lowest|"
-    r"most|least|compare)\b",
-    re.IGNORECASE,
-)
+COMPUTE = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # by a script
 TEXT_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
@@ -63,9 +59,10 @@ SCRIPT_ASK = (
 HEAD_LINES = 8
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
-    "with one line per field to set, as `ref: value` (a text field: the text; a list: the "
-    "option's label; a checkbox: check or uncheck), leaving out the fields the task does not "
-    "need, then a last line `submit: ref` with the ref of the button that sends the form."
+    "with one line for each field the task gives a value or a choice for, as `ref: value` (a "
+    "text field: the text; a list: the option's label; a checkbox: check or uncheck, for every "
+    "checkbox the task mentions), then a last line `submit: ref` with the ref of the button "
+    "that sends the form."
 )
 FORM_AGAIN = (
     "No field was set: reply with lines like `e5: Ada Lovelace`, using the refs listed above, "
