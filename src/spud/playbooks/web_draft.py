@@ -80,7 +80,8 @@ class WebDraft:
     verifier: Verifier
     max_pages: int = 8
     per_call: int = 3
-    max_tokens: int = 1024
+    max_tokens: int = 1024  # a file's content or a form's values
+    answer_tokens: int = 256  # an answer with where the pages say it (a 1.5B rambled for minutes)
 
     def __call__(self, model: TextModel, act: Act) -> None:
         read, forms = self.crawl(act)
@@ -142,7 +143,7 @@ class WebDraft:
 
     def answer(self, model: TextModel, act: Act, pages: str) -> None:
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
-        reply = model.chat(chat, max_tokens=self.max_tokens)
+        reply = model.chat(chat, max_tokens=self.answer_tokens)
         text = reply.message.content
         found = ANSWER.findall(text) or [ln for ln in text.splitlines() if ln.strip("*#`> ")]
         answer = found[-1].strip("*#`> ") if found else ""  # the ANSWER line, or the last one
@@ -153,7 +154,7 @@ class WebDraft:
     def write(self, model: TextModel, act: Act, pages: str, path: str) -> None:
         """Ask for the answer, then for the output file's content in one block, and write it."""
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
-        first = model.chat(chat, max_tokens=self.max_tokens)
+        first = model.chat(chat, max_tokens=self.answer_tokens)
         chat += [
             Message(role="assistant", content=first.message.content),
             Message(role="user", content=WRITE_ASK.format(path=path)),
