@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from server_fixtures import ServerProc, replay_file, sse_events, start_server
+from server_fixtures import ADMIN_PASSWORD, ServerProc, replay_file, sse_events, start_server
 
 WEATHER = {
     "type": "function",
@@ -87,6 +87,21 @@ def test_a_streamed_completion_arrives_in_pieces_with_usage_last(server: ServerP
     assert "".join(pieces) == ANSWER
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+
+
+def test_a_forwarded_proto_from_a_local_peer_counts_only_with_trust_proxy(
+    server: ServerProc,
+) -> None:
+    # uvicorn alone would believe X-Forwarded-* from any local peer; Spud's trust_proxy decides
+    r = httpx.post(
+        f"{server.url}/auth/login",
+        json={"username": "admin", "password": ADMIN_PASSWORD},
+        headers={"x-forwarded-proto": "https", "x-forwarded-for": "192.0.2.7"},
+    )
+    assert r.status_code == 200, r.text
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("spud_session="))
+    attributes = {part.split("=")[0].strip().lower() for part in cookie.split(";")[1:]}
+    assert "secure" not in attributes
 
 
 def test_a_tool_call_round_trip(server: ServerProc) -> None:

@@ -39,6 +39,12 @@ def services(request: Request) -> Services:
     return request.app.state.spud
 
 
+async def services_here(request: Request) -> Services:
+    """services() as a dependency: answered on the event loop (a plain def would be sent to a
+    worker thread by FastAPI, a thread hop per request)."""
+    return request.app.state.spud
+
+
 def configure(app: FastAPI, server: ServerSettings) -> None:
     """Sign-in limits, the CSRF secret and the proxy/HTTPS settings, kept on the app."""
     app.state.server = server
@@ -223,7 +229,7 @@ User = Annotated[Principal, Depends(api_principal)]
 PageUser = Annotated[Principal, Depends(page_user)]
 FormUser = Annotated[Principal, Depends(form_user)]
 Admin = Annotated[Principal, Depends(admin)]
-Svc = Annotated[Services, Depends(services)]
+Svc = Annotated[Services, Depends(services_here)]
 
 
 class Login(BaseModel):

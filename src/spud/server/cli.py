@@ -75,6 +75,9 @@ def serve(
         host=server.host,
         port=server.port,
         log_level="warning",
+        access_log=False,  # not shown at "warning" anyway; skips the work per request
+        proxy_headers=False,  # X-Forwarded-* count only with trust_proxy (auth.py), not from
+        # any local peer as uvicorn would have it
         timeout_graceful_shutdown=5,
         ssl_certfile=server.ssl_certfile,
         ssl_keyfile=server.ssl_keyfile,

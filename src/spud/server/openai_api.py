@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spud.core.errors import ModelNotFound, SpudError
@@ -27,6 +27,7 @@ from spud.service.users import Principal
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 KEEPALIVE_S = 10.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class FunctionCall(BaseModel):
@@ -117,7 +118,7 @@ async def chat_completions(body: ChatRequest, who: User, svc: Svc) -> Any:
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.model == AGENT_MODEL:
         return await _agent_turn(body, who, svc, cid)
-    if body.model not in svc.pool.names():
+    if not svc.pool.offers(body.model):
         raise ModelNotFound(
             f"The model {body.model!r} does not exist: see /v1/models for the models offered"
         )
@@ -132,8 +133,9 @@ async def chat_completions(body: ChatRequest, who: User, svc: Svc) -> Any:
         completions.complete, svc.pool, body.model, messages, tools, choice
     )
     usage = reply.usage
-    if body.stream:
-        return _sse(_chunks(cid, body, reply.message, usage))
+    if body.stream:  # the reply is whole: its events go out in one write, not one per piece
+        events = "".join([part async for part in _chunks(cid, body, reply.message, usage)])
+        return Response(events, media_type="text/event-stream", headers=SSE_HEADERS)
     return _completion(cid, body.model, reply.message, usage)
 
 
@@ -300,8 +302,4 @@ async def _chunks(
 
 
 def _sse(stream: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)

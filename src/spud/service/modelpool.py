@@ -164,6 +164,13 @@ class ModelPool:
                 names.append(name)
         return list(dict.fromkeys(names))
 
+    def offers(self, name: str) -> bool:
+        """Whether names() holds this model; the configured and extra ones without a disk look."""
+        if name == self.settings.model or name in self.extra:
+            return True
+        spec = REGISTRY.get(name)
+        return spec is not None and model_path(spec, self.settings.model_cache).is_file()
+
     def get(self, name: str) -> SerializedModel:
         """The shared instance of a model the server offers (ModelNotFound otherwise)."""
         with self._lock:  # loading twice at once would double the memory
