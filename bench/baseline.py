@@ -19,16 +19,27 @@ BEFORE_ISSUE_14 = "c8cf0d7"
 
 
 @contextmanager
-def source_trees(ref: str) -> Iterator[dict[str, Path]]:
-    """{"before": src/ of commit ref, "after": src/ of the working tree}, for PYTHONPATH."""
+def source_trees(ref: str, *more: str) -> Iterator[dict[str, Path]]:
+    """{"before": src/ of commit ref, each of `more` by its name, "after": src/ of the
+    working tree}, for PYTHONPATH (in that order: oldest first, the working tree last)."""
     with tempfile.TemporaryDirectory(prefix="spud-baseline-") as tmp:
-        archive = Path(tmp) / "src.tar"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "archive", "--output", str(archive), ref, "src"], check=True
-        )
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        yield {"before": Path(tmp) / "src", "after": ROOT / "src"}
+        trees = {"before": _unpack(ref, Path(tmp) / "before")}
+        for other in more:
+            trees[other] = _unpack(other, Path(tmp) / other)
+        trees["after"] = ROOT / "src"
+        yield trees
+
+
+def _unpack(ref: str, into: Path) -> Path:
+    """src/ of commit ref, unpacked under into."""
+    into.mkdir(parents=True)
+    archive = into / "src.tar"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--output", str(archive), ref, "src"], check=True
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
 
 
 def child_env(src: Path, **extra: str) -> dict[str, str]:

@@ -1,14 +1,23 @@
-"""/v1 streaming overhead of `spud serve` against the adapter called directly, and a load run."""
+"""/v1 streaming overhead of `spud serve` against the adapter called directly, and a load run.
+
+Besides wall times, each phase records the CPU seconds the server process used per request
+(from /proc): on a busy machine that is the measure that stays close to an idle machine's.
+The load run goes twice: through httpx's AsyncClient (as an SDK would) and through a bare
+asyncio HTTP/1.1 client that costs the bench little CPU, so the server is what is measured.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +77,17 @@ def body(model: str) -> dict[str, Any]:
     return {"model": model, "messages": PROMPT, "stream": True}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
 def streamed_text(lines: list[str]) -> str:
     """The answer assembled from an SSE chat-completion stream's data lines."""
     text = []
@@ -83,15 +103,19 @@ def sequential(url: str, key: str, model: str, n: int) -> tuple[list[float], lis
     ttfb, total = [], []
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
-        for _ in range(n):
+        while len(total) < n:
             start = time.perf_counter()
-            with client.stream("POST", "/v1/chat/completions", json=body(model)) as r:
-                r.raise_for_status()
-                lines: list[str] = []
-                for chunk in r.iter_lines():
-                    if not lines:
-                        ttfb.append((time.perf_counter() - start) * 1000)
-                    lines.append(chunk)
+            lines: list[str] = []
+            try:
+                with client.stream("POST", "/v1/chat/completions", json=body(model)) as r:
+                    r.raise_for_status()
+                    for chunk in r.iter_lines():
+                        if not lines:
+                            first = (time.perf_counter() - start) * 1000
+                        lines.append(chunk)
+            except httpx.RemoteProtocolError:  # the server closed the idle keep-alive
+                continue  # connection as the request went out (a starved client): again
+            ttfb.append(first)
             total.append((time.perf_counter() - start) * 1000)
             assert streamed_text(lines) == ANSWER, lines[:3]
     return ttfb, total
@@ -123,12 +147,76 @@ async def load(url: str, key: str, model: str, clients: int) -> dict[str, Any]:
             except httpx.HTTPError as e:
                 errors.append(type(e).__name__)
 
-        tasks = [asyncio.create_task(one()) for _ in range(clients)]
-        await asyncio.sleep(0.1)
-        wall = time.perf_counter()
-        gate.set()
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - wall
+        wall = await all_at_once(one, clients, gate)
+    return summary(clients, latencies, errors, wall)
+
+
+async def all_at_once(
+    one: Callable[[], Awaitable[None]], clients: int, gate: asyncio.Event
+) -> float:
+    """Seconds from opening the gate until `clients` copies of one(), all waiting on it, end."""
+    tasks = [asyncio.create_task(one()) for _ in range(clients)]
+    await asyncio.sleep(0.1)
+    wall = time.perf_counter()
+    gate.set()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - wall
+
+
+async def fetch_raw(host: str, port: int, request: bytes) -> tuple[int, list[str]]:
+    """One HTTP/1.1 request on a new connection: the status and the body's lines (chunked
+    or Content-Length bodies)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        headers = head.lower()
+        if b"transfer-encoding: chunked" in headers:
+            parts = []
+            while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+                parts.append(await reader.readexactly(size + 2))
+            data = b"".join(p[:-2] for p in parts)
+        else:
+            length = int(headers.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+            data = await reader.readexactly(length)
+        return status, data.decode().splitlines()
+    finally:
+        writer.close()
+
+
+async def load_raw(url: str, key: str, model: str, clients: int) -> dict[str, Any]:
+    """load() with a bare asyncio client: `clients` connections, one request each, at once."""
+    host, port = url.removeprefix("http://").split(":")
+    payload = json.dumps(body(model)).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode() + payload
+    errors: list[str] = []
+    latencies: list[float] = []
+    gate = asyncio.Event()
+
+    async def one() -> None:
+        await gate.wait()
+        start = time.perf_counter()
+        try:
+            status, lines = await fetch_raw(host, int(port), request)
+        except (OSError, asyncio.IncompleteReadError) as e:
+            errors.append(type(e).__name__)
+            return
+        if status != 200:
+            errors.append(f"HTTP {status}")
+        elif streamed_text(lines) != ANSWER:
+            errors.append("wrong answer")
+        else:
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    return summary(clients, latencies, errors, await all_at_once(one, clients, gate))
+
+
+def summary(clients: int, latencies: list[float], errors: list[str], wall: float) -> dict:
     return {
         "clients": clients,
         "ok": len(latencies),
@@ -153,16 +241,27 @@ def start_variant(tmp: Path, name: str, src: Path, model: str) -> Any:
         shim.mkdir(exist_ok=True)
         (shim / "sitecustomize.py").write_text(NO_UVLOOP)
         path = f"{shim}:{src}"
-    return start_server(tmp / f"home-{name}", {"SPUD_MODEL": model, "PYTHONPATH": path})
+    env = {"SPUD_MODEL": model, "PYTHONPATH": path}
+    return start_server(tmp / f"home-{name}", env, start_s=600)  # a busy machine starts slowly
 
 
 def measure(server: Any, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    pid = server.proc.pid
+    cpu = cpu_seconds(pid)
     ttfb, total = sequential(server.url, server.key, model, args.requests)
+    sequential_cpu = cpu_seconds(pid) - cpu
+    loads = {}
+    for name, run in (("load", load), ("load_raw", load_raw)):
+        cpu, own = cpu_seconds(pid), own_cpu_seconds()
+        loads[name] = asyncio.run(run(server.url, server.key, model, args.clients))
+        loads[name]["server_cpu_ms_per_request"] = (cpu_seconds(pid) - cpu) / args.clients * 1000
+        loads[name]["client_cpu_ms_per_request"] = (own_cpu_seconds() - own) / args.clients * 1000
     return {
         "ttfb_ms": statistics.median(ttfb),
         "total_ms": statistics.median(total),
         "total_p95_ms": pct(total, 95),
-        "load": asyncio.run(load(server.url, server.key, model, args.clients)),
+        "server_cpu_ms_per_request": sequential_cpu / args.requests * 1000,
+        **loads,
     }
 
 
@@ -173,15 +272,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds, before and after in turn")
     parser.add_argument("--baseline", default=BEFORE_ISSUE_14, help="commit to compare against")
     parser.add_argument(
+        "--also", nargs="*", default=[], help="more commits measured beside (e.g. HEAD)"
+    )
+    parser.add_argument(
         "--no-agent", dest="agent", action="store_false", help="skip the spud-agent rows"
     )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="spud-server-bench-"))
     model = replay_file(tmp / "fake.json", [{"answer": ANSWER}])
-    rounds: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     agent: dict[str, Any] = {}
-    with source_trees(args.baseline) as trees:
+    with source_trees(args.baseline, *args.also) as trees:
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         servers = {name: start_variant(tmp, name, trees[name], model) for name in rounds}
         try:
             for server in servers.values():
@@ -208,35 +310,52 @@ def main() -> None:
     adapter_ms = med(adapter)
     rows: dict[str, dict[str, Any]] = {}
     for name, got in rounds.items():
-        loads = [g["load"] for g in got]
         rows[name] = {
             "ttfb_ms": med(g["ttfb_ms"] for g in got),
             "total_ms": med(g["total_ms"] for g in got),
             "total_p95_ms": med(g["total_p95_ms"] for g in got),
             "overhead_per_request_ms": med(g["total_ms"] for g in got) - adapter_ms,
-            "load_p50_ms": med(x["p50_ms"] or float("inf") for x in loads),
-            "load_p95_ms": med(x["p95_ms"] or float("inf") for x in loads),
-            "load_max_ms": med(x["max_ms"] or float("inf") for x in loads),
-            "load_requests_per_s": med(x["requests_per_s"] or 0.0 for x in loads),
-            "load_errors": sum(x["errors"] for x in loads),
+            "server_cpu_ms_per_request": med(g["server_cpu_ms_per_request"] for g in got),
         }
+        for kind in ("load", "load_raw"):
+            loads = [g[kind] for g in got]
+            rows[name].update(
+                {
+                    f"{kind}_p50_ms": med(x["p50_ms"] or float("inf") for x in loads),
+                    f"{kind}_p95_ms": med(x["p95_ms"] or float("inf") for x in loads),
+                    f"{kind}_max_ms": med(x["max_ms"] or float("inf") for x in loads),
+                    f"{kind}_requests_per_s": med(x["requests_per_s"] or 0.0 for x in loads),
+                    f"{kind}_errors": sum(x["errors"] for x in loads),
+                    f"{kind}_server_cpu_ms_per_request": med(
+                        x["server_cpu_ms_per_request"] for x in loads
+                    ),
+                    f"{kind}_client_cpu_ms_per_request": med(
+                        x["client_cpu_ms_per_request"] for x in loads
+                    ),
+                }
+            )
     result = {
         "baseline": args.baseline,
+        "variants_are": {v: (args.baseline if v == "before" else v) for v in rounds},
         "requests": args.requests,
         "clients": args.clients,
         "repeats": args.repeats,
+        "load_average": os.getloadavg(),
         "adapter_direct_ms": adapter_ms,
         "service_no_http_ms": med(service),
         "variants": rows,
         "rounds": rounds,
         "spud_agent": agent,
         "method": (
-            "two `spud serve` processes on one machine, the baseline commit (as it shipped: "
-            "no uvloop/httptools) and the working tree, same fake model; per round each is "
-            "measured in turn: `requests` sequential streaming requests on one keep-alive "
-            "connection (median, p95), then `clients` streaming requests at once (httpx "
-            "AsyncClient on the same machine); medians over rounds; overhead = median total "
-            "minus the adapter called in-process"
+            "one `spud serve` process per variant on one machine: the baseline commit (as it "
+            "shipped: no uvloop/httptools), any --also commits and the working tree, same fake "
+            "model; per round each is measured in turn: `requests` sequential streaming "
+            "requests on one keep-alive connection (median, p95), then `clients` streaming "
+            "requests at once through httpx's AsyncClient (load_*) and through a bare asyncio "
+            "HTTP/1.1 client, one connection each (load_raw_*), all on the same machine; "
+            "server CPU per request = the server process's user + system CPU over the phase "
+            "(/proc) divided by its requests; client CPU likewise for the bench process; "
+            "medians over rounds; overhead = median total minus the adapter called in-process"
         ),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -244,11 +363,12 @@ def main() -> None:
 
     console = Console()
     table = Table(title=f"/v1 streaming, fake model, before ({args.baseline}) and after")
-    for col in ("", "before", "after", "after/before"):
+    for col in ("", *rounds, "after/before"):
         table.add_column(col, justify="right")
     for key in rows["before"]:
-        b, a = rows["before"][key], rows["after"][key]
-        table.add_row(key, f"{b:.2f}", f"{a:.2f}", f"{a / b:.2f}" if b else "-")
+        cells = [rows[v][key] for v in rounds]
+        ratio = f"{cells[-1] / cells[0]:.2f}" if cells[0] else "-"
+        table.add_row(key, *(f"{c:.2f}" for c in cells), ratio)
     console.print(table)
     console.print(
         f"adapter called directly: {adapter_ms:.3f} ms; service code, no HTTP: "
