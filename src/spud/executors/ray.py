@@ -22,7 +22,7 @@ RESTART_PATIENCE_S = 300.0  # a worker that Ray cannot bring back within this is
 # (raylet: "Timed out waiting for file .../metrics_agent_port"); these wait longer.
 PATIENCE = {
     "RAY_agent_register_timeout_ms": "600000",
-    "RAY_raylet_start_wait_time_s": "600",
+    "RAY_raylet_start_wait_time_s": "180",
     "RAY_worker_register_timeout_seconds": "600",
 }
 
