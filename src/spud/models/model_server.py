@@ -73,10 +73,29 @@ class ModelServer:
         return cmd
 
     def start(self) -> ModelServer:
-        """Start the server, wait until it answers, then watch it; ModelError if it cannot."""
-        self._spawn()
-        self._watcher = threading.Thread(target=self._watch, name="model-server", daemon=True)
+        """Start the server, wait until it answers, then watch it; ModelError if it cannot.
+
+        Every server process is started by the watcher thread: the kernel's parent-death
+        signal follows the thread that started a child, and this one lives until stop().
+        """
+        failed: list[ModelError] = []
+        ready = threading.Event()
+
+        def watch() -> None:
+            try:
+                self._spawn()
+            except ModelError as exc:
+                failed.append(exc)
+                return
+            finally:
+                ready.set()
+            self._watch()
+
+        self._watcher = threading.Thread(target=watch, name="model-server", daemon=True)
         self._watcher.start()
+        ready.wait()
+        if failed:
+            raise failed[0]
         atexit.register(self.stop)
         return self
 

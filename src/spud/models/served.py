@@ -15,6 +15,9 @@ from spud.models.local import LocalModel
 
 # How long a request waits for a server that is down (being restarted by its supervisor).
 RECONNECT_S = 90.0
+# The server went away (refused, or closed mid-answer): worth asking again once it is back. A
+# timeout is not: the request may still be running there, and asking again would queue it twice.
+GONE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class LlamaServerEngine:
@@ -26,7 +29,7 @@ class LlamaServerEngine:
     field), so replies are constrained exactly as in-process.
     """
 
-    def __init__(self, url: str, path: Path, model: str, timeout_s: float = 600.0) -> None:
+    def __init__(self, url: str, path: Path, model: str, timeout_s: float = 1800.0) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaModel as LlamaWeights
 
@@ -80,7 +83,9 @@ class LlamaServerEngine:
                         sent = True
                         yield json.loads(data)
                 return
-            except httpx.TransportError as exc:
+            except httpx.TimeoutException as exc:
+                raise ModelError(f"the model server at {self.url} timed out: {exc}") from None
+            except GONE as exc:
                 # pieces already handed on cannot be taken back: only a request that has
                 # produced nothing yet waits for the server to come back
                 if sent or time.monotonic() - started > RECONNECT_S:
@@ -93,7 +98,9 @@ class LlamaServerEngine:
         while True:
             try:
                 return call()
-            except httpx.TransportError as exc:
+            except httpx.TimeoutException as exc:
+                raise ModelError(f"the model server at {self.url} timed out: {exc}") from None
+            except GONE as exc:
                 if time.monotonic() - started > RECONNECT_S:
                     raise ModelError(f"the model server at {self.url} failed: {exc}") from None
                 time.sleep(1.0)
