@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from pathlib import Path
 
 from spud.playbooks.base import Brief, Playbook
@@ -16,6 +17,8 @@ from spud.sandbox.bubblewrap import Sandbox
 __all__ = ["Brief", "Playbook", "brief_for", "check", "choose", "playbook", "registered"]
 
 _PLAYBOOKS: dict[str, Playbook] = {}
+_LOADING = threading.Lock()
+_LOADED: list[bool] = []
 # modules of this package that are not playbooks
 _SUPPORT = {"base", "checks", "draft", "web_draft"}
 
@@ -28,11 +31,14 @@ def playbook(cls: type) -> type:
 
 
 def registered() -> dict[str, Playbook]:
-    """Every playbook, by name (the package's modules are imported on first use)."""
-    if not _PLAYBOOKS:
-        for info in pkgutil.iter_modules(__path__):
-            if info.name not in _SUPPORT:
-                importlib.import_module(f"{__name__}.{info.name}")
+    """Every playbook, by name (the package's modules are imported on first use, once: a
+    second thread waits rather than choosing among the half that registered so far)."""
+    with _LOADING:
+        if not _LOADED:
+            for info in pkgutil.iter_modules(__path__):
+                if info.name not in _SUPPORT:
+                    importlib.import_module(f"{__name__}.{info.name}")
+            _LOADED.append(True)
     return dict(_PLAYBOOKS)
 
 
