@@ -17,7 +17,7 @@ from spud.sandbox.bubblewrap import Sandbox
 __all__ = ["Brief", "Playbook", "brief_for", "check", "choose", "playbook", "registered"]
 
 _PLAYBOOKS: dict[str, Playbook] = {}
-_LOADING = threading.Lock()
+_LOADING = threading.RLock()
 _LOADED: list[bool] = []
 # modules of this package that are not playbooks
 _SUPPORT = {"base", "checks", "draft", "web_draft"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,6 +24,7 @@ ENTRY_POINTS = "spud.toolsets"  # other packages add sets under this entry-point
 
 _SETS: dict[str, ToolSet] = {}
 _loaded = False
+_loading = threading.RLock()  # a set module may ask for the registry while it loads
 
 
 @dataclass(kw_only=True)
@@ -81,17 +83,19 @@ def register(cls: type[ToolSet]) -> type[ToolSet]:
 
 
 def _load() -> None:
-    """Import every module of this package, then the sets other packages declare."""
+    """Import every module of this package, then the sets other packages declare (once, under
+    a lock: a second thread waits rather than seeing the sets registered so far)."""
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    package = importlib.import_module("spud.toolsets")
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name != "registry" and not info.name.startswith("_"):
-            importlib.import_module(f"spud.toolsets.{info.name}")
-    for ep in entry_points(group=ENTRY_POINTS):
-        ep.load()
+    with _loading:
+        if _loaded:
+            return
+        package = importlib.import_module("spud.toolsets")
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name != "registry" and not info.name.startswith("_"):
+                importlib.import_module(f"spud.toolsets.{info.name}")
+        for ep in entry_points(group=ENTRY_POINTS):
+            ep.load()
+        _loaded = True
 
 
 def toolsets() -> dict[str, ToolSet]:
