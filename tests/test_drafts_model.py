@@ -1,4 +1,4 @@
-"""Drafts on the real 1.5B model: a code fix, a file chore and a workbook edit, each checked."""
+"""Drafts on the real 1.5B model: a code fix, a file chore, a workbook edit and a web look-up."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from spud.browser_policy import BrowserPolicy
 from spud.config import Settings
 from spud.core.run import Limits
+from spud.eval.site import serve
 from spud.service.sessions import RunSpec, SessionService
 from spud.tools.office.recalc import recalculate
 from spud.tools.office.workbook import load_workbook
@@ -22,7 +24,14 @@ MODEL = "qwen2.5-coder-1.5b"
 def svc(tmp_path_factory: pytest.TempPathFactory) -> SessionService:
     home = tmp_path_factory.mktemp("home")
     limits = Limits(max_steps=12, max_seconds=600)
-    return SessionService(Settings(home=home, context_window=8192, limits=limits, model=MODEL))
+    settings = Settings(
+        home=home,
+        context_window=8192,
+        limits=limits,
+        model=MODEL,
+        browser_policy=BrowserPolicy(allow_loopback=True),  # the test's site is on this machine
+    )
+    return SessionService(settings)
 
 
 def run(svc: SessionService, ws: Path, task: str):
@@ -71,3 +80,23 @@ def test_the_model_edits_a_workbook(svc: SessionService, tmp_path: Path):
     book = load_workbook(tmp_path / "sales.xlsx")
     assert str(book.active["B5"].value).startswith("=")
     assert recalculate(book).value("Sheet", "B5") == 250
+
+
+SHOP = {
+    "index.html": "<html><head><title>Spud Shop</title></head><body><main><h1>Kitchen tools</h1>"
+    "<ul><li><a href='peeler.html'>Spud Peeler</a></li><li><a href='masher.html'>Masher</a>"
+    "</li></ul></main></body></html>",
+    "peeler.html": "<html><head><title>Spud Peeler</title></head><body><main><h1>Spud Peeler"
+    "</h1><p>Price: $12.50</p><p>In stock.</p></main></body></html>",
+    "masher.html": "<html><head><title>Masher</title></head><body><main><h1>Masher</h1>"
+    "<p>Price: $8.00</p></main></body></html>",
+}
+
+
+def test_the_model_looks_up_a_price_on_a_linked_page(svc: SessionService, tmp_path: Path):
+    with serve(SHOP) as site:
+        task = f"Open {site}/index.html and tell me the price of the Spud Peeler."
+        result, drafts = run(svc, tmp_path, task)
+    assert result.status == "finished", result.summary
+    assert drafts[0].tool_calls[0].name == "browser_pages"  # the site was read first
+    assert "12.50" in result.summary
