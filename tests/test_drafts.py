@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -141,12 +142,61 @@ def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace:
     calls = [c.name for m in messages if m.role == "assistant" for c in m.tool_calls]
     assert calls == ["write_file", "write_file", "finish"]
     repair = model.prompts[1][-1].content
-    assert "Fix the first one" in repair and "- test_cart" in repair  # what still fails
+    assert "Fix test_cart first" in repair and "- test_cart" in repair  # what still fails
+    assert len(model.prompts[1]) == 2  # asked afresh: its own earlier reply is not shown
+    assert "return sum(items)" in repair  # but the code as it is now, with that reply merged
     assert 'c.add("a")' in repair and "NotImplementedError" in repair  # its code and failure
     assert "shop.py" in model.prompts[0][1].content and "test_total" in model.prompts[0][1].content
     assert result.prompt_tokens == 200  # both drafts are counted
     shop = (workspace / "shop.py").read_text()
     assert "def untouched():\n    return 1" in shop
+
+
+BAD_TOTAL = "Sum without the first.\n```python\ndef total(items):\n    return sum(items[1:])\n```"
+
+
+def test_a_draft_that_makes_more_tests_fail_is_undone(workspace: Path, store):
+    model = Drafter([GOOD_TOTAL, BAD_TOTAL, GOOD_CART])
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
+    assert [bool(m.meta.get("undo")) for m in writes] == [False, False, True, False]
+    assert "back as it was" in model.prompts[2][-1].content
+    assert "return sum(items)\n" in model.prompts[2][-1].content  # the good total is shown
+    assert "return sum(items)\n" in (workspace / "shop.py").read_text()
+
+
+def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path):
+    from spud.playbooks.checks import TaskVerifier
+    from spud.playbooks.draft import CodeDraft
+
+    (tmp_path / "shop.py").write_text(MODULE)
+    (tmp_path / "test_shop.py").write_text(
+        "import pytest\nfrom shop import total\n\n\n@pytest.mark.parametrize(\n"
+        "    ('items', 'want'), [([1, 2], 3), ([], 0)]\n)\ndef test_sum(items, want):\n"
+        "    assert total(items) == want\n\n\ndef test_cart():\n    assert False\n"
+    )
+    output = (
+        "FAILED test_shop.py::test_sum[items0-3] - NotImplementedError\n"
+        "FAILED test_shop.py::test_sum[items1-0] - NotImplementedError\n"
+        "FAILED test_shop.py::test_cart - assert False\n3 failed in 0.1s"
+    )
+    draft = CodeDraft(
+        tmp_path,
+        TASK,
+        ["shop.py"],
+        "",
+        TaskVerifier(checks=[]),
+        lambda: (False, output),
+        ["test_shop.py"],
+    )
+    tried = Counter()
+    asks = [draft.repair(output, tried) for _ in range(3)]
+    assert "Fix test_sum first" in asks[0] and "Fix test_sum first" in asks[1]
+    assert "Fix test_cart first" in asks[2]
+    assert "@pytest.mark.parametrize(" in asks[0] and "([], 0)" in asks[0]  # its cases shown
+    assert "- test_sum[items1-0]: NotImplementedError" in asks[0]  # each failing case listed
+    assert "3 fail" in asks[0]
 
 
 def test_a_reply_without_code_is_asked_again_and_nothing_is_written(workspace: Path, store):

@@ -109,7 +109,7 @@ class CodeAgainstTests:
 
 def _report(sandbox: Sandbox, command: str) -> Callable[[], tuple[bool, str]]:
     """The tests run now: whether they pass, and the failures (first tracebacks, then all)."""
-    short = f"{command} --tb=short -rf" if "pytest" in command else command
+    short = f"{command} --tb=short -rfE" if "pytest" in command else command
 
     def run() -> tuple[bool, str]:
         res = sandbox.execute(quiet_pytest(short), timeout_s=min(120, sandbox.config.timeout_s))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import Act, TextModel, Verifier
+from spud.playbooks.base import show_file
 from spud.tools.pymerge import DEFS, MergeError, merge_python
 
 BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -23,15 +26,19 @@ ASK = (
     "the code."
 )
 REPAIR = (
-    "After that change the tests say:\n{detail}\n\nSay in one or two sentences why they still "
-    "fail, then reply with the corrected definitions in one ```python block."
+    "The tests now say:\n{detail}\n\nSay in one or two sentences why they fail, then reply "
+    "with the corrected definitions in one ```python block."
 )
 FOCUS = (
-    "After that change these tests fail:\n{failed}\n\nFix the first one. Its code:\n```python\n"
+    "The tests now: {count} fail.\n{failed}\n\nFix {name} first. Its code:\n```python\n"
     "{source}```\nIts failure:\n{failure}\n\nSay in one or two sentences why {name} fails, then "
     "reply with the corrected definitions in one ```python block."
 )
-FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(?:\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
+FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
+ERROR_LINE = re.compile(r"^ERROR ", re.MULTILINE)
+PASSED_RUN = re.compile(r"\b\d+ passed\b(?!.*\b(?:failed|error))")
+WORSE = "That change made more tests fail, so the code is back as it was before it. "
+TRIES_PER_TEST = 2  # repairs asked for one failing test before another gets its turn
 SAME = "That code is what the file already holds: it changed nothing. Look again. "
 SAME_SCRIPT = "That script was tried before, with the same outcome. "
 REDRAFT_TEMPERATURE = 0.7
@@ -70,26 +77,29 @@ class CodeDraft:
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
+        """Each round asks afresh (the files as they are now, the failure to fix): a small
+        model shown its own earlier reply copies it. A round that makes more tests fail is
+        undone."""
         target = " or ".join(self.sources)
         ask = f"{self.task}\n\n{self.shown}\n\n{ASK.format(target=target)}"
-        chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []  # replies without usable code: counted with the next write
         temperature = None  # the model's own; after a draft that changed nothing, more varied
-        best, stalled = None, 0  # fewest failing tests so far; rounds since they last fell
-        detail = ""  # the tests' output after the last draft
+        _, detail = self.report()  # the tests' output for the code as it is now
+        best, kept = failing(detail), self._snapshot()  # fewest failing tests, and that code
+        kept_detail, stalled = detail, 0  # its output; rounds since the failures last fell
+        tried: Counter[str] = Counter()  # repairs asked per failing test
         for _ in range(self.max_rounds):
             if stalled >= self.rounds:
                 return
             stalled += 1
+            chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
             reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
             text = reply.message.content
-            chat.append(Message(role="assistant", content=text))
             writes, problem = self.merged(text)
             writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
-            if problem or not writes:  # nothing to run: asked again, more varied if a repeat
+            if problem or not writes:  # nothing to run: asked again, more varied
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
-                again = problem or SAME + (self.repair(detail) if detail else "")
-                chat.append(Message(role="user", content=again))
+                ask = self.again(detail, tried, f"{problem} " if problem else SAME)
                 unused.append(reply)
                 continue
             meta: dict[str, Any] = {
@@ -97,30 +107,56 @@ class CodeDraft:
                 "draft": text,
                 "usage": usage_of(*unused, reply),
             }
+            if unused:  # the replies that gave nothing to run, kept for whoever reads the run
+                meta["unused"] = [r.message.content for r in unused]
             unused, temperature = [], None
             for path, content in writes.items():
-                call = ToolCall(name="write_file", arguments={"path": path, "content": content})
-                act(call, meta)
+                act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first write
             passed, detail = self.report()
             if passed and all(c.passed for c in self.verifier.check()):
                 summary = f"{said(text)} (changed {', '.join(writes)})"
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
                 return
-            failing = len(FAILED_LINE.findall(detail)) or None
-            if failing is not None and (best is None or failing < best):
-                best, stalled = failing, 0  # progress: the drafts go on
-            chat.append(Message(role="user", content=self.repair(detail)))
+            now, note = failing(detail), ""
+            if now < best:  # progress: kept, and the drafts go on
+                best, kept, kept_detail, stalled = now, self._snapshot(), detail, 0
+            elif now > best:  # worse: the best code so far comes back
+                for path, content in kept.items():
+                    if content is not None and content != self._text(path):
+                        call = ToolCall(
+                            name="write_file", arguments={"path": path, "content": content}
+                        )
+                        act(call, {"kind": "draft", "undo": True})
+                detail, note = kept_detail, WORSE
+            ask = self.again(detail, tried, note)
 
-    def repair(self, output: str) -> str:
-        """What to fix next: the first failing test with its code and failure, or the output."""
+    def again(self, output: str, tried: Counter[str], note: str = "") -> str:
+        """A fresh request: the task, the tests and the code as they are now, what to fix."""
+        files = [show_file(self.workspace, rel) for rel in [*self.tests, *self.sources]]
+        return "\n\n".join([self.task, *files, note + self.repair(output, tried)])
+
+    def repair(self, output: str, tried: Counter[str] | None = None) -> str:
+        """What to fix next: a failing test (one not yet tried twice) with its code and
+        failure, or the whole output when no test can be shown."""
         failed = FAILED_LINE.findall(output)
-        source = self._test_source(failed[0][0]) if failed else ""
+        tried = Counter() if tried is None else tried
+        names = [name for name, _, _ in failed]
+        name = next((n for n in names if tried[n] < TRIES_PER_TEST), names[0] if names else "")
+        source = self._test_source(name) if name else ""
         if not source:
             return REPAIR.format(detail=output)
-        name = failed[0][0]
-        listed = "\n".join(f"- {n}: {why}" if why else f"- {n}" for n, why in failed[:12])
-        return FOCUS.format(failed=listed, source=source, failure=_section(output, name), name=name)
+        tried[name] += 1
+        listed = "\n".join(
+            f"- {n}{case}: {why}" if why else f"- {n}{case}" for n, case, why in failed[:12]
+        )
+        failure = _section(output, name)
+        return FOCUS.format(
+            count=len(failed), failed=listed, source=source, failure=failure, name=name
+        )
+
+    def _snapshot(self) -> dict[str, str | None]:
+        return {path: self._text(path) for path in self.sources}
 
     def _text(self, path: str) -> str | None:
         try:
@@ -138,7 +174,8 @@ class CodeDraft:
             for node in ast.walk(tree):
                 if isinstance(node, ast.FunctionDef) and node.name == name:
                     lines = text.splitlines(keepends=True)
-                    return "".join(lines[node.lineno - 1 : node.end_lineno])
+                    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                    return "".join(lines[start - 1 : node.end_lineno])  # with its cases
         return ""
 
     def merged(self, reply: str) -> tuple[dict[str, str], str]:
@@ -170,6 +207,13 @@ class CodeDraft:
             return len(names & set(DEF_NAME.findall(text)))
 
         return max(self.sources, key=lambda p: (overlap(p), -self.sources.index(p)))
+
+
+def failing(output: str) -> float:
+    """How many tests fail in pytest's output; a run that fails without naming one (a syntax
+    or import error) counts as worse than any."""
+    count = len(FAILED_LINE.findall(output)) + len(ERROR_LINE.findall(output))
+    return count or (0 if PASSED_RUN.search(output) else math.inf)
 
 
 def usage_of(*replies: ModelReply) -> dict[str, Any]:
