@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 from server_fixtures import ServerProc, start_server
 
 from spud.config import Settings
+from spud.server.openai_api import pieces as cut_up
 from spud.service.sessions import RunSpec, SessionService
 
 pytestmark = pytest.mark.model
@@ -53,6 +55,7 @@ def test_spud_agent_streams_the_answer_without_a_tool(server: ServerProc) -> Non
     pieces = [p for p in pieces if p]
     print(f"\nspud-agent streamed {pieces!r}")
     assert "5" in "".join(pieces) and len(pieces) > 1
+    assert pieces != cut_up("".join(pieces))  # the model's own pieces, not a whole answer cut up
     assert not [c for c in chunks if getattr(c, "spud_step", None)]  # no tool step
 
 
@@ -61,15 +64,52 @@ def test_the_chat_repl_answers_without_a_tool(tmp_path: Path) -> None:
     env["SPUD_CONFIG"] = str(tmp_path / "none.toml")
     ws = tmp_path / "ws"
     ws.mkdir()
-    r = subprocess.run(
+    repl = subprocess.Popen(
         [sys.executable, "-m", "spud", "chat", "--workspace", str(ws)],
-        input=QUESTION + "\n",
-        capture_output=True,
-        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         env=env,
-        timeout=900,  # a loaded 2-core machine; the time is printed, not asserted
     )
-    print(r.stdout)
-    answer = next(line for line in r.stdout.splitlines() if "spud>" in line)
-    assert "5" in answer and "→" not in r.stdout  # no tool step shown
+    assert repl.stdin and repl.stdout
+    repl.stdin.write(f"{QUESTION}\n".encode())
+    repl.stdin.close()
+    reads = read_all(repl, timeout=900)  # a loaded 2-core machine; the time is not asserted
+    out = b"".join(reads).decode()
+    print(out)
+    answer = next(line for line in out.splitlines() if "spud>" in line)
+    assert "5" in answer and "→" not in out  # no tool step shown
     assert not list(ws.iterdir())  # nothing written
+    assert answer_reads(reads) > 1  # the answer reached the terminal in more than one piece
+
+
+def read_all(proc: subprocess.Popen[bytes], timeout: float) -> list[bytes]:
+    """A process's stdout, read by read as it comes, until it exits."""
+    assert proc.stdout
+    reads: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(proc.stdout, selectors.EVENT_READ)
+        while data := waiting.select(deadline - time.monotonic()) and os.read(
+            proc.stdout.fileno(), 65536
+        ):
+            reads.append(data)
+            if time.monotonic() > deadline:
+                break
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    assert time.monotonic() <= deadline, f"no end in {timeout} s: {b''.join(reads)[-2000:]!r}"
+    return reads
+
+
+def answer_reads(reads: list[bytes]) -> int:
+    """How many reads carried some of the answer (the text after "spud> ", up to the prompt)."""
+    out = b"".join(reads)
+    begin = out.index(b"spud> ") + len(b"spud> ")
+    end = out.find(b"you> ", begin)
+    carried, at = 0, 0
+    for data in reads:
+        lo, hi = max(at, begin), min(at + len(data), end)
+        carried += hi > lo and bool(out[lo:hi].strip())
+        at += len(data)
+    return carried
