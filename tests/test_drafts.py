@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -358,3 +359,29 @@ def test_a_chore_that_names_no_file_is_left_to_the_tools(workspace: Path):
     task = "Use the time tool to convert 12:00 from UTC to Asia/Tokyo time."
     brief = brief_for(task, workspace, sandbox)
     assert brief is not None and brief.playbook == "files" and brief.opening is None
+
+
+def test_drafts_stop_at_the_time_limit_before_another_model_call(workspace: Path, store):
+    class Slow(Drafter):
+        def chat(self, messages, max_tokens=2048, temperature=None):
+            reply = super().chat(messages, max_tokens, temperature)
+            time.sleep(1.0)  # a draft that takes the whole time left
+            return reply
+
+    model = Slow(["No code here."] * 5)
+    (workspace / "shop.py").write_text(MODULE)
+    (workspace / "test_shop.py").write_text(TESTS)
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    brief = brief_for(TASK, workspace, sandbox)
+    agent = Agent(
+        model,
+        [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
+        store,
+        limits=Limits(max_steps=10, max_seconds=0.5),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    sid = agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+    result = agent.run(sid)
+    assert result.status == "limit:time"
+    assert len(model.prompts) == 1  # the second draft was never asked for

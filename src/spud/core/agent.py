@@ -9,7 +9,14 @@ from typing import Any
 from spud.core import guards
 from spud.core.context import cut_output, fit_context
 from spud.core.errors import CheckFailed, Finished, FormatError, FormatErrors, Repetition, RunEnded
-from spud.core.messages import Message, ToolCall, ToolResult, Trajectory, untrusted_context
+from spud.core.messages import (
+    Message,
+    ModelReply,
+    ToolCall,
+    ToolResult,
+    Trajectory,
+    untrusted_context,
+)
 from spud.core.protocols import (
     Approver,
     Model,
@@ -121,11 +128,14 @@ class Agent:
             drafts = isinstance(self.model, TextModel) and self.model.drafts
             if self.opening and drafts and not guards.acted(turn):
 
-                def act(call: ToolCall, meta: dict[str, Any]) -> Message:
+                def check() -> None:
                     self.limits.check(result, time.monotonic() - started)
+
+                def act(call: ToolCall, meta: dict[str, Any]) -> Message:
+                    check()
                     return self._act(session_id, messages, result, call, meta)
 
-                self.opening(self.model, act)
+                self.opening(LimitedDrafts(self.model, check), act)
             while True:
                 self.limits.check(result, time.monotonic() - started)
                 self._step(session_id, messages, result)
@@ -324,3 +334,19 @@ class Agent:
     @property
     def _verifying(self) -> bool:
         return self.verifier is not None and self.harness.verify
+
+
+class LimitedDrafts:
+    """The model as an opening sees it: the run's limits are checked before every draft, so
+    a run of drafts cannot go on past its time."""
+
+    drafts = True
+
+    def __init__(self, model: TextModel, check: Callable[[], None]) -> None:
+        self.model, self.check = model, check
+
+    def chat(
+        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+    ) -> ModelReply:
+        self.check()
+        return self.model.chat(messages, max_tokens=max_tokens, temperature=temperature)
