@@ -206,3 +206,47 @@ def test_a_checked_run_becomes_a_worked_example_for_the_next_task_of_its_kind(
     system = svc.messages(sid)[0].content
     assert f"[{skill.cite}]" in system and "It passed: `python -m pytest -q`" in system
     assert "Worked example, calc.py:\ndef add(a, b):\n    return a + b" in system
+
+
+class Drafting(ReplayModel):
+    """A replay model that also drafts in plain text: its drafts fix shop.py."""
+
+    drafts = True
+
+    def __init__(self) -> None:
+        super().__init__([call("finish", summary="ok")])
+        self.systems: list[str] = []
+
+    def chat(self, messages: list[Message], max_tokens: int = 2048, temperature=None):
+        self.systems.append(messages[0].content)
+        code = "```python\ndef total(items):\n    return sum(items)\n```"
+        return ModelReply(message=Message(role="assistant", content=f"Sum them.\n{code}"))
+
+
+def test_the_drafts_of_the_next_task_see_the_worked_example(svc: SessionService, workspace: Path):
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (workspace / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    )
+    fixed = "def add(a, b):\n    return a + b\n"
+    task = "The tests in test_calc.py fail. Fix calc.py so that they pass."
+    run_session(
+        svc,
+        workspace,
+        task,
+        [call("write_file", path="calc.py", content=fixed), call("finish", summary="fixed add")],
+    )
+    svc.memory.sleep("local", "local", Scripted("none"))
+    skill = svc.memory.list("local", "local", kind="skill")[0]
+
+    (workspace / "shop.py").write_text("def total(items):\n    raise NotImplementedError\n")
+    (workspace / "test_shop.py").write_text(
+        "from shop import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n"
+    )
+    model = Drafting()
+    agent = svc.agent(model, workspace)
+    sid = svc.start(agent, "The tests in test_shop.py fail. Fix shop.py so they pass.", workspace)
+    result = agent.run(sid)
+    assert result.status == "finished"
+    assert model.systems and f"[{skill.cite}]" in model.systems[0]
+    assert "Worked example, calc.py:\ndef add(a, b):\n    return a + b" in model.systems[0]

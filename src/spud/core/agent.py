@@ -84,6 +84,7 @@ class Agent:
         self.verifier = verifier
         self.choices = choices or {}  # {tool: {arg: values}} the run allows, grammar only
         self.opening = opening  # a playbook's first steps on a text model
+        self.notes = ""  # recalled memories and worked examples, shown to the drafts too
         self.tokens = PromptTokens(model)  # the prompt's size, counted as it grows
 
     # -- sessions -------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class Agent:
                     check()
                     return self._act(session_id, messages, result, call, meta)
 
-                self.opening(LimitedDrafts(self.model, check), act)
+                self.opening(DraftModel(self.model, check, self.notes), act)
             while True:
                 self.limits.check(result, time.monotonic() - started)
                 self._step(session_id, messages, result)
@@ -336,17 +337,21 @@ class Agent:
         return self.verifier is not None and self.harness.verify
 
 
-class LimitedDrafts:
-    """The model as an opening sees it: the run's limits are checked before every draft, so
-    a run of drafts cannot go on past its time."""
+class DraftModel:
+    """The model as an opening sees it: the run's limits are checked before every draft (a run
+    of drafts cannot go on past its time), and what was recalled for the task (memories, worked
+    examples) follows each draft's system message, as it follows the loop's."""
 
     drafts = True
 
-    def __init__(self, model: TextModel, check: Callable[[], None]) -> None:
-        self.model, self.check = model, check
+    def __init__(self, model: TextModel, check: Callable[[], None], notes: str = "") -> None:
+        self.model, self.check, self.notes = model, check, notes
 
     def chat(
         self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
     ) -> ModelReply:
         self.check()
+        if self.notes.strip() and messages and messages[0].role == "system":
+            system = messages[0].model_copy(update={"content": messages[0].content + self.notes})
+            messages = [system, *messages[1:]]
         return self.model.chat(messages, max_tokens=max_tokens, temperature=temperature)

@@ -335,7 +335,9 @@ class SessionService:
         # With a playbook, its steps replace the general loop's way of working.
         prompt = CHAT_PROMPT if chat else SYSTEM_HEAD if brief else SYSTEM_PROMPT
         prompt += registry.prompt(sets)
-        prompt += self.memory.context(user_id, org_id, task)  # memories and skills, cited
+        recalled = self.memory.context(user_id, org_id, task)  # memories and skills, cited
+        prompt += recalled
+        agent.notes = recalled  # the drafts see them too
         if brief is not None:
             prompt += brief.prompt
         context = brief.context if brief is not None else ""
