@@ -239,9 +239,15 @@ def main() -> None:
         return
 
     load_before = os.getloadavg()
-    runs = [
-        run_variant(v, args.workers, args.steps, args.context) for v in ("in-process", "served")
-    ]
+    runs = []
+    for variant in ("in-process", "served"):
+        runs.append(run_variant(variant, args.workers, args.steps, args.context))
+        done = runs[-1]
+        print(  # as each variant ends: a run cut short still tells the first one
+            f"{variant}: {done['requests']} requests, {done['completion_tokens']} tokens in "
+            f"{done['wall_s']:.0f} s; load average {os.getloadavg()}",
+            flush=True,
+        )
     result = {
         "model": MODEL,
         "workers": args.workers,
