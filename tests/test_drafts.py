@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -69,6 +69,41 @@ def test_a_partial_class_replaces_its_methods_and_keeps_the_others():
 def test_a_whole_file_replaces_the_module():
     whole = "def total(items):\n    return 0\n\nclass Cart:\n    pass\n\ndef untouched():\n    return 2\n"
     assert merge_python(MODULE, whole) == whole
+
+
+DOCUMENTED = '''def slugify(title):
+    """A URL slug.
+
+    Lowercase words joined by hyphens.
+    """
+    raise NotImplementedError
+
+
+class Cart:
+    def add(self, sku):
+        """Add one of sku."""
+        raise NotImplementedError
+
+    def count(self):
+        return 0
+'''
+
+
+def test_a_function_written_without_its_docstring_keeps_the_old_one():
+    merged = merge_python(DOCUMENTED, "def slugify(title):\n    return title.lower()\n")
+    assert (
+        '    """A URL slug.\n\n    Lowercase words joined by hyphens.\n    """\n    return title.lower()\n'
+        in merged
+    )
+    method = merge_python(DOCUMENTED, "def add(self, sku):\n    self.n = 1\n")
+    assert '        """Add one of sku."""\n        self.n = 1\n' in method
+    own = merge_python(DOCUMENTED, 'def slugify(title):\n    """Mine."""\n    return title\n')
+    assert "Mine." in own and "A URL slug" not in own  # its own docstring wins
+    whole = "def slugify(title):\n    return title\n\n\nclass Cart:\n    def add(self, sku):\n        pass\n\n    def count(self):\n        return 1\n"
+    merged = merge_python(DOCUMENTED, whole)  # every definition: the module is replaced
+    assert '"""A URL slug.' in merged and '"""Add one of sku."""\n        pass' in merged
+    assert "return 1" in merged
+    compile(merged, "m.py", "exec")
 
 
 def test_new_definitions_are_added_and_invalid_code_is_refused():
@@ -361,12 +396,18 @@ def test_a_chore_that_names_no_file_is_left_to_the_tools(workspace: Path):
     assert brief is not None and brief.playbook == "files" and brief.opening is None
 
 
-def test_drafts_stop_at_the_time_limit_before_another_model_call(workspace: Path, store):
+def test_drafts_stop_at_the_time_limit_before_another_model_call(
+    workspace: Path, store, monkeypatch: pytest.MonkeyPatch
+):
+    import spud.core.agent as agent_module
+
+    clock = [0.0]  # the run's clock, moved on only by the drafts
+    monkeypatch.setattr(agent_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
     class Slow(Drafter):
         def chat(self, messages, max_tokens=2048, temperature=None):
-            reply = super().chat(messages, max_tokens, temperature)
-            time.sleep(1.0)  # a draft that takes the whole time left
-            return reply
+            clock[0] += 10.0  # a draft that takes the whole time left
+            return super().chat(messages, max_tokens, temperature)
 
     model = Slow(["No code here."] * 5)
     (workspace / "shop.py").write_text(MODULE)
@@ -377,7 +418,7 @@ def test_drafts_stop_at_the_time_limit_before_another_model_call(workspace: Path
         model,
         [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
         store,
-        limits=Limits(max_steps=10, max_seconds=0.5),
+        limits=Limits(max_steps=10, max_seconds=5),
         verifier=brief.verifier,
         opening=brief.opening,
     )

@@ -22,8 +22,8 @@ SYSTEM = "You are an expert Python programmer. You fix and complete code so that
 ASK = (
     "Reply with the code of {target} to change, in one ```python block: every function, class "
     "or method you change or add, each complete, plus any imports they need. Definitions you "
-    "leave out stay as they are. Reply with one or two sentences on what must change, then "
-    "the code."
+    "leave out stay as they are; leave out the docstrings too (the file keeps them). Reply "
+    "with one or two sentences on what must change, then the code."
 )
 REPAIR = (
     "The tests now say:\n{detail}\n\nSay in one or two sentences why they fail, then reply "
@@ -32,7 +32,7 @@ REPAIR = (
 FOCUS = (
     "The tests now: {count} fail.\n{failed}\n\nFix {name} first. Its code:\n```python\n"
     "{source}```\nIts failure:\n{failure}\n\nSay in one or two sentences why {name} fails, then "
-    "reply with the corrected definitions in one ```python block."
+    "reply with the corrected definitions, without their docstrings, in one ```python block."
 )
 FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
 ERROR_LINE = re.compile(r"^ERROR ", re.MULTILINE)

@@ -26,10 +26,10 @@ def merge_python(original: str, snippet: str, module: str | None = None) -> str:
     old_tree = _parse(original, "the file")
     old_names = {n.name for n in old_tree.body if isinstance(n, DEFS)}
     new_names = {n.name for n in new_tree.body if isinstance(n, DEFS)}
-    if not old_names or old_names <= new_names:
-        return snippet if snippet.endswith("\n") else snippet + "\n"
     lines = original.splitlines(keepends=True)
     new_lines = snippet.splitlines(keepends=True)
+    if not old_names or old_names <= new_names:
+        return "".join(_redocumented(new_lines, new_tree, old_tree, lines)).rstrip("\n") + "\n"
     edits: list[tuple[int, int, list[str]]] = []  # (start, end, replacement) on old lines
     appended: list[str] = []
     header: list[str] = []
@@ -46,7 +46,8 @@ def merge_python(original: str, snippet: str, module: str | None = None) -> str:
                 appended += ["\n", "\n", *text]
             else:
                 indent = _indent(lines[old.lineno - 1])
-                edits.append((_start(old), old.end_lineno or old.lineno, _indented(text, indent)))
+                text = _indented(_documented(text, node, lines, old), indent)
+                edits.append((_start(old), old.end_lineno or old.lineno, text))
         elif isinstance(node, ast.ImportFrom) and module and node.module == module:
             continue  # `from calc import add` copied from the tests, inside calc.py
         elif isinstance(node, ast.Import | ast.ImportFrom | ast.Assign | ast.AnnAssign):
@@ -116,6 +117,7 @@ def _merge_class(
         text = _indented(_source(new_lines, method), indent)
         if method.name in old_methods:
             prev = old_methods[method.name]
+            text = _indented(_documented(_source(new_lines, method), method, lines, prev), indent)
             edits.append((_start(prev), prev.end_lineno or prev.lineno, text))
         else:
             added += ["\n", *text]
@@ -123,6 +125,42 @@ def _merge_class(
         end = old.end_lineno or old.lineno
         edits.append((end + 1, end, added))  # an insertion after the class's last line
     return edits
+
+
+def _redocumented(
+    new_lines: list[str], new_tree: ast.Module, old_tree: ast.Module, lines: list[str]
+) -> list[str]:
+    """A whole new module with the old docstrings put back into the functions and methods
+    that left theirs out."""
+    pairs = []
+    for node in new_tree.body:
+        old = _top(old_tree, node.name) if isinstance(node, DEFS) else None
+        if isinstance(node, ast.ClassDef) and isinstance(old, ast.ClassDef):
+            olds = {m.name: m for m in old.body if isinstance(m, DEFS)}
+            methods = [m for m in node.body if isinstance(m, DEFS) and m.name in olds]
+            pairs += [(m, olds[m.name]) for m in methods]
+        elif old is not None:
+            pairs.append((node, old))
+    out = list(new_lines)
+    for new, old in sorted(pairs, key=lambda p: p[0].lineno, reverse=True):
+        start, end = _start(new), new.end_lineno or new.lineno
+        out[start - 1 : end] = _documented(_source(out, new), new, lines, old)
+    return out
+
+
+def _documented(text: list[str], new: ast.stmt, lines: list[str], old: ast.stmt) -> list[str]:
+    """A new function's text with the old one's docstring put back when it left its own out
+    (a model asked for code need not copy the docstrings)."""
+    if not isinstance(new, ast.FunctionDef | ast.AsyncFunctionDef) or ast.get_docstring(new):
+        return text
+    doc = old.body[0] if isinstance(old, ast.FunctionDef | ast.AsyncFunctionDef) else None
+    if doc is None or ast.get_docstring(old) is None or new.body[0].lineno == new.lineno:
+        return text
+    at = new.body[0].lineno - _start(new)  # the body's first line within text
+    inner = _indent(text[at])
+    old_doc = textwrap.dedent("".join(lines[doc.lineno - 1 : doc.end_lineno or doc.lineno]))
+    doc_lines = [inner + line if line.strip() else line for line in old_doc.splitlines(True)]
+    return [*text[:at], *doc_lines, *text[at:]]
 
 
 def _indent(line: str) -> str:
