@@ -11,6 +11,7 @@ from spud.core.agent import Agent, Harness, Limits
 from spud.core.errors import ConfigError
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for, choose, registered
+from spud.playbooks.base import inputs_and_outputs, workspace_files
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.office.tools import office_tools
 from spud.tools.shell import coding_tools
@@ -205,3 +206,17 @@ def test_the_grammar_offers_only_the_code_files_to_write(code_ws: Path):
     header = '{{"name": "write_file", "arguments": {{"path": "{}"}}}}\n```\nx = 1\n```'
     assert accepts(gbnf, header.format("calc.py"))
     assert not accepts(gbnf, header.format("test_calc.py"))
+
+
+def test_the_files_a_task_names_are_told_from_abbreviations_and_patterns(tmp_path: Path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "web-1.log").write_text("x\n")
+    (tmp_path / "notes.txt").write_text("x\n")
+    task = (
+        "Merge web-1.log and notes.txt into merged.log (e.g. one line each); dates are "
+        "DD.MM.YYYY, photos go to IMG_YYYYMMDD.EXT, set self.items from datetime.date, "
+        "and write levels.json and inv-*.txt."
+    )
+    inputs, outputs = inputs_and_outputs(task, workspace_files(tmp_path))
+    assert inputs == ["logs/web-1.log", "notes.txt"]  # a bare name finds its one file
+    assert outputs == ["merged.log", "levels.json"]

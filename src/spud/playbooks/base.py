@@ -17,6 +17,13 @@ All file paths are relative to the workspace folder, which is the current direct
 Each reply is exactly one tool call."""
 FILE_NAME = re.compile(r"(?<![\w/.@-])((?:[\w-]+/)*[\w.-]+\.[A-Za-z][A-Za-z0-9]{0,4})\b")
 URL = re.compile(r"https?://[^\s'\"<>)]+")
+# What a file the task asks for is named like (abbreviations, attributes, patterns are not).
+FILE_TYPES = set(
+    "txt csv tsv json jsonl md rst py js ts html htm css xml yaml yml toml ini cfg conf log "
+    "sql sh bat xlsx xlsm xls docx pptx odt ods pdf png jpg jpeg gif svg mp3 mp4 zip gz tar "
+    "ics vcf env out dat bak".split()
+)
+PLACEHOLDER = re.compile(r"YYYY|MMDD|HHMM|\.EXT$|[*<>{}]")
 SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", "node_modules", ".venv", ".spud"}
 
 
@@ -64,6 +71,29 @@ def named_files(task: str) -> list[str]:
         if "." in name and not name.replace(".", "").isdigit():
             seen.setdefault(name, None)
     return list(seen)
+
+
+def inputs_and_outputs(task: str, files: list[str]) -> tuple[list[str], list[str]]:
+    """The workspace files the task names (a bare name finds its one file in a folder), and
+    the files it asks for: names that do not exist yet and look like files, not an `e.g.`,
+    a `self.items`, a `DD.MM.YYYY` or a `IMG_YYYYMMDD.EXT` pattern."""
+    present = set(files)
+    by_name: dict[str, list[str]] = {}
+    for rel in files:
+        by_name.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
+    inputs, outputs = [], []
+    for name in named_files(task):
+        found = [name] if name in present else by_name.get(name, [])
+        if len(found) == 1:
+            inputs.append(found[0])
+        elif not found and _made_file(name):
+            outputs.append(name)
+    return list(dict.fromkeys(inputs)), outputs
+
+
+def _made_file(name: str) -> bool:
+    ext = name.rsplit(".", 1)[-1]
+    return ext.lower() in FILE_TYPES and not PLACEHOLDER.search(name)
 
 
 def workspace_files(workspace: Path, limit: int = 200) -> list[str]:

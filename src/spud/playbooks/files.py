@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from spud.playbooks import playbook
-from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
+from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, command_check, outputs_check
 from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
@@ -31,9 +31,7 @@ class FileChores:
 
     def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
         files = workspace_files(workspace, limit=80)
-        names = named_files(task)
-        inputs = [n for n in names if n in set(files)]
-        outputs = [n for n in names if n not in set(files) and "*" not in n]
+        inputs, outputs = inputs_and_outputs(task, workspace_files(workspace))
         parts = ["Files in the workspace:\n" + ("\n".join(files) or "(none)")]
         for rel in (inputs or files)[:4]:
             parts.append(head_lines(workspace, rel, 12))

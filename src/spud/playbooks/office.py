@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spud.playbooks import playbook
-from spud.playbooks.base import Brief, head_lines, named_files, workspace_files
+from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, named_files, workspace_files
 from spud.playbooks.checks import TaskVerifier, office_check, outputs_check
 from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
@@ -30,17 +30,14 @@ class OfficeWork:
         return 3 if any(n.lower().endswith(OFFICE) for n in names) else 0
 
     def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
-        present = set(workspace_files(workspace))
-        names = named_files(task)
-        inputs = [n for n in names if n in present]
-        outputs = [n for n in names if n not in present]
+        inputs, outputs = inputs_and_outputs(task, workspace_files(workspace))
         parts = []
         for rel in inputs[:4]:
             if rel.lower().endswith((".xlsx", ".xlsm")):
                 parts.append(workbook_view(workspace / rel))
             elif rel.lower().endswith(TEXT_INPUTS):
                 parts.append(head_lines(workspace, rel, 15))
-        office = [n for n in names if n.lower().endswith(OFFICE)]
+        office = [n for n in [*inputs, *outputs] if n.lower().endswith(OFFICE)]
         prompt = (
             "\nHow to do this task:\n"
             "1. The files are shown below: find the sheets, columns and cells the task names.\n"

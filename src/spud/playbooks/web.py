@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spud.playbooks import playbook
-from spud.playbooks.base import URL, Brief, named_files, workspace_files
+from spud.playbooks.base import URL, Brief, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, outputs_check
 from spud.playbooks.web_draft import WebDraft
 from spud.sandbox.bubblewrap import Sandbox
@@ -35,8 +35,7 @@ class WebWork:
         return 4 if URL.search(task) else 0
 
     def brief(self, task: str, workspace: Path, sandbox: Sandbox) -> Brief:
-        present = set(workspace_files(workspace))
-        outputs = [n for n in named_files(task) if n not in present]
+        outputs = inputs_and_outputs(task, workspace_files(workspace))[1]
         prompt = (
             "\nHow to do this task:\n"
             "1. Call browser_open with the address from the task.\n"
