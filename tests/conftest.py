@@ -2,6 +2,8 @@
 
 A test module or test marked `databases` runs once per backend: `db_url` is then a fresh SQLite
 file or a fresh PostgreSQL database, and SPUD_DB_URL points a `spud serve` it starts at the same.
+A module marked `databases(scope="module")` runs once per backend with one database for the
+module, `module_db_url`, for its module-scoped fixtures (a server its tests share).
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.definition.get_closest_marker("databases") is None:
+    marker = metafunc.definition.get_closest_marker("databases")
+    if marker is None:
         return
     if os.environ.get("SPUD_TEST_POSTGRES") == "0":  # asked for SQLite only
         backends: tuple[str, ...] = ("sqlite",)
     else:
         backends = BACKENDS
-    if "db_url" not in metafunc.fixturenames:
-        metafunc.fixturenames.append("db_url")
-    metafunc.parametrize("db_url", backends, indirect=True)
+    scope = marker.kwargs.get("scope", "function")
+    name = "module_db_url" if scope == "module" else "db_url"
+    if name not in metafunc.fixturenames:
+        metafunc.fixturenames.append(name)
+    metafunc.parametrize(name, backends, indirect=True, scope=scope)
 
 
 @pytest.fixture(scope="session")
@@ -46,16 +51,30 @@ def postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
-@pytest.fixture
-def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh database for this test: SQLite unless the test runs on both backends."""
-    backend = getattr(request, "param", "sqlite")
-    if backend == "sqlite":
-        return f"sqlite:///{request.getfixturevalue('tmp_path') / 'spud.db'}"
+def _database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """SQLite in folder, or a fresh PostgreSQL database when the backend asked for is that."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{folder / 'spud.db'}"
+        return
     server: PostgresServer = request.getfixturevalue("postgres")
     url = server.create_database(server.template)
-    monkeypatch.setenv("SPUD_DB_URL", url)  # for the servers and services a test starts
-    return url
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SPUD_DB_URL", url)  # for the servers and services a test starts
+        yield url
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for this test: SQLite unless the test runs on both backends."""
+    yield from _database(request, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One fresh database for a module marked databases(scope="module"), on each backend."""
+    yield from _database(request, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture(autouse=True)

@@ -37,13 +37,14 @@ class OtherProcesses:
         self._pool.shutdown()
 
 
-def test_eval_tasks_in_other_processes_give_the_in_process_results(tmp_path: Path):
+@pytest.mark.databases  # the workers share the store: a SQLite file or a PostgreSQL
+def test_eval_tasks_in_other_processes_give_the_in_process_results(tmp_path: Path, db_url: str):
     folder = tmp_path / "suite"
     folder.mkdir()
     (folder / "basics.toml").write_text(SUITE)
     suite = load_suite(str(folder))
     model = recordings(tmp_path / "rec", {"hello": HELLO_OK, "version": VERSION_BAD})
-    service = SessionService(Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path}/s.db"))
+    service = SessionService(Settings(home=tmp_path / "home", db_url=db_url))
     outcomes = []
     for executor in (None, OtherProcesses(1)):
         out = tmp_path / f"out-{len(outcomes)}"

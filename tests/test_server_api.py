@@ -25,9 +25,11 @@ WEATHER = {
 }
 ANSWER = "Hello from Spud, streamed in small pieces to the client."
 
+pytestmark = pytest.mark.databases(scope="module")  # one server on SQLite, one on PostgreSQL
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+def server(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[ServerProc]:
     tmp = tmp_path_factory.mktemp("server")
     agent = replay_file(
         tmp / "agent.json",
@@ -48,6 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
         "SPUD_MODEL": agent,
         "SPUD_SERVER_MODELS": json.dumps([chat, tools]),
         "SPUD_SERVER_MAX_BODY_BYTES": "200000",
+        "SPUD_DB_URL": module_db_url,
     }
     s = start_server(tmp / "home", env)
     s.extra.update(agent=agent, chat=chat, tools=tools)

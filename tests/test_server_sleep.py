@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from test_memory_sleep import Scripted, call
 
 from spud.config import Settings
@@ -11,8 +12,11 @@ from spud.models.replay import ReplayModel
 from spud.service.hub import Services
 
 
-def test_nightly_sleep_keeps_each_users_memories_their_own(tmp_path: Path, monkeypatch) -> None:
-    services = Services(Settings(home=tmp_path / "home"))
+@pytest.mark.databases
+def test_nightly_sleep_keeps_each_users_memories_their_own(
+    tmp_path: Path, db_url: str, monkeypatch
+) -> None:
+    services = Services(Settings(home=tmp_path / "home", db_url=db_url))
     alice = services.users.add_user("alice", "alice-password-1", "acme", "member")
     bob = services.users.add_user("bob", "bob-password-12", "globex", "member")
     ws = tmp_path / "ws"

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from spud.core.messages import Message, ToolCall
 from spud.store.sql import SqlStore
 from spud.store.steps import StepEnds
@@ -52,8 +54,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_appends_inside_a_step_survive_kill_9(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'spud.db'}"
+@pytest.mark.databases
+def test_appends_inside_a_step_survive_kill_9(db_url: str) -> None:
+    url = db_url
     with SqlStore(url) as store:
         sid = store.create_session("within a step", "/w", "m")
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -77,9 +80,9 @@ def test_appends_inside_a_step_survive_kill_9(tmp_path: Path) -> None:
         assert [m.meta["i"] for m in got] == list(range(len(got)))
 
 
-def test_an_append_inside_a_step_is_seen_by_another_connection_at_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'spud.db'}"
-    with SqlStore(url) as writer, SqlStore(url) as reader:
+@pytest.mark.databases
+def test_an_append_inside_a_step_is_seen_by_another_connection_at_once(db_url: str) -> None:
+    with SqlStore(db_url) as writer, SqlStore(db_url) as reader:
         sid = writer.create_session("seen", "/w", "m")
         reply, _ = _step("bash")
         writer.append(sid, reply)

@@ -47,10 +47,11 @@ class Org:
     """A server over a replay model: organisation acme (ada admin, bob and cy members, vic a
     viewer) and organisation other (oz, its admin)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, db_url: str) -> None:
         self.home = tmp / "home"
+        self.db_url = db_url
         model = replay_file(tmp / "agent.json", paid_steps(4))
-        self.svc = Services(Settings(home=self.home, model=model))
+        self.svc = Services(Settings(home=self.home, model=model, db_url=db_url))
         self.app = create_app(self.svc, ServerSettings(nightly_sleep=False))
         self.people: dict[str, Principal] = {}
         for name, org, role in [
@@ -91,23 +92,26 @@ def wait(ready: Callable[[], bool], timeout: float = 300) -> None:
 
 
 @pytest.fixture
-def org(tmp_path: Path) -> Iterator[Org]:
-    o = Org(tmp_path)
+def org(tmp_path: Path, db_url: str) -> Iterator[Org]:
+    o = Org(tmp_path, db_url)
     with TestClient(o.app):  # the app's lifespan: task workers run, closed after
         yield o
 
 
-def spud(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def spud(org: Org, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on the organisation's store."""
     env = {
         **os.environ,
-        "SPUD_HOME": str(home),
-        "SPUD_CONFIG": str(home / "none.toml"),
+        "SPUD_HOME": str(org.home),
+        "SPUD_CONFIG": str(org.home / "none.toml"),
+        "SPUD_DB_URL": org.db_url,
         "COLUMNS": "200",
     }
     cmd = [sys.executable, "-m", "spud", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.databases
 def test_a_tiny_budget_stops_the_task_and_the_spend_shows_everywhere(org: Org) -> None:
     acme = org.people["ada"].org_id
     org.svc.sessions.usage.budgets.set(acme, org.people["bob"].user_id, usd=0.01, set_by="ada")
@@ -142,14 +146,15 @@ def test_a_tiny_budget_stops_the_task_and_the_spend_shows_everywhere(org: Org) -
     assert "write the files" in page and "$0.0120" in page and "spent</span>" in page
 
     # `spud usage` on the same store says the same
-    out = spud(org.home, "usage", "--by", "user")
+    out = spud(org, "usage", "--by", "user")
     assert out.returncode == 0, out.stderr
     line = next(ln for ln in out.stdout.splitlines() if " bob " in f" {ln} ")
     assert "$0.0120" in line and "cy" not in out.stdout
-    listed = spud(org.home, "budgets", "list")
+    listed = spud(org, "budgets", "list")
     assert "bob" in listed.stdout and "spent" in listed.stdout, listed.stdout
 
 
+@pytest.mark.databases
 def test_an_organisation_budget_stops_everyone_in_it_and_no_one_outside(org: Org) -> None:
     acme = org.people["ada"].org_id
     org.svc.sessions.usage.budgets.set(acme, usd=0.005, period="day")
@@ -169,6 +174,7 @@ def test_a_seconds_budget_stops_runs_on_local_models_too(org: Org) -> None:
     assert task.status == "limit:budget" and "model seconds used by bob" in task.summary
 
 
+@pytest.mark.databases
 def test_members_see_only_their_own_usage(org: Org) -> None:
     org.run_task("cy")
     bob_key = org.svc.users.create_key(org.people["bob"].user_id)[1]
@@ -193,6 +199,7 @@ def test_only_admins_set_budgets(org: Org, name: str) -> None:
     assert 'action="/usage/budgets"' not in page  # no form to try with
 
 
+@pytest.mark.databases
 def test_an_admin_sets_and_removes_budgets_from_the_page(org: Org) -> None:
     client, token = org.page_client("ada")
     bob = org.people["bob"]
@@ -226,14 +233,15 @@ def test_an_admin_sets_and_removes_budgets_from_the_page(org: Org) -> None:
     assert r.status_code == 303 and org.svc.sessions.usage.budgets.list() == []
 
 
+@pytest.mark.databases
 def test_the_cli_sets_budgets_and_refuses_bad_ones(org: Org) -> None:
-    out = spud(org.home, "budgets", "set", "--user", "bob", "--usd", "1.00")
+    out = spud(org, "budgets", "set", "--user", "bob", "--usd", "1.00")
     assert out.returncode == 0 and "budget of bob: $1.0000 (a month)" in out.stdout, out.stderr
     [budget] = org.svc.sessions.usage.budgets.list()
     assert budget.usd == 1.0 and budget.user_id == org.people["bob"].user_id
-    bad = spud(org.home, "budgets", "set", "--user", "bob", "--usd", "1", "--period", "week")
+    bad = spud(org, "budgets", "set", "--user", "bob", "--usd", "1", "--period", "week")
     assert bad.returncode == 1 and "the period must be one of day, month, total" in bad.stdout
-    nobody = spud(org.home, "budgets", "set", "--user", "nobody", "--usd", "1")
+    nobody = spud(org, "budgets", "set", "--user", "nobody", "--usd", "1")
     assert nobody.returncode == 1 and "no user 'nobody'" in nobody.stdout
 
 
