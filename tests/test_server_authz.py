@@ -23,11 +23,13 @@ from spud.service.users import Principal
 ROLES = ("admin", "member", "viewer")
 ASK = {"rules": [], "default_action": "ask"}
 
+pytestmark = pytest.mark.databases(scope="module")  # one world on SQLite, one on PostgreSQL
+
 
 class World:
     """Two organisations, three users each, and organisation A's task, session and file."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, db_url: str) -> None:
         model = replay_file(
             tmp / "agent.json",
             [
@@ -35,7 +37,7 @@ class World:
                 {"calls": [{"name": "finish", "arguments": {"summary": "secret A summary"}}]},
             ],
         )
-        settings = Settings(home=tmp / "home", model=model)
+        settings = Settings(home=tmp / "home", model=model, db_url=db_url)
         self.svc = Services(settings)
         self.app = create_app(self.svc, ServerSettings())
         self.users: dict[tuple[str, str], Principal] = {}
@@ -73,8 +75,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, TestClient]]:
-    w = World(tmp_path_factory.mktemp("authz"))
+def world(
+    tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+) -> Iterator[tuple[World, TestClient]]:
+    w = World(tmp_path_factory.mktemp("authz"), module_db_url)
     with TestClient(w.app) as client:
         yield w, client
 
@@ -213,6 +217,8 @@ def test_sign_in_cookie_works_and_sign_out_ends_it(world: tuple[World, TestClien
     w, client = world
     wrong = client.post("/auth/login", json={"username": "member-A", "password": "nope-nope"})
     assert wrong.status_code == 401
+    nul = client.post("/auth/login", json={"username": "member-A\x00", "password": "password-123"})
+    assert nul.status_code == 401  # not a 500 from PostgreSQL, whose text cannot hold NUL
     ok = client.post("/auth/login", json={"username": "member-A", "password": "password-123"})
     assert ok.status_code == 200 and "spud_session" in ok.cookies
     cookie = ok.cookies["spud_session"]

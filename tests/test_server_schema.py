@@ -19,14 +19,19 @@ from spud.service.hub import Services
 AUTH: dict[str, str] = {}
 EXAMPLES = 12
 
+pytestmark = pytest.mark.databases(scope="module")  # on SQLite and on PostgreSQL
+
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenApiSchema]:
+def api_schema(
+    tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+) -> Iterator[OpenApiSchema]:
     tmp: Path = tmp_path_factory.mktemp("schema")
     model = replay_file(
         tmp / "agent.json", [{"calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}]
     )
-    services = Services(Settings(home=tmp / "home", model=model), approval_timeout_s=1)
+    settings = Settings(home=tmp / "home", model=model, db_url=module_db_url)
+    services = Services(settings, approval_timeout_s=1)
     app = create_app(services, ServerSettings(max_body_bytes=100_000))
     admin = services.users.add_user("admin", "password-123", "org", "admin")
     AUTH["Authorization"] = f"Bearer {services.users.create_key(admin.user_id)[1]}"

@@ -56,6 +56,18 @@ def test_creates_parent_directory_and_session(store: SqlStore, db_path: Path) ->
 
 
 @pytest.mark.databases
+def test_text_with_a_nul_character_is_stored_not_refused(store: SqlStore) -> None:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): there it is stored as U+FFFD."""
+    sid = store.create_session("read\x00me", "/w", "m")
+    store.append(sid, Message(role="tool", tool_call_id="c", content="bin\x00ary"))
+    store.update_session(sid, summary="done\x00")
+    nul = "\x00" if store.is_sqlite else "\ufffd"
+    info = store.get_session(sid)
+    assert (info.task, info.summary) == (f"read{nul}me", f"done{nul}")
+    assert store.messages(sid)[0].content == "bin\x00ary"  # inside the message's JSON: kept
+
+
+@pytest.mark.databases
 def test_messages_round_trip_in_order(store: SqlStore) -> None:
     sid = store.create_session("task", "/w", "m")
     call = ToolCall(name="write_file", arguments={"path": "a.txt", "lines": [1, 2], "x": None})

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import sessionmaker
 
 from spud.config import Settings
@@ -73,6 +73,14 @@ class Live:
 
     def stops(self) -> bool:
         return self.is_cancelled() or self.stopping()
+
+
+def _status_change(task_id: str, status: str, summary: str | None = None) -> Update:
+    """The update that records a status, unless the task already ended (e.g. was cancelled)."""
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    if summary is not None:
+        values["summary"] = summary
+    return update(TaskRow).where(TaskRow.id == task_id, TaskRow.status.in_(ACTIVE)).values(values)
 
 
 class TaskRunner:
@@ -163,12 +171,8 @@ class TaskRunner:
 
     def set_status(self, task_id: str, status: str, summary: str | None = None) -> None:
         """Record a status; a task already ended (e.g. cancelled by a user) keeps its own."""
-        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
-        if summary is not None:
-            values["summary"] = summary
-        change = update(TaskRow).where(TaskRow.id == task_id, TaskRow.status.in_(ACTIVE))
         with self._db.begin() as db:
-            db.execute(change.values(**values))
+            db.execute(_status_change(task_id, status, summary))
         self.on_change(task_id)
 
     def status(self, task_id: str) -> str:
@@ -205,10 +209,11 @@ class TaskRunner:
             reason=why,
         )
         waiter = threading.Event()
-        with self._db.begin() as db:
+        with self._db.begin() as db:  # one commit: no one sees the question on a running task
             db.add(row)
+            db.execute(_status_change(task_id, "waiting"))
         live.waiters[row.id] = waiter
-        self.set_status(task_id, "waiting")
+        self.on_change(task_id)
         try:
             deadline = time.monotonic() + self.approval_timeout_s
             # woken at once in this process; an answer given through another process is read

@@ -56,6 +56,25 @@ def _within_step_pragmas(dbapi_connection: Any, record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def _without_nul(value: Any) -> Any:
+    """value with each NUL character in its strings made U+FFFD (PostgreSQL's text holds none)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_without_nul(v) for v in value)
+    return value
+
+
+def _postgres_text(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+) -> tuple[str, Any]:
+    """Text with a NUL (a pasted binary, a sign-in name) is stored instead of failing the
+    statement: NUL becomes U+FFFD on PostgreSQL, as SQLite would keep the text whole."""
+    return statement, _without_nul(parameters)
+
+
 def alembic_config(url: str) -> Config:
     """An Alembic configuration for the store's migrations, without an alembic.ini."""
     config = Config()
@@ -97,6 +116,8 @@ class SqlStore:
             raise SpudError(f"no database driver for {self.where}: {e}") from e
         if self.is_sqlite:
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        elif parsed.get_backend_name() == "postgresql":
+            event.listen(self.engine, "before_cursor_execute", _postgres_text, retval=True)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._step_ends = StepEnds()
         # Appends inside a step commit on connections that do not wait for the disk.
