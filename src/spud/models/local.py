@@ -162,10 +162,11 @@ class LocalModel:
         self._grammars: dict[str, object] = {}
 
     def _open(self, path: Path, context_window: int, threads: int, seed: int) -> Any:
-        """The llama.cpp engine the completions run on: here, the weights in this process."""
-        from llama_cpp import Llama
+        """The llama.cpp engine the completions run on: here, the weights in this process
+        (a grammar checks the token the model picks rather than masking the whole vocabulary)."""
+        from spud.models.grammar_first import GrammarFirstLlama
 
-        return Llama(
+        return GrammarFirstLlama(
             model_path=str(path),
             n_ctx=context_window,
             n_threads=threads or os.cpu_count(),  # llama.cpp's default is half the cores
