@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spud.memory import retrieve
 from spud.memory.hnsw import HnswIndex
 from spud.memory.rank import SIMILARITY, Candidate, Ranking, rank
 from spud.memory.retrieve import recall
@@ -162,3 +163,35 @@ def test_rare_words_and_names_outweigh_common_ones():
     question = "Who did Tesla work for in New York in 1884?"
     assert rank(question, candidates, 1, SIMILARITY)[0][0].id == 2
     assert rank(question, candidates, 1, Ranking(rare=0.5, names=0.5))[0][0].id == 1
+
+
+def test_words_many_memories_hold_leave_the_bm25_query(store: SqlStore, monkeypatch):
+    """A word held by more than POSTINGS memories is not scored by BM25; the memories that
+    hold every word of the query come first instead, and rare words are still ranked."""
+    cities = ["Porto", "Oslo", "Lyon", "Cork"]
+    texts = [f"The wifi password at the {c} office is code-{i}" for i in range(12) for c in cities]
+    texts += [f"Lisbon office moved to floor {i}" for i in range(6)]
+    texts.append("The wifi password at the Lisbon office is tangerine-42")
+    memories = MemoryStore(store)
+    ids = [m.id for m in memories.add_many("u", "o", [NewMemory("fact", t) for t in texts],
+                                             unit(np.random.default_rng(5), len(texts)))]  # fmt: skip
+    planted, question = ids[-1], "What is the wifi password at the Lisbon office?"
+    plain = retrieve.lexical(memories, "u", "o", question, 10)  # BM25 over every word
+    assert plain.index(planted) > 0  # the shorter Lisbon notes come first
+    monkeypatch.setattr(retrieve, "POSTINGS", 10)
+    with store.engine.connect() as conn:
+        assert retrieve.selective(conn, ["wifi", "lisbon", "tangerine", "office"]) == [
+            "tangerine",
+            "lisbon",
+        ]
+        assert retrieve.selective(conn, ["wifi", "office"]) == []
+        monkeypatch.setattr(retrieve, "POSTINGS", 50)  # 49 + 49 rows, but the same 49
+        assert retrieve.selective(conn, ["wifi", "password"]) == ["wifi", "password"]
+        monkeypatch.setattr(retrieve, "POSTINGS", 10)
+    assert retrieve.lexical(memories, "u", "o", question, 5)[0] == planted  # every word
+    assert retrieve.lexical(memories, "u", "o", "tangerine wifi", 5) == [planted]
+    floors = retrieve.lexical(memories, "u", "o", "which floor is the Lisbon office on?", 8)
+    assert set(floors[:6]) == set(ids[-7:-1])
+    newest = [ids[-1], *ids[47:43:-1]]  # the planted fact, then the last wifi passwords
+    assert retrieve.lexical(memories, "u", "o", "office wifi", 5) == newest
+    assert retrieve.lexical(memories, "someone", "else", question, 5) == []

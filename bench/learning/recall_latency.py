@@ -152,6 +152,7 @@ def run_size(n: int, texts: list[str], vectors: np.ndarray, embedder: Embedder) 
         "dense_p50_ms": ms * statistics.median(dense_t),
         "dense_p95_ms": ms * pct(dense_t, 95),
         "hit_at_1": found / len(facts),
+        "load_1min": os.getloadavg()[0],  # the machine's load as the queries ended
     }
 
 
@@ -205,12 +206,13 @@ def main() -> None:
         },
         "distractors": "seeded template sentences (offices, people, codes); 50 planted facts",
         "threads": args.threads,
+        "cpus": os.cpu_count(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recall_latency.json").write_text(json.dumps(result, indent=1))
     table = Table(title="recall: embed the query, then search (FTS5 + vectors + RRF + re-rank)")
     columns = ("memories", "code", "p50 ms", "p95 ms", "embed p50", "search p50", "search p95",
-               "FTS5 p50", "FTS5 p95", "vectors p50", "hit@1", "reopen s")  # fmt: skip
+               "FTS5 p50", "FTS5 p95", "vectors p50", "hit@1", "reopen s", "load")  # fmt: skip
     for col in columns:
         table.add_column(col, justify="right")
     for label, group in ((args.baseline, old), ("this tree", rows)):
@@ -228,6 +230,7 @@ def main() -> None:
                 f"{r['dense_p50_ms']:.1f}",
                 f"{100 * r['hit_at_1']:.0f}%",
                 f"{r['reopen_first_query_s']:.2f}",
+                f"{r.get('load_1min', float('nan')):.1f}",
             )
     console.print(table)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from spud.memory.rank import DEFAULT, Candidate, Ranking, rank, terms
 from spud.memory.store import Memory, MemoryStore
 
 CANDIDATES = 50  # per leg
+POSTINGS = 1000  # memories the FTS5 leg may score per query (see selective)
 RRF_K = 60
 RELEVANT_COSINE = 0.3
 
@@ -31,21 +33,59 @@ class Hit:
         return self.dense >= RELEVANT_COSINE or self.coverage >= 0.5
 
 
+def selective(conn: Any, words: list[str]) -> list[str]:
+    """The query's words that few memories hold, rarest first, while at most POSTINGS
+    memories hold any of them: FTS5 scores every row its words match (and reads every row
+    of each word for BM25's weights), so a word that many memories hold costs the most and
+    tells the least. Each count stops at POSTINGS + 1 rows."""
+    count = "SELECT count(*) FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? LIMIT ?)"
+
+    def rows(match: str) -> int:
+        return conn.exec_driver_sql(count, (match, POSTINGS + 1)).scalar()
+
+    held = {w: rows(_phrase(w)) for w in words}
+    kept: list[str] = []
+    for word in sorted(words, key=held.__getitem__):
+        trial = [*kept, word]
+        if sum(held[w] for w in trial) > POSTINGS and (  # the rows of all may overlap
+            rows(" OR ".join(_phrase(w) for w in trial)) > POSTINGS
+        ):
+            break
+        kept = trial
+    return kept
+
+
+def _phrase(word: str) -> str:
+    return '"' + word.replace('"', "") + '"'
+
+
 def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: int) -> list[int]:
-    """Memory ids ranked by BM25 over FTS5, or by PostgreSQL's full-text rank; any word matches."""
+    """Memory ids ranked by BM25 over FTS5, or by PostgreSQL's full-text rank; any word matches.
+
+    On SQLite, words that many memories hold are left out of the BM25 query (`selective`);
+    when any is, the memories holding every word of the query come first, newest first
+    (unranked: BM25 would read each common word's whole list), then the BM25 ranking of
+    the rest. A query whose words are all selective is ranked by BM25 alone, as before.
+    """
     words = terms(query)
     if store.sql.engine.dialect.name == "postgresql":
         return pg_search.lexical(store, user_id, org_id, words, limit)
     if not store.lexical or not words:
         return []
-    match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
     # FTS5 sorts by rank itself when the query is on its table alone with ORDER BY rank and a
-    # LIMIT; the owner's rows are picked from what it returns (more is asked for if too few).
+    # LIMIT; the owner's rows are picked from what it returns (4x more is asked for while
+    # too few are the owner's).
     best = "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?"
-    fetch = 4 * limit
+    newest = "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
+    fetch = limit
     with store.sql.engine.connect() as conn:
+        rare = selective(conn, words)
+        every = " AND ".join(_phrase(w) for w in words) if len(rare) < len(words) else ""
+        match = " OR ".join(_phrase(w) for w in rare)
+        asked = [(sql, m) for sql, m in ((newest, every), (best, match)) if m]
         while True:
-            ranked = [r[0] for r in conn.exec_driver_sql(best, (match, fetch))]
+            lists = [[r[0] for r in conn.exec_driver_sql(sql, (m, fetch))] for sql, m in asked]
+            ranked = list(dict.fromkeys(i for ids in lists for i in ids))
             mine: set[int] = set()
             for start in range(0, len(ranked), 500):
                 part = ranked[start : start + 500]
@@ -53,12 +93,14 @@ def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: in
                 mine.update(
                     r[0]
                     for r in conn.exec_driver_sql(
-                        f"SELECT id FROM memories WHERE id IN ({marks}) AND user_id = ? "
-                        "AND org_id = ? AND superseded_by IS NULL",
+                        # `+` keeps SQLite on the ids (the owner index would read every
+                        # row of the owner)
+                        f"SELECT id FROM memories WHERE id IN ({marks}) AND +user_id = ? "
+                        "AND +org_id = ? AND superseded_by IS NULL",
                         (*part, user_id, org_id),
                     )
                 )
-            if len(mine) >= limit or len(ranked) < fetch:
+            if len(mine) >= limit or all(len(ids) < fetch for ids in lists):
                 return [i for i in ranked if i in mine][:limit]
             fetch *= 4
 

@@ -76,7 +76,11 @@ def content_hash(kind: str, text: str) -> str:
     return hashlib.sha256(f"{kind}\n{normalize(text)}".encode()).hexdigest()
 
 
-def _memory(row: MemoryRow) -> Memory:
+_FIELDS = [column for column in MemoryRow.__table__.c if column.name != "vector"]
+
+
+def _memory(row: Any) -> Memory:
+    """A Memory from a MemoryRow or a row of its columns."""
     return Memory(
         id=row.id,
         user_id=row.user_id,
@@ -269,8 +273,11 @@ class MemoryStore:
         return _memory(self._row(user_id, org_id, memory_id))
 
     def get_many(self, ids: list[int]) -> dict[int, Memory]:
-        with self.session() as db:
-            rows = db.scalars(select(MemoryRow).where(MemoryRow.id.in_(ids)))
+        """These memories by id (read without their vectors: recall asks for them per query)."""
+        if not ids:
+            return {}
+        with self.sql.engine.connect() as conn:
+            rows = conn.execute(select(*_FIELDS).where(MemoryRow.id.in_(ids)))
             return {row.id: _memory(row) for row in rows}
 
     def list(
