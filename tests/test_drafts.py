@@ -122,7 +122,11 @@ class Drafter(ReplayModel):
         self.prompts: list[list[Message]] = []
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         self.prompts.append(list(messages))
         text = self.texts.pop(0)
@@ -405,9 +409,9 @@ def test_drafts_stop_at_the_time_limit_before_another_model_call(
     monkeypatch.setattr(agent_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
 
     class Slow(Drafter):
-        def chat(self, messages, max_tokens=2048, temperature=None):
+        def chat(self, messages, max_tokens=2048, temperature=None, until_block=False):
             clock[0] += 10.0  # a draft that takes the whole time left
-            return super().chat(messages, max_tokens, temperature)
+            return super().chat(messages, max_tokens, temperature, until_block)
 
     model = Slow(["No code here."] * 5)
     (workspace / "shop.py").write_text(MODULE)

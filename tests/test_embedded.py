@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -90,3 +91,38 @@ def test_embedded_model_completes_a_small_task(settings: Settings, tmp_path: Pat
     ran = [m for m in svc.messages(sid) if m.role == "tool" and m.name == "bash"]
     checked = "`python3 hello.py`" in result.summary.split("[checked and passed:")[-1]
     assert any("Hello from Spud!" in m.content for m in ran) or checked, result.summary
+
+
+def test_a_draft_reply_ends_where_its_code_block_closes(settings: Settings):
+    model = load_model("qwen2.5-coder-0.5b", settings)
+    ask = [
+        Message(
+            role="user",
+            content="Write a Python function add(a, b) that returns their sum, in one ```python "
+            "block, then explain it in five sentences.",
+        )
+    ]
+    whole = model.chat(ask, max_tokens=300)
+    cut = model.chat(ask, max_tokens=300, until_block=True)
+    assert "def add" in cut.message.content and cut.message.content.endswith("```")
+    assert whole.message.content.startswith(cut.message.content)  # same reply, up to the block
+    assert cut.usage.completion_tokens < whole.usage.completion_tokens
+
+
+def test_the_grammar_checking_the_pick_first_samples_what_the_masked_grammar_does(
+    settings: Settings, tmp_path: Path
+):
+    """GrammarFirstLlama (the pick checked, the vocabulary masked only on a rejection) gives the
+    same calls at temperature 0 as llama-cpp-python's own grammar sampling."""
+    from llama_cpp import Llama
+
+    model = load_model("qwen2.5-coder-0.5b", settings)
+    plain = Llama(model.llm.model_path, n_ctx=4096, n_threads=os.cpu_count(), seed=0, verbose=False)
+    specs = _specs(tmp_path)
+    for task in TASKS:
+        msgs = [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=task)]
+        ours = model.complete(msgs, specs)
+        plain_model = type(model).__new__(type(model))
+        plain_model.__dict__.update(model.__dict__, llm=plain)
+        theirs = plain_model.complete(msgs, specs)
+        assert ours.message.meta["raw"] == theirs.message.meta["raw"], task

@@ -217,7 +217,7 @@ class Drafting(ReplayModel):
         super().__init__([call("finish", summary="ok")])
         self.systems: list[str] = []
 
-    def chat(self, messages: list[Message], max_tokens: int = 2048, temperature=None):
+    def chat(self, messages: list[Message], max_tokens=2048, temperature=None, until_block=False):
         self.systems.append(messages[0].content)
         code = "```python\ndef total(items):\n    return sum(items)\n```"
         return ModelReply(message=Message(role="assistant", content=f"Sum them.\n{code}"))

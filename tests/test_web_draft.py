@@ -64,7 +64,11 @@ class Reader(ReplayModel):
         self.prompts: list[str] = []
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         self.prompts.append(messages[-1].content or "")
         text = self.answer(self.prompts[-1])

@@ -348,10 +348,16 @@ class DraftModel:
         self.model, self.check, self.notes = model, check, notes
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         self.check()
         if self.notes.strip() and messages and messages[0].role == "system":
             system = messages[0].model_copy(update={"content": messages[0].content + self.notes})
             messages = [system, *messages[1:]]
-        return self.model.chat(messages, max_tokens=max_tokens, temperature=temperature)
+        return self.model.chat(
+            messages, max_tokens=max_tokens, temperature=temperature, until_block=until_block
+        )

@@ -66,10 +66,15 @@ class TextModel(Protocol):
     drafts: bool  # whether playbooks draft in plain text with this model (measured per model)
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         """The next assistant message as plain text (markdown, code blocks); temperature None
-        is the model's own setting."""
+        is the model's own setting; until_block ends the reply where its first fenced code
+        block closes (what a model says after the code is not read, and costs decode time)."""
         ...
 
 

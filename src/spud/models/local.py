@@ -212,27 +212,37 @@ class LocalModel:
         return grammar
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         """A free-text reply with no tools and no grammar (code in the model's own markdown)."""
         started = time.perf_counter()
         prompt = render_chatml(messages, []).replace(TOOLS_HEADER.format(tools=""), "")
         tokens = self.tokenize(prompt + "<|im_start|>assistant\n")
         cached = self._cached(tokens)
-        out = self.llm.create_completion(
+        pieces = self.llm.create_completion(
             tokens,
             max_tokens=max_tokens,
             temperature=self.temperature if temperature is None else temperature,
             stop=["<|im_end|>"],
+            stream=True,
         )
+        text = ""
+        for chunk in pieces:
+            text += chunk["choices"][0]["text"]
+            if until_block and block_closed(text):
+                pieces.close()
+                break
         usage = Usage(
-            prompt_tokens=out["usage"]["prompt_tokens"],
-            completion_tokens=out["usage"]["completion_tokens"],
+            prompt_tokens=len(tokens),
+            completion_tokens=len(self.tokenize(text)) if text else 0,
             prompt_eval_tokens=None if cached is None else len(tokens) - cached,
             seconds=time.perf_counter() - started,
         )
-        text = out["choices"][0]["text"].strip()
-        return ModelReply(message=Message(role="assistant", content=text), usage=usage)
+        return ModelReply(message=Message(role="assistant", content=text.strip()), usage=usage)
 
     def complete(
         self, messages: list[Message], tools: list[ToolSpec], exclude: frozenset[str] = frozenset()
@@ -429,6 +439,14 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return {k: walk(v, depth) for k, v in node.items() if k != "$defs"}
 
     return walk(schema)
+
+
+FENCE = re.compile(r"^[ \t]*```", re.MULTILINE)
+
+
+def block_closed(text: str) -> bool:
+    """Whether text holds a whole fenced code block: an opening and a closing fence line."""
+    return len(FENCE.findall(text)) >= 2 and text.endswith("\n")
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

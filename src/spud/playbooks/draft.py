@@ -93,7 +93,9 @@ class CodeDraft:
                 return
             stalled += 1
             chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
-            reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
+            reply = model.chat(
+                chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+            )
             text = reply.message.content
             writes, problem = self.merged(text)
             writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
@@ -298,7 +300,9 @@ class ScriptDraft:
         scripts: set[str] = set()
         temperature = None  # the model's own; after a script tried before, more varied
         for _ in range(self.rounds):
-            reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
+            reply = model.chat(
+                chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+            )
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
             script, problem = _script(text)

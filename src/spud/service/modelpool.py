@@ -70,12 +70,16 @@ class SerializedModel:
         return isinstance(self.inner, TextModel) and self.inner.drafts
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         if not isinstance(self.inner, TextModel):
             raise TypeError(f"{self.name} does not reply in plain text")
         with self.lock or contextlib.nullcontext():
-            return self.inner.chat(messages, max_tokens, temperature)
+            return self.inner.chat(messages, max_tokens, temperature, until_block)
 
 
 class CancellableModel:
@@ -125,13 +129,17 @@ class CancellableModel:
         return isinstance(self.inner, TextModel) and self.inner.drafts
 
     def chat(
-        self, messages: list[Message], max_tokens: int = 2048, temperature: float | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int = 2048,
+        temperature: float | None = None,
+        until_block: bool = False,
     ) -> ModelReply:
         if self.stop():
             raise Cancelled()
         if not isinstance(self.inner, TextModel):
             raise TypeError(f"{self.name} does not reply in plain text")
-        return self.inner.chat(messages, max_tokens, temperature)
+        return self.inner.chat(messages, max_tokens, temperature, until_block)
 
 
 class ModelPool:
