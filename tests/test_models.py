@@ -302,3 +302,12 @@ def test_model_service_errors_end_the_run_with_a_resumable_status(store):
     assert result.status == "model_error"
     assert "openai:m failed" in result.summary and "resume" in result.summary
     assert store.get_session(sid).status == "model_error"
+
+
+def test_a_draft_stops_after_its_python_block_not_a_shell_one():
+    from spud.models.local import block_closed
+
+    assert block_closed("Fix the sign.\n```python\ndef add(a, b):\n    return a + b\n```\n")
+    assert not block_closed("```python\ndef add(a, b):\n")  # still open
+    assert not block_closed("First install it:\n```bash\npip install openpyxl\n```\n")
+    assert block_closed("```bash\npip install x\n```\nThen:\n```\nprint(1)\n```\n")

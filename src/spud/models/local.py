@@ -441,12 +441,17 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
-FENCE = re.compile(r"^[ \t]*```", re.MULTILINE)
+FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)", re.MULTILINE)
+CODE_TAGS = {"", "python", "python3", "py"}
 
 
 def block_closed(text: str) -> bool:
-    """Whether text holds a whole fenced code block: an opening and a closing fence line."""
-    return len(FENCE.findall(text)) >= 2 and text.endswith("\n")
+    """Whether text holds a whole fenced Python (or untagged) code block, fences included;
+    a block in another language (a shell command, say) does not count."""
+    if not text.endswith("\n"):
+        return False
+    tags = FENCE.findall(text)
+    return any(tags[i].lower() in CODE_TAGS for i in range(0, len(tags) - 1, 2))
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
