@@ -337,6 +337,7 @@ def main() -> None:
             result["rankings"][name] = {
                 "weights": vars(RANKINGS[name]),
                 "after_sleep": after_sleep,
+                "last_day": scored,  # the answers on the last day (lost and gained ones)
                 "forgetting": curve,
                 "retained_em": curve[-1]["em"] / first_em if first_em else float("nan"),
                 "retained_recall": curve[-1]["passage_recall"] / first_recall
