@@ -195,3 +195,7 @@ def test_words_many_memories_hold_leave_the_bm25_query(store: SqlStore, monkeypa
     newest = [ids[-1], *ids[47:43:-1]]  # the planted fact, then the last wifi passwords
     assert retrieve.lexical(memories, "u", "o", "office wifi", 5) == newest
     assert retrieve.lexical(memories, "someone", "else", question, 5) == []
+    mango = NewMemory("fact", "The wifi password at the Lisbon office is mango-7")
+    (other,) = memories.add_many("v", "o", [mango], unit(np.random.default_rng(6), 1))
+    assert retrieve.lexical(memories, "v", "o", question, 5) == [other.id]
+    assert retrieve.lexical(memories, "u", "o", question, 5)[0] == planted

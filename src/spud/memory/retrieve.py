@@ -74,7 +74,8 @@ def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: in
         return []
     # FTS5 sorts by rank itself when the query is on its table alone with ORDER BY rank and a
     # LIMIT; the owner's rows are picked from what it returns (4x more is asked for while
-    # too few are the owner's).
+    # too few are the owner's, up to 4 x POSTINGS: the words kept match fewer rows than that,
+    # and the newest rows holding every word are enough).
     best = "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?"
     newest = "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
     fetch = limit
@@ -100,7 +101,7 @@ def lexical(store: MemoryStore, user_id: str, org_id: str, query: str, limit: in
                         (*part, user_id, org_id),
                     )
                 )
-            if len(mine) >= limit or all(len(ids) < fetch for ids in lists):
+            if len(mine) >= limit or fetch > POSTINGS or all(len(ids) < fetch for ids in lists):
                 return [i for i in ranked if i in mine][:limit]
             fetch *= 4
 
