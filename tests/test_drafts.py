@@ -269,13 +269,30 @@ def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, st
         {"calls": [{"name": "write_file", "arguments": {"path": "shop.py", "content": fixed}}]},
         {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
     ]
-    model = Drafter([GOOD_TOTAL] * 4, replies)
-    result, messages = draft_run(workspace, store, model)
+    model = Drafter([GOOD_TOTAL] * 6, replies)
+    result, messages = draft_run(workspace, store, model, max_steps=12)
     assert result.status == "finished"
     drafts = [m for m in messages if m.meta.get("kind") == "draft"]
-    assert len(drafts) == 1  # one that fixed a test; three that changed nothing are not run
-    assert len(model.prompts) == 4  # then the model's own turn
+    assert len(drafts) == 1  # one that fixed a test; five that changed nothing are not run
+    assert len(model.prompts) == 6  # then the model's own turn
     assert "it changed nothing" in model.prompts[2][-1].content
+
+
+def test_drafts_that_stop_making_progress_are_sampled_more_freely(workspace: Path, store):
+    model = Drafter([GOOD_TOTAL, BAD_TOTAL, BAD_TOTAL, BAD_TOTAL, BAD_TOTAL, BAD_TOTAL])
+    model.temperatures = []
+    chat = model.chat
+
+    def recorded(messages, max_tokens=2048, temperature=None, until_block=False):
+        model.temperatures.append(temperature)
+        return chat(messages, max_tokens, temperature, until_block)
+
+    model.chat = recorded
+    result, messages = draft_run(workspace, store, model, max_steps=30)
+    assert result.status != "repetition"  # each bad draft was undone by the same write
+    # the first two rounds without progress at the model's own temperature, then more freely
+    assert model.temperatures[:3] == [None, None, None]
+    assert set(model.temperatures[3:]) == {0.7} and len(model.temperatures) == 6
 
 
 def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, store):

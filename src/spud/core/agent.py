@@ -272,7 +272,9 @@ class Agent:
             meta=meta,
         )
         self._record(sid, messages, tool_msg)
-        if ending is None and repeats >= guards.REPEAT_STOP:
+        # a playbook's own steps (a draft, its undo) are bounded by its rounds, not by this stop
+        drafted = messages[-2].role == "assistant" and messages[-2].meta.get("kind") == "draft"
+        if ending is None and repeats >= guards.REPEAT_STOP and not drafted:
             ending = Repetition(
                 f"stopped: {call.name} repeated {repeats} times with the same result"
             )

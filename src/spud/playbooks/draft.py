@@ -72,7 +72,12 @@ class CodeDraft:
     verifier: Verifier
     report: Callable[[], tuple[bool, str]]  # the tests run now: passed, and their output
     tests: list[str] = field(default_factory=list)  # the test files (to show a failing test)
-    rounds: int = 3  # rounds without fewer failing tests before the loop takes over
+    # Rounds without fewer failing tests before the loop takes over; after `varied` of them
+    # the drafts are sampled more freely (at temperature 0 the same prompt gives the same
+    # code). A draft costs the 1.5B 25-70 s; the loop's first step after them re-reads the
+    # whole context (160 s for fix-ledger) and has not yet fixed what the drafts could not.
+    rounds: int = 5
+    varied: int = 2
     max_rounds: int = 8
     max_tokens: int = 2048
 
@@ -91,6 +96,8 @@ class CodeDraft:
         for _ in range(self.max_rounds):
             if stalled >= self.rounds:
                 return
+            if stalled >= self.varied:
+                temperature = REDRAFT_TEMPERATURE
             stalled += 1
             chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
             reply = model.chat(
