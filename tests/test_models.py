@@ -310,4 +310,5 @@ def test_a_draft_stops_after_its_python_block_not_a_shell_one():
     assert block_closed("Fix the sign.\n```python\ndef add(a, b):\n    return a + b\n```\n")
     assert not block_closed("```python\ndef add(a, b):\n")  # still open
     assert not block_closed("First install it:\n```bash\npip install openpyxl\n```\n")
-    assert block_closed("```bash\npip install x\n```\nThen:\n```\nprint(1)\n```\n")
+    assert not block_closed("It fails with:\n```\nKeyError: 'C3'\n```\n")  # a quote, not code
+    assert block_closed("```\nKeyError\n```\nSo:\n```python\nprint(1)\n```\n")

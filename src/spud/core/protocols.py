@@ -73,7 +73,7 @@ class TextModel(Protocol):
         until_block: bool = False,
     ) -> ModelReply:
         """The next assistant message as plain text (markdown, code blocks); temperature None
-        is the model's own setting; until_block ends the reply where its first fenced code
+        is the model's own setting; until_block ends the reply where its first ```python
         block closes (what a model says after the code is not read, and costs decode time)."""
         ...
 

@@ -442,12 +442,12 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)", re.MULTILINE)
-CODE_TAGS = {"", "python", "python3", "py"}
+CODE_TAGS = {"python", "python3", "py"}
 
 
 def block_closed(text: str) -> bool:
-    """Whether text holds a whole fenced Python (or untagged) code block, fences included;
-    a block in another language (a shell command, say) does not count."""
+    """Whether text holds a whole ```python code block, fences included; an untagged block
+    (often a quoted error or output) or one in another language does not count."""
     if not text.endswith("\n"):
         return False
     tags = FENCE.findall(text)
