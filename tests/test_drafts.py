@@ -243,11 +243,23 @@ def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path)
     assert "3 fail" in asks[0]
 
 
-def test_a_reply_without_code_is_asked_again_and_nothing_is_written(workspace: Path, store):
+def test_reasons_without_code_are_followed_by_a_request_for_the_code(workspace: Path, store):
     model = Drafter(["I would sum the items.", GOOD_TOTAL + "\n" + GOOD_CART])
     result, messages = draft_run(workspace, store, model)
     assert result.status == "finished"
-    assert "no ```python block" in model.prompts[1][-1].content
+    follow_up = model.prompts[1]  # the same chat, its reasons kept, the code asked for
+    assert [m.role for m in follow_up] == ["system", "user", "assistant", "user"]
+    assert follow_up[2].content == "I would sum the items."
+    assert "Now write that code" in follow_up[3].content
+    writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
+    assert len(writes) == 1 and "return sum(items)" in (workspace / "shop.py").read_text()
+
+
+def test_a_reply_without_code_is_asked_again_and_nothing_is_written(workspace: Path, store):
+    model = Drafter(["I would sum the items.", "Still no code.", GOOD_TOTAL + "\n" + GOOD_CART])
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    assert "no ```python block" in model.prompts[2][-1].content and len(model.prompts[2]) == 2
     writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
     assert len(writes) == 1
 

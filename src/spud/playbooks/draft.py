@@ -37,6 +37,7 @@ FOCUS = (
 FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
 ERROR_LINE = re.compile(r"^ERROR ", re.MULTILINE)
 PASSED_RUN = re.compile(r"\b\d+ passed\b(?!.*\b(?:failed|error))")
+CODE_NOW = "Now write that code: the corrected definitions in one ```python block."
 WORSE = "That change made more tests fail, so the code is back as it was before it. "
 TRIES_PER_TEST = 2  # repairs asked for one failing test before another gets its turn
 SAME = "That code is what the file already holds: it changed nothing. Look again. "
@@ -104,6 +105,16 @@ class CodeDraft:
                 chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
             )
             text = reply.message.content
+            if text.strip() and not BLOCK.search(text):  # the reasons without the code
+                chat += [
+                    Message(role="assistant", content=text),
+                    Message(role="user", content=CODE_NOW),
+                ]
+                unused.append(reply)
+                reply = model.chat(
+                    chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+                )
+                text = f"{text}\n\n{reply.message.content}"
             writes, problem = self.merged(text)
             writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
             if problem or not writes:  # nothing to run: asked again, more varied
