@@ -188,10 +188,6 @@ def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace:
     assert 'c.add("a")' in repair and "NotImplementedError" in repair  # its code and failure
     assert "shop.py" in model.prompts[0][1].content and "test_total" in model.prompts[0][1].content
     assert result.prompt_tokens == 200  # both drafts are counted
-    # the second request starts as the first did, through the tests (their prefill is reused)
-    first, second = model.prompts[0][1].content, repair
-    code = first.index("\nshop.py:\n")
-    assert first.index("test_shop.py:") < code and second.startswith(first[:code])
     shop = (workspace / "shop.py").read_text()
     assert "def untouched():\n    return 1" in shop
 

@@ -58,11 +58,11 @@ class CodeAgainstTests:
         sources = _sources(workspace, task, tests)
         command = _command(task)
         quick = tests_quick(sandbox, QUICK)
-        shown, used = {}, 0  # the code has the first claim on the room; the tests come first
-        for rel in [*sources, *tests][:6]:  # (a draft's later rounds then reuse their prefill)
-            shown[rel] = show_file(workspace, rel, max_chars=max(2000, MAX_CONTEXT - used))
-            used += len(shown[rel])
-        parts = [shown[rel] for rel in [*tests, *sources] if rel in shown]
+        parts, used = [], 0
+        for rel in [*sources, *tests][:6]:
+            shown = show_file(workspace, rel, max_chars=max(2000, MAX_CONTEXT - used))
+            used += len(shown)
+            parts.append(shown)
         report = _report(sandbox, command)
         parts.append(f"Test result now (`{command}`):\n{report()[1]}")
         target = ", ".join(sources) or "the code under test"
