@@ -348,6 +348,8 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
     assert (workspace / "count.txt").read_text() == "3"
     assert "not valid Python" in model.prompts[1][-1].content
     assert "FileNotFoundError" in model.prompts[2][-1].content  # the script's own error
+    # python prints no source for a script read from stdin; the repair shows the line
+    assert "line 1, in <module>\n    n = len(open('note.txt')" in model.prompts[2][-1].content
     assert result.summary.startswith("It counts the lines and writes the number.")
     assert "checked and passed: output count.txt" in result.summary
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]

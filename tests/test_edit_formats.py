@@ -248,6 +248,9 @@ def test_bounded_lengths_and_refs(ws: Path):
     )
     assert accepts(bash, _call("bash", command="python -m pytest -q"))
     assert not accepts(bash, _call("bash", command="echo 'a' | sed 's/a/b/g' " * 20))
+    # a summary that repeats one sentence to the output cap
+    assert accepts(files, _call("finish", summary="Wrote invoices.csv with 5 rows."))
+    assert not accepts(files, _call("finish", summary="The script was not able to finish. " * 20))
 
 
 def test_llama_cpp_parses_the_grammars_of_every_tool_set(ws: Path):

@@ -63,6 +63,8 @@ ARG_CONSTRAINTS: dict[str, dict[str, Any]] = {
     # a runaway one-liner (`sed ... | sed ... | ...` to the output cap) costs minutes of decode;
     # longer scripts belong in a file
     "command": {"type": "string", "minLength": 1, "maxLength": 400},
+    # a finish summary that repeats one sentence to the output cap cost a 1.5B 150 s of decode
+    "summary": {"type": "string", "minLength": 1, "maxLength": 600},
     # a cells map: keys are A1 addresses ("x-keys" is read by the grammar builder)
     "cells": {"x-keys": "a1"},
 }

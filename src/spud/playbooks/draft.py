@@ -60,6 +60,7 @@ SCRIPT_REPAIR = (
     "sentences what is wrong, then write the corrected complete script in one ```python block."
 )
 HEREDOC = "SPUD_SCRIPT"
+STDIN_FRAME = re.compile(r'^([ \t]*)File "<stdin>", line (\d+).*$', re.MULTILINE)
 
 
 @dataclass
@@ -305,7 +306,7 @@ class ScriptDraft:
     run: str | None = None
     ask: str | None = None  # what to write, when not SCRIPT_ASK's words
     prelude: str = ""  # code run before the script (e.g. data it needs), not shown to it
-    rounds: int = 3
+    rounds: int = 5  # a 1.5B's loop after failed drafts cut its scripts at 400 characters
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
@@ -334,12 +335,14 @@ class ScriptDraft:
             scripts.add(script)
             meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
             unused = []
+            code = script
             if self.save_as:
                 save = {"path": self.save_as, "content": script + "\n"}
                 act(ToolCall(name="write_file", arguments=save), meta)
                 command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
             else:
-                code = f"{self.prelude}\n{given(script, self.prelude)}" if self.prelude else script
+                if self.prelude:
+                    code = f"{self.prelude}\n{given(script, self.prelude)}"
                 command = f"python3 - <<'{HEREDOC}'\n{code}\n{HEREDOC}"
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
@@ -347,10 +350,26 @@ class ScriptDraft:
                 act(ToolCall(name="finish", arguments={"summary": said(text)}), {})
                 return
             failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
+            output = ran.content or ""
+            if not self.save_as:
+                output = with_source(output, code)
             repair = SCRIPT_REPAIR.format(
-                output=(ran.content or "")[-MAX_DETAIL:], checks=failed or "- all passed"
+                output=output[-MAX_DETAIL:], checks=failed or "- all passed"
             )
             chat.append(Message(role="user", content=same + repair))
+
+
+def with_source(output: str, code: str) -> str:
+    """A traceback of a script run from stdin, with the source line of each of its frames
+    (python prints none for stdin, and "line 32" alone did not help a 1.5B find its bug)."""
+    lines = code.splitlines()
+
+    def shown(m: re.Match[str]) -> str:
+        n = int(m[2])
+        source = lines[n - 1].strip() if 0 < n <= len(lines) else ""
+        return f"{m[0]}\n{m[1]}  {source}" if source else m[0]
+
+    return STDIN_FRAME.sub(shown, output)
 
 
 def given(script: str, prelude: str) -> str:
