@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx  # the openai and anthropic SDKs are built on httpx2
+import numpy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -312,3 +314,35 @@ def test_a_draft_stops_after_its_python_block_not_a_shell_one():
     assert not block_closed("First install it:\n```bash\npip install openpyxl\n```\n")
     assert not block_closed("It fails with:\n```\nKeyError: 'C3'\n```\n")  # a quote, not code
     assert block_closed("```\nKeyError\n```\nSo:\n```python\nprint(1)\n```\n")
+
+
+class StreamingLlama:
+    """llama.cpp's streamed completion, one word per piece; counts what was generated."""
+
+    def __init__(self, text: str) -> None:
+        self.words = text.split(" ")
+        self.generated = 0
+        self._input_ids = numpy.array([], dtype=numpy.intc)
+
+    def create_completion(self, tokens: list[int], stream: bool = False, **kw: Any):
+        for i, word in enumerate(self.words):
+            self.generated += 1
+            yield {"choices": [{"text": word if i == 0 else " " + word}]}
+
+
+def test_a_reply_that_repeats_one_sentence_is_cut_after_a_few_copies():
+    """A 1.5B spent 127 s repeating "The error occurs because ..." to the 2048-token cap."""
+    from spud.models.local import LocalModel
+
+    sentence = "The error occurs because the function expects an integer, not a string."
+    llm = StreamingLlama("It fails. " + " ".join([sentence] * 60))
+    model = LocalModel.__new__(LocalModel)  # the generation loop without loading weights
+    model.llm, model.temperature = llm, 0.0
+    model.tokenize = lambda text: text.split()
+    reply = model.chat([Message(role="user", content="Why does it fail?")])
+    assert reply.message.content.count(sentence) == 1
+    assert llm.generated < 5 * len(sentence.split()) + 10  # not the 60 copies
+    # a reply that does not repeat itself is read to its end
+    varied = " ".join(f"Step {i}: move file number {i} into its folder." for i in range(60))
+    model.llm = StreamingLlama(varied)
+    assert model.chat([Message(role="user", content="Plan?")]).message.content == varied

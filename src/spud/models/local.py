@@ -231,9 +231,13 @@ class LocalModel:
             stream=True,
         )
         text = ""
-        for chunk in pieces:
+        for n, chunk in enumerate(pieces, 1):
             text += chunk["choices"][0]["text"]
             if until_block and block_closed(text):
+                pieces.close()
+                break
+            if n % RUNAWAY_EVERY == 0 and (loop := runaway(text)):
+                text = text[:-loop]  # one copy of the repeated piece stays
                 pieces.close()
                 break
         usage = Usage(
@@ -452,6 +456,21 @@ def block_closed(text: str) -> bool:
         return False
     tags = FENCE.findall(text)
     return any(tags[i].lower() in CODE_TAGS for i in range(0, len(tags) - 1, 2))
+
+
+RUNAWAY_EVERY = 8  # tokens between checks for a reply that repeats itself
+RUNAWAY_UNIT, RUNAWAY_COPIES = 16, 4
+
+
+def runaway(text: str) -> int:
+    """How many trailing characters repeat an earlier piece of the reply (a piece of at
+    least 16 characters said 4 times in a row, e.g. one sentence over and over), or 0."""
+    tail = text[-4000:]
+    for unit in range(RUNAWAY_UNIT, len(tail) // RUNAWAY_COPIES + 1):
+        last = tail[-unit:]
+        if all(tail[-(k + 1) * unit : -k * unit] == last for k in range(1, RUNAWAY_COPIES)):
+            return (RUNAWAY_COPIES - 1) * unit
+    return 0
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
