@@ -348,12 +348,24 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
     assert (workspace / "count.txt").read_text() == "3"
     assert "not valid Python" in model.prompts[1][-1].content
     assert "FileNotFoundError" in model.prompts[2][-1].content  # the script's own error
+    assert "It created, changed or removed no file." in model.prompts[2][-1].content
     # python prints no source for a script read from stdin; the repair shows the line
     assert "line 1, in <module>\n    n = len(open('note.txt')" in model.prompts[2][-1].content
     assert result.summary.startswith("It counts the lines and writes the number.")
     assert "checked and passed: output count.txt" in result.summary
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 2 and not [p for p in workspace.iterdir() if p.suffix == ".py"]
+
+
+def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Path, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    wrong = "It counts.\n```python\nopen('counts.txt', 'w').write('3')\n```"
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    model = Drafter([wrong, good])
+    result, _ = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    repair = model.prompts[1][-1].content
+    assert "Files it created: counts.txt" in repair and "count.txt was not created" in repair
 
 
 def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path, store):

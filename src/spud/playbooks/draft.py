@@ -13,7 +13,7 @@ from typing import Any
 
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.playbooks.base import show_file
+from spud.playbooks.base import show_file, workspace_files
 from spud.tools.pymerge import DEFS, MergeError, merge_python
 
 BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -56,9 +56,11 @@ SAVED_ASK = (
     "it does, then the code."
 )
 SCRIPT_REPAIR = (
-    "The script ran. Its output:\n{output}\n\nThe checks say:\n{checks}\n\nSay in one or two "
-    "sentences what is wrong, then write the corrected complete script in one ```python block."
+    "The script ran. Its output:\n{output}\n\n{files}The checks say:\n{checks}\n\nSay in one or "
+    "two sentences what is wrong, then write the corrected complete script in one ```python block."
 )
+SHOWN_FILES = 15
+Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
 HEREDOC = "SPUD_SCRIPT"
 STDIN_FRAME = re.compile(r'^([ \t]*)File "<stdin>", line (\d+).*$', re.MULTILINE)
 
@@ -306,6 +308,7 @@ class ScriptDraft:
     run: str | None = None
     ask: str | None = None  # what to write, when not SCRIPT_ASK's words
     prelude: str = ""  # code run before the script (e.g. data it needs), not shown to it
+    workspace: Path | None = None  # where the script runs: the files it made are shown to it
     rounds: int = 5  # a 1.5B's loop after failed drafts cut its scripts at 400 characters
     max_tokens: int = 2048
 
@@ -344,6 +347,7 @@ class ScriptDraft:
                 if self.prelude:
                     code = f"{self.prelude}\n{given(script, self.prelude)}"
                 command = f"python3 - <<'{HEREDOC}'\n{code}\n{HEREDOC}"
+            before = stamps(self.workspace)
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
             if ran.meta.get("ok") and all(c.passed for c in checks):
@@ -354,9 +358,40 @@ class ScriptDraft:
             if not self.save_as:
                 output = with_source(output, code)
             repair = SCRIPT_REPAIR.format(
-                output=output[-MAX_DETAIL:], checks=failed or "- all passed"
+                output=output[-MAX_DETAIL:],
+                files=made_files(before, stamps(self.workspace)),
+                checks=failed or "- all passed",
             )
             chat.append(Message(role="user", content=same + repair))
+
+
+def stamps(workspace: Path | None) -> Stamps | None:
+    """Each workspace file's size and change time, to see what a script made."""
+    if workspace is None:
+        return None
+    out = {}
+    for rel in workspace_files(workspace, limit=2000):
+        st = (workspace / rel).stat()
+        out[rel] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def made_files(before: Stamps | None, after: Stamps | None) -> str:
+    """What a script created, changed and removed, in a few lines (a 1.5B asked for
+    photos/2024/03/x.jpg did not see that it had written photos/2024/x.jpg)."""
+    if before is None or after is None:
+        return ""
+    kinds = {
+        "created": [p for p in after if p not in before],
+        "changed": [p for p in after if p in before and after[p] != before[p]],
+        "removed": [p for p in before if p not in after],
+    }
+    lines = []
+    for kind, paths in kinds.items():
+        if paths:
+            more = f" and {len(paths) - SHOWN_FILES} more" if len(paths) > SHOWN_FILES else ""
+            lines.append(f"Files it {kind}: {', '.join(paths[:SHOWN_FILES])}{more}")
+    return "\n".join(lines or ["It created, changed or removed no file."]) + "\n\n"
 
 
 def with_source(output: str, code: str) -> str:

@@ -58,7 +58,12 @@ class FileChores:
         opening = None
         if inputs or outputs:
             opening = ScriptDraft(
-                task, shown, verifier, save_as=_script_asked(outputs), run=command
+                task,
+                shown,
+                verifier,
+                save_as=_script_asked(outputs),
+                run=command,
+                workspace=workspace,
             )
         return Brief(
             playbook=self.name,

@@ -59,7 +59,7 @@ class OfficeWork:
             playbook=self.name,
             # a text model first writes one script (openpyxl, python-docx, python-pptx), run
             # and checked
-            opening=ScriptDraft(task, "\n\n".join(parts), verifier, LIBRARIES),
+            opening=ScriptDraft(task, "\n\n".join(parts), verifier, LIBRARIES, workspace=workspace),
             prompt=prompt,
             context=context if parts else "",
             verifier=verifier,
