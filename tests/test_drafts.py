@@ -368,6 +368,21 @@ def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Pat
     assert "Files it created: counts.txt" in repair and "count.txt was not created" in repair
 
 
+def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    crash = (
+        "It counts.\n```python\nlines = open('notes.txt').read().split()\n"
+        "def last(i):\n    return lines[i]\nopen('count.txt', 'w').write(last(7))\n```"
+    )
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    model = Drafter([crash, good])
+    result, _ = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    repair = model.prompts[1][-1].content
+    assert "line 3, in last\n    return lines[i]\nIndexError" in repair
+    assert "Values where it failed:\n  lines = ['a', 'b', 'c']\n  i = 7" in repair
+
+
 def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path, store):
     import openpyxl
 

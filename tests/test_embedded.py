@@ -93,7 +93,7 @@ def test_embedded_model_completes_a_small_task(settings: Settings, tmp_path: Pat
     assert any("Hello from Spud!" in m.content for m in ran) or checked, result.summary
 
 
-def test_a_draft_reply_ends_where_its_code_block_closes(settings: Settings):
+def test_a_draft_reply_is_one_code_block_from_its_fence_to_its_close(settings: Settings):
     model = load_model("qwen2.5-coder-0.5b", settings)
     ask = [
         Message(
@@ -104,8 +104,9 @@ def test_a_draft_reply_ends_where_its_code_block_closes(settings: Settings):
     ]
     whole = model.chat(ask, max_tokens=300)
     cut = model.chat(ask, max_tokens=300, until_block=True)
-    assert "def add" in cut.message.content and cut.message.content.endswith("```")
-    assert whole.message.content.startswith(cut.message.content)  # same reply, up to the block
+    code = cut.message.content  # the reply starts inside the block and ends where it closes
+    assert code.startswith("```python\n") and code.endswith("```") and "def add" in code
+    compile(code.removeprefix("```python\n").removesuffix("```"), "add", "exec")
     assert cut.usage.completion_tokens < whole.usage.completion_tokens
 
 

@@ -73,8 +73,9 @@ class TextModel(Protocol):
         until_block: bool = False,
     ) -> ModelReply:
         """The next assistant message as plain text (markdown, code blocks); temperature None
-        is the model's own setting; until_block ends the reply where its first ```python
-        block closes (what a model says after the code is not read, and costs decode time)."""
+        is the model's own setting; until_block asks for a ```python block and ends the reply
+        where it closes (what a model says after the code is not read, and costs decode time);
+        a model that can be made to start its reply inside the block is."""
         ...
 
 
