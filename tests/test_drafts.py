@@ -383,6 +383,19 @@ def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, 
     assert "Values where it failed:\n  lines = ['a', 'b', 'c']\n  i = 7" in repair
 
 
+def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Path, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    crash = "It counts.\n```python\nopen('count.txt', 'w').write(len(open('note.txt')))\n```"
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    model = Drafter([crash, crash, good])
+    result, messages = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # the third ask is the first one again
+    assert model.prompts[2] == model.prompts[0]
+    runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    assert len(runs) == 2  # the copy was not run again
+
+
 def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path, store):
     import openpyxl
 

@@ -42,7 +42,6 @@ CODE_NOW = "Now write that code: the corrected definitions in one ```python bloc
 WORSE = "That change made more tests fail, so the code is back as it was before it. "
 TRIES_PER_TEST = 2  # repairs asked for one failing test before another gets its turn
 SAME = "That code is what the file already holds: it changed nothing. Look again. "
-SAME_SCRIPT = "That script was tried before, with the same outcome. "
 REDRAFT_TEMPERATURE = 0.7
 MAX_DETAIL = 2500
 SCRIPT_SYSTEM = "You are an expert Python programmer. You do file and office work with scripts."
@@ -165,7 +164,7 @@ class CodeDraft:
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first write
             passed, detail = self.report()
             if passed and all(c.passed for c in self.verifier.check()):
-                summary = f"{said(text)} (changed {', '.join(writes)})"
+                summary = f"{said(text)} (changed {', '.join(writes)})".strip()
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
                 return
             now, note = failing(detail), ""
@@ -347,7 +346,7 @@ class ScriptDraft:
         chat = [Message(role="system", content=SCRIPT_SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []
         scripts: set[str] = set()
-        temperature = None  # the model's own; after a script tried before, more varied
+        temperature = None  # the model's own; for a fresh start, more varied
         for _ in range(self.rounds):
             reply = model.chat(
                 chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
@@ -360,8 +359,14 @@ class ScriptDraft:
                 chat.append(Message(role="user", content=problem))
                 unused.append(reply)
                 continue
-            same = SAME_SCRIPT if script in scripts else ""
-            temperature = REDRAFT_TEMPERATURE if same else None
+            if script in scripts:
+                # The same script again (a 1.5B repeated one 5 times, told it had failed):
+                # a new chat without the old scripts to copy, sampled more freely. For small
+                # models fresh samples do as well as repairs (Olausson et al., 2023).
+                chat, temperature = chat[:2], REDRAFT_TEMPERATURE
+                unused.append(reply)
+                continue
+            temperature = None
             scripts.add(script)
             meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
             unused = []
@@ -391,7 +396,7 @@ class ScriptDraft:
                 files=made_files(before, stamps(self.workspace)),
                 checks=failed or "- all passed",
             )
-            chat.append(Message(role="user", content=same + repair))
+            chat.append(Message(role="user", content=repair))
 
 
 def stamps(workspace: Path | None) -> Stamps | None:
