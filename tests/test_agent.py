@@ -270,6 +270,30 @@ def test_old_outputs_are_elided_to_fit_then_overflow_refused(store):
     assert "context window" in result.summary
 
 
+def test_long_arguments_of_older_calls_are_elided_when_outputs_are_not_enough(store):
+    """Five drafted scripts overflowed a 1.5B's window: their text goes before the run does."""
+    scripts = [call("echo", text=f"# script {n}\n" + "x = 1\n" * 400) for n in range(5)]
+    model = ReplayModel([*scripts, finish("done")], context_window=3000)
+    agent = Agent(model, [Echo()], store, limits=Limits(max_output_tokens=200))
+    sid = agent.start("task", "/tmp")
+    seen: list[list] = []
+    orig = model.complete
+
+    def spy(messages, tools, exclude=frozenset()):
+        seen.append(messages)
+        return orig(messages, tools, exclude)
+
+    model.complete = spy  # type: ignore[method-assign]
+    result = agent.run(sid)
+    assert result.status == "finished", result.summary
+    last = [m for m in seen[-1] if m.role == "assistant" and m.tool_calls]
+    text = last[0].tool_calls[0].arguments["text"]
+    assert text.startswith("# script 0") and "characters elided to fit" in text
+    assert last[-1].tool_calls[0].arguments["text"].count("x = 1") == 400  # the latest, whole
+    stored = [m for m in store.messages(sid) if m.role == "assistant" and m.tool_calls]
+    assert all(m.tool_calls[0].arguments["text"].count("x = 1") == 400 for m in stored[:5])
+
+
 CRASHER = textwrap.dedent(
     """
     import os, sys

@@ -7,6 +7,8 @@ from spud.core.messages import Message
 from spud.core.protocols import Model, ToolSpec
 from spud.core.tokens import PromptTokens
 
+ELIDED_KEEP = 120  # characters kept of an older call's long argument
+
 
 def cut_output(output: str, cap: int) -> str:
     """Keep the head and tail of a long tool output, with a note on how to read the rest."""
@@ -49,9 +51,31 @@ def fit_context(
         prompt[i] = old.model_copy(update={"content": marker, "meta": {**old.meta, "elided": True}})
         if model.count_tokens(prompt, specs) <= budget:
             return prompt
+    # Then the long arguments of older calls (five drafted scripts of 2,000 characters each
+    # overflowed a 1.5B's 8k window), oldest first; the latest call stays whole.
+    calls = [i for i, m in enumerate(prompt) if m.role == "assistant" and m.tool_calls][:-1]
+    for i in calls:
+        old = prompt[i]
+        short = [c.model_copy(update={"arguments": _elided(c.arguments)}) for c in old.tool_calls]
+        if short == old.tool_calls:
+            continue
+        update = {"tool_calls": short, "meta": {**old.meta, "elided": True}}
+        prompt[i] = old.model_copy(update=update)
+        if model.count_tokens(prompt, specs) <= budget:
+            return prompt
     used = model.count_tokens(prompt, specs)
     raise ContextOverflow(
         f"the conversation needs {used} tokens but {model.name} has room for {budget} "
         f"(context window {model.context_window}); start a new session or use a model "
         "with a larger context window"
     )
+
+
+def _elided(arguments: dict) -> dict:
+    """A call's arguments with each long string cut to its start and a note."""
+    return {
+        k: f"{v[:ELIDED_KEEP]}[... {len(v)} characters elided to fit the context window]"
+        if isinstance(v, str) and len(v) > 2 * ELIDED_KEEP
+        else v
+        for k, v in arguments.items()
+    }
