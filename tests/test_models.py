@@ -342,7 +342,15 @@ def test_a_reply_that_repeats_one_sentence_is_cut_after_a_few_copies():
     reply = model.chat([Message(role="user", content="Why does it fail?")])
     assert reply.message.content.count(sentence) == 1
     assert llm.generated < 5 * len(sentence.split()) + 10  # not the 60 copies
-    # a reply that does not repeat itself is read to its end
+    # a reply that does not repeat itself is read to its end, and so is a line of one character
+    # (checked every 8 pieces: the 8th and 16th end with the ruler and the table rule)
+    ruler = (
+        'It prints a short plain report:\n```python\nprint("header") print(1) print("' + "=" * 80
+    )
+    ruler += ' ") print("a") print("b") print(2) print(3) print(4) print(5) print("' + "|---" * 30
+    ruler += ' ") print(5)'
+    model.llm = StreamingLlama(ruler)
+    assert model.chat([Message(role="user", content="Report?")]).message.content == ruler
     varied = " ".join(f"Step {i}: move file number {i} into its folder." for i in range(60))
     model.llm = StreamingLlama(varied)
     assert model.chat([Message(role="user", content="Plan?")]).message.content == varied

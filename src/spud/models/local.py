@@ -469,11 +469,13 @@ RUNAWAY_UNIT, RUNAWAY_COPIES = 16, 4
 
 def runaway(text: str) -> int:
     """How many trailing characters repeat an earlier piece of the reply (a piece of at
-    least 16 characters said 4 times in a row, e.g. one sentence over and over), or 0."""
+    least 16 characters said 4 times in a row, e.g. one sentence over and over), or 0. A run
+    of one or a few characters (a line of '=' in a report script) is not a runaway."""
     tail = text[-4000:]
     for unit in range(RUNAWAY_UNIT, len(tail) // RUNAWAY_COPIES + 1):
         last = tail[-unit:]
-        if all(tail[-(k + 1) * unit : -k * unit] == last for k in range(1, RUNAWAY_COPIES)):
+        copies = (tail[-(k + 1) * unit : -k * unit] for k in range(1, RUNAWAY_COPIES))
+        if len(set(last)) > 4 and all(c == last for c in copies):
             return (RUNAWAY_COPIES - 1) * unit
     return 0
 
