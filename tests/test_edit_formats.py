@@ -23,6 +23,7 @@ from spud.core.tooling import tool_spec, validate_args, with_choices
 from spud.models.edit_format import format_call, parse_raw_calls
 from spud.models.local import calls_gbnf, render_chatml
 from spud.models.registry import REGISTRY, model_path
+from spud.models.toolcall import parse_calls
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.service.sessions import SessionService
 from spud.tools.browser.tools import BrowserClick, browser_tools
@@ -476,3 +477,13 @@ def test_a_line_starting_with_a_fence_inside_a_file_block_is_refused(ws: Path):
     assert accepts(gbnf, head + '\n```\nprint("hi")  # ```python inside a line\n```')
     assert not accepts(gbnf, head + '\n```\n```python\nprint("hi")\n```')
     assert not accepts(gbnf, head + '\n```\nprint("hi")\n```.\nprint("hi")\n```')
+
+
+def test_a_raw_newline_inside_a_string_is_read_as_the_grammar_allows(ws: Path):
+    """The grammar's string characters take a raw newline; three replies with one inside a
+    bash command ended a run as format_errors ("Invalid control character")."""
+    specs = [tool_spec(t) for t in coding_tools(ws, Sandbox(SandboxConfig(workspace=ws)))]
+    reply = '{"name": "bash", "arguments": {"command": "echo a\nb"}}'
+    assert accepts(calls_gbnf(specs, "json"), reply)
+    for calls in (parse_raw_calls(reply, specs), parse_calls(reply, specs)):
+        assert calls[0].arguments["command"] == "echo a\nb"

@@ -138,7 +138,7 @@ def parse_raw_calls(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
 
 def _parse_raw(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
     by_name = {s.name: s for s in specs}
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # raw newlines in strings, as the grammar allows
     calls: list[ToolCall] = []
     pos = _skip(text, 0)
     while pos < len(text):

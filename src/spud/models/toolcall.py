@@ -69,7 +69,9 @@ def _parse(text: str, specs: list[ToolSpec]) -> list[ToolCall]:
 
 def _decode_all(block: str) -> list[Any]:
     """Every JSON value in a block: one object, a list, or objects one after another."""
-    decoder, items, pos = json.JSONDecoder(), [], 0
+    # strict=False: the grammar's string characters include raw newlines, which the model
+    # wrote into a bash command (three "Invalid control character" errors ended a run)
+    decoder, items, pos = json.JSONDecoder(strict=False), [], 0
     while pos < len(block):
         try:
             value, end = decoder.raw_decode(block, pos)
