@@ -448,7 +448,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 # A draft's reply begins inside its code block: a 1.5B asked for "a sentence, then the code"
-# gave the sentence alone in 5 of 16 replies, or repeated it to the token cap.
+# gave the sentence alone in 5 of 15 replies, or repeated it to the token cap.
 CODE_FENCE = "```python\n"
 FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)", re.MULTILINE)
 CODE_TAGS = {"python", "python3", "py"}
