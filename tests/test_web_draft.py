@@ -182,6 +182,45 @@ def test_a_reply_without_values_is_asked_again_then_left_to_the_loop(workspace: 
     assert "finish" not in called(messages)[: called(messages).index("browser_open") + 1]
 
 
+def test_a_choice_lists_the_candidates_before_the_answer_and_the_form(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "list of dicts" in prompt:  # the candidates as data, picked by code
+            return (
+                "```python\ntools = [{'name': 'Garden Fork', 'stock': 37}, "
+                "{'name': 'Rake', 'stock': 5}]\nprint(min(tools, key=lambda t: t['stock'])['name'])"
+            )
+        return fill_form(prompt)
+
+    model = Reader(reply)
+    task = "Open {site}/index.html and tell me which garden tool has the fewest units in stock."
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished" and result.summary.startswith("Rake")
+    assert "bash" in called(messages)
+    model.prompts.clear()
+    task = (
+        "Send a message to the shop at {site}/index.html as Ada Lovelace about the cheapest tool."
+    )
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert "list of dicts" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
+    assert model.prompts[1].startswith("The form on") and result.status == "finished"
+
+
+def test_a_choice_without_a_working_script_is_asked_for_in_words(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "list of dicts" in prompt:
+            return "```python\nprint(tools[0])\n```"  # a NameError: nothing printed to use
+        return "The Rake's page says 5.\nANSWER: Rake"
+
+    model = Reader(reply)
+    task = "Open {site}/index.html and tell me which garden tool has the fewest units in stock."
+    with serve(SITE) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished" and result.summary.startswith("Rake")
+    assert "ANSWER:" in model.prompts[1] and called(messages).count("bash") == 1
+
+
 def test_controls_are_read_from_a_snapshot_with_their_state():
     snapshot = (
         '- textbox "Your name" [e5]\n- combobox "Topic" [e6]: options Choose, Billing (selected)\n'

@@ -263,6 +263,8 @@ class Agent:
             meta["repeated"] = repeats
         output = guards.marked(output, res, repeats)
         meta.update(ok=res.ok, result_hash=result_hash, **res.data)
+        if messages[-1].role == "assistant" and messages[-1].meta.get("scratch"):
+            meta["scratch"] = True  # a playbook's side computation: its failure is not the task's
         tool_msg = Message(
             role="tool",
             name=call.name,

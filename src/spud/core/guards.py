@@ -192,7 +192,7 @@ def rerun_refusal(turn: list[Message], call: ToolCall) -> ToolResult | None:
 def _last_failure(messages: list[Message]) -> Message | None:
     """The latest real tool result if it failed and finishing has not been refused since."""
     for m in reversed(messages):
-        if m.role != "tool" or m.kind == "skipped":
+        if m.role != "tool" or m.kind == "skipped" or m.meta.get("scratch"):
             continue
         if m.kind in ("finish_refused", "check_failed"):
             return None

@@ -353,7 +353,7 @@ class ScriptDraft:
             )
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
-            script, problem = _script(text)
+            script, problem = script_in(text)
             if problem:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=problem))
@@ -459,7 +459,7 @@ def given(script: str, prelude: str) -> str:
     return "".join(lines)
 
 
-def _script(reply: str) -> tuple[str, str]:
+def script_in(reply: str) -> tuple[str, str]:
     """The reply's longest Python block that compiles, or why there is none."""
     blocks = sorted((b for b in BLOCK.findall(reply) if b.strip()), key=len, reverse=True)
     if not blocks:

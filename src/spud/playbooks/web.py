@@ -7,7 +7,7 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import URL, Brief, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, outputs_check
-from spud.playbooks.web_draft import WebDraft
+from spud.playbooks.web_draft import CHOICE, WebDraft
 from spud.sandbox.bubblewrap import Sandbox
 
 TOOLS = {
@@ -49,7 +49,8 @@ class WebWork:
         checks = [outputs_check(workspace, outputs)] if outputs else []
         verifier = TaskVerifier(checks=checks)
         start = URL.search(task)
-        # A text model reads the site first; a script writes the outputs (bash runs it).
+        # A text model reads the site first; a script writes the outputs or picks among
+        # candidates (bash runs it).
         opening = (
             WebDraft(task, start.group(0).rstrip(".,;:"), outputs, verifier) if start else None
         )
@@ -58,6 +59,6 @@ class WebWork:
             prompt=prompt,
             verifier=verifier,
             toolsets={"browser"},
-            tools=TOOLS | {"bash"} if outputs else TOOLS,
+            tools=TOOLS | {"bash"} if outputs or CHOICE.search(task) else TOOLS,
             opening=opening,
         )

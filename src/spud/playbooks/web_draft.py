@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spud.core.guards import UNTRUSTED
-from spud.core.messages import Message, ToolCall
+from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.playbooks.draft import REDRAFT_TEMPERATURE, ScriptDraft, usage_of
+from spud.playbooks.draft import (
+    HEREDOC,
+    REDRAFT_TEMPERATURE,
+    ScriptDraft,
+    script_in,
+    usage_of,
+)
 
 WORD = re.compile(r"[a-z0-9]{3,}")
 COMMON = {
@@ -30,7 +36,12 @@ SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE |
 COMPUTE = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # by a script
 TEXT_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
-
+CHOICE = re.compile(  # the task picks one of several items: the candidates are listed first
+    r"\b(cheap|dear|light|heavi|larg|small|bigg|long|short|low|high|fast|slow|lat|earli|new|old"
+    r"|near|few)(er|est)\b|\b(most|least|best|worst|several|not the|which)\b"
+    r"|\bon \d{1,2} (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
+    re.IGNORECASE,
+)
 SYSTEM = (
     "You are a careful assistant. You read web pages and do what the task asks, copying "
     "names and values exactly as the pages show them."
@@ -43,6 +54,13 @@ ANSWER_ASK = (
     "Answer the task from the pages above, in two lines: first where the pages say it, then "
     "a line that starts with ANSWER: and gives the answer, for example\n"
     "ANSWER: 42 units"
+)
+PICK_ASK = (
+    "The task picks one of several items. Write a short Python 3 script that finds it: copy "
+    "every candidate from the pages above into a list of dicts (its name or code exactly as the "
+    "pages show it, and each value the choice depends on, numbers as numbers), then choose the "
+    "one the task asks for with code and print just the answer. Reply with the script in one "
+    "```python block."
 )
 WRITE_ASK = (
     "Now write {path} with that answer, exactly as the task asks for it (for example just "
@@ -82,6 +100,8 @@ class WebDraft:
     per_call: int = 3
     max_tokens: int = 1024  # a file's content or a form's values
     answer_tokens: int = 256  # an answer with where the pages say it (a 1.5B rambled for minutes)
+    pick_tokens: int = 768  # a script with the candidates as data
+    unrecorded: list[ModelReply] = field(default_factory=list)  # usage not yet in a step
 
     def __call__(self, model: TextModel, act: Act) -> None:
         read, forms = self.crawl(act)
@@ -141,35 +161,64 @@ class WebDraft:
         words = _words(self.task)
         return max(forms, key=lambda u: (_overlap(words, f" {u}"), -forms.index(u)))
 
-    def answer(self, model: TextModel, act: Act, pages: str) -> None:
+    def work_out(self, model: TextModel, act: Act, pages: str) -> tuple[list[Message], str]:
+        """The chat that worked out the answer, ending with the model's turn, and that turn.
+
+        When the task picks one of several items, the model writes a script that holds the
+        candidates as data and picks with code (a 1.5B listed five laptops' weights right and
+        then named the second lightest); its printed answer closes the turn. Without a working
+        script, or for a plain look-up, the answer is asked for in words.
+        """
+        if CHOICE.search(self.task):
+            chat = _chat(f"{self.task}\n\n{pages}\n\n{PICK_ASK}")
+            reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
+            script, problem = script_in(reply.message.content)
+            if not problem:
+                meta = {"kind": "draft", "draft": reply.message.content, "usage": usage_of(reply)}
+                meta["scratch"] = True  # a pick that fails leaves the answer to words
+                command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
+                ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+                printed = _printed(ran.content or "")
+                if ran.meta.get("ok") and printed:
+                    turn = (
+                        f"```python\n{script}\n```\nThe script printed:\n{printed}\n"
+                        f"ANSWER: {printed.splitlines()[-1]}"
+                    )
+                    return [*chat, Message(role="assistant", content=turn)], turn
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
         reply = model.chat(chat, max_tokens=self.answer_tokens)
+        self.unrecorded.append(reply)
         text = reply.message.content
+        return [*chat, Message(role="assistant", content=text)], text
+
+    def recorded(self) -> dict[str, Any]:
+        """The usage of the replies no step has recorded yet (and none from now on)."""
+        usage, self.unrecorded = usage_of(*self.unrecorded), []
+        return usage
+
+    def answer(self, model: TextModel, act: Act, pages: str) -> None:
+        _, text = self.work_out(model, act, pages)
         found = ANSWER.findall(text) or [ln for ln in text.splitlines() if ln.strip("*#`> ")]
         answer = found[-1].strip("*#`> ") if found else ""  # the ANSWER line, or the last one
         if answer:
-            meta = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
+            meta = {"kind": "draft", "draft": text, "usage": self.recorded()}
             act(ToolCall(name="finish", arguments={"summary": answer}), meta)
 
     def write(self, model: TextModel, act: Act, pages: str, path: str) -> None:
         """Ask for the answer, then for the output file's content in one block, and write it."""
-        chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
-        first = model.chat(chat, max_tokens=self.answer_tokens)
-        chat += [
-            Message(role="assistant", content=first.message.content),
-            Message(role="user", content=WRITE_ASK.format(path=path)),
-        ]
+        chat, first = self.work_out(model, act, pages)
+        chat.append(Message(role="user", content=WRITE_ASK.format(path=path)))
         reply = model.chat(chat, max_tokens=self.max_tokens)
+        self.unrecorded.append(reply)
         text = reply.message.content
         blocks = TEXT_BLOCK.findall(text)
         if not blocks or not blocks[-1].strip():
             return
         content = blocks[-1].strip("\n") + "\n"
-        draft = f"{first.message.content}\n\n{text}"
-        meta = {"kind": "draft", "draft": draft, "usage": usage_of(first, reply)}
+        meta = {"kind": "draft", "draft": f"{first}\n\n{text}", "usage": self.recorded()}
         wrote = act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
         if wrote.meta.get("ok") and all(c.passed for c in self.verifier.check()):
-            said = ANSWER.findall(first.message.content)
+            said = ANSWER.findall(first)
             summary = f"Wrote {path}" + (f": {said[-1].strip()}" if said else " from the pages.")
             act(ToolCall(name="finish", arguments={"summary": summary}), {"kind": "draft"})
 
@@ -180,7 +229,10 @@ class WebDraft:
         if not opened.meta.get("ok") or not controls:
             return
         listed = "\n".join(c.shown for c in controls.values())
-        chat = _chat(f"{self.task}\n\n{pages}\n\n{FORM_ASK.format(url=url, controls=listed)}")
+        form = FORM_ASK.format(url=url, controls=listed)
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{form}")
+        if CHOICE.search(self.task):  # the item the form is for is worked out first
+            chat = [*self.work_out(model, act, pages)[0], Message(role="user", content=form)]
         temperature = None
         for _ in range(2):
             reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
@@ -196,7 +248,8 @@ class WebDraft:
             temperature = REDRAFT_TEMPERATURE
         else:
             return
-        meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": reply.usage.model_dump()}
+        self.unrecorded.append(reply)
+        meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": self.recorded()}
         for ref, value in fields:
             call = controls[ref].call(value)
             if call is not None:
@@ -281,6 +334,14 @@ def _head(page: str) -> str:
     if len(lines) <= HEAD_LINES:
         return "\n".join(lines)
     return "\n".join(lines[:HEAD_LINES] + [f"[... {len(lines) - HEAD_LINES} more lines]"])
+
+
+def _printed(output: str) -> str:
+    """What a bash call's command printed, without the exit code line."""
+    lines = output.removeprefix(UNTRUSTED).strip().splitlines()
+    if lines and re.fullmatch(r"\[exit code \d+\]", lines[-1]):
+        lines.pop()
+    return "\n".join(lines).strip() if lines != ["(no output)"] else ""
 
 
 def _address(page: str) -> str:
