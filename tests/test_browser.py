@@ -12,7 +12,7 @@ from spud.browser_policy import BrowserPolicy
 from spud.core.messages import ToolResult
 from spud.tools.browser.session import BrowserSession
 from spud.tools.browser.snapshot import compact_snapshot
-from spud.tools.browser.tools import browser_tools
+from spud.tools.browser.tools import browser_tools, option_value
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sites.server import SiteServer  # noqa: E402
@@ -96,7 +96,12 @@ def test_form_with_validation(browser: Browser, site: SiteServer):
     assert res.ok and "no navigation" in res.output
     assert browser.page.locator("#error").inner_text() == "Email is invalid"
     browser("browser_type", ref=email, text="ada@example.org")
-    res = browser("browser_select", ref=browser.ref("combobox", "Topic"), option="Billing")
+    topic = browser.ref("combobox", "Topic")
+    res = browser("browser_select", ref=topic, option="Nothing")
+    assert not res.ok and "its options: General, Billing, Support" in res.output
+    res = browser("browser_select", ref=topic, option="support")  # a value
+    assert res.ok and browser.page.locator("#topic").input_value() == "support"
+    res = browser("browser_select", ref=topic, option="bill")  # the one label it starts
     assert res.ok and browser.page.locator("#topic").input_value() == "billing"
     browser("browser_click", ref=send)
     assert browser.page.locator("#error").inner_text() == "You must agree to the terms"
@@ -276,3 +281,12 @@ def test_compact_snapshot_flattens_wrappers():
         "- combobox [e8]: options A (selected), B",
         '- link "Next" [e19]',
     ]
+
+
+def test_an_option_is_found_by_the_words_of_its_label_unless_two_fit():
+    options = [["Standard (3-5 days)", "std"], ["Express (next day)", "exp"], ["Pick up", "pick"]]
+    assert option_value(options, "Express") == "exp"
+    assert option_value(options, "next  DAY") == "exp"
+    assert option_value(options, "pick") == "pick"  # the value itself
+    assert option_value(options, "day") is None  # two labels hold it
+    assert option_value(options, "Overnight") is None

@@ -184,11 +184,13 @@ def test_a_reply_without_values_is_asked_again_then_left_to_the_loop(workspace: 
 
 def test_a_choice_lists_the_candidates_before_the_answer_and_the_form(workspace: Path, store):
     def reply(prompt: str) -> str:
-        if "list of dicts" in prompt:  # the candidates as data, picked by code
+        if "dict literal" in prompt:  # the candidates as data, picked by code
             return (
                 "```python\ntools = [{'name': 'Garden Fork', 'stock': 37}, "
-                "{'name': 'Rake', 'stock': 5}]\nprint(min(tools, key=lambda t: t['stock'])['name'])"
+                "{'name': 'Rake', 'stock': 5}]\nprint(min(tools, key=lambda t: t['stock']))"
             )
+        if prompt.startswith("The script chose this item:"):
+            return "ANSWER: Rake" if "'name': 'Rake'" in prompt else "ANSWER: no item"
         return fill_form(prompt)
 
     model = Reader(reply)
@@ -203,13 +205,14 @@ def test_a_choice_lists_the_candidates_before_the_answer_and_the_form(workspace:
     )
     with serve(SITE) as site:
         result, messages = web_run(workspace, store, model, task, site)
-    assert "list of dicts" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
-    assert model.prompts[1].startswith("The form on") and result.status == "finished"
+    assert "dict literal" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
+    assert model.prompts[1].startswith("The script chose this item:\n{'name': 'Rake'")
+    assert model.prompts[2].startswith("The form on") and result.status == "finished"
 
 
 def test_a_choice_without_a_working_script_is_asked_for_in_words(workspace: Path, store):
     def reply(prompt: str) -> str:
-        if "list of dicts" in prompt:
+        if "dict literal" in prompt:
             return "```python\nprint(tools[0])\n```"  # a NameError: nothing printed to use
         return "The Rake's page says 5.\nANSWER: Rake"
 

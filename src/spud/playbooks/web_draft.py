@@ -36,9 +36,9 @@ SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE |
 COMPUTE = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # by a script
 TEXT_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
-CHOICE = re.compile(  # the task picks one of several items: the candidates are listed first
+CHOICE = re.compile(  # the task picks one of several items by a value: a script picks
     r"\b(cheap|dear|light|heavi|larg|small|bigg|long|short|low|high|fast|slow|lat|earli|new|old"
-    r"|near|few)(er|est)\b|\b(most|least|best|worst|several|not the|which)\b"
+    r"|near|few)(er|est)\b|\b(most|least)\b"
     r"|\bon \d{1,2} (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
     re.IGNORECASE,
 )
@@ -56,11 +56,24 @@ ANSWER_ASK = (
     "ANSWER: 42 units"
 )
 PICK_ASK = (
-    "The task picks one of several items. Write a short Python 3 script that finds it: copy "
-    "every candidate from the pages above into a list of dicts (its name or code exactly as the "
-    "pages show it, and each value the choice depends on, numbers as numbers), then choose the "
-    "one the task asks for with code and print just the answer. Reply with the script in one "
-    "```python block."
+    "The task picks one of several items. Write a short Python 3 script that finds it. Do not "
+    "copy the pages' text into it: write each candidate from the pages as a dict literal, with "
+    "its name and code exactly as the pages show them and every value the task's words depend "
+    "on (numbers as numbers). Then, with code, keep the items the task asks for (when it names "
+    "a kind, a model or a date), choose among them and print the whole chosen dict. For "
+    "example, for the longest red scarf:\n"
+    "```python\nitems = [\n"
+    '    {"name": "Tartan S-4", "colour": "Red", "length_cm": 160},\n'
+    '    {"name": "Nordic", "colour": "Grey", "length_cm": 190},\n'
+    '    {"name": "Ruby Knit", "colour": "Red", "length_cm": 175},\n]\n'
+    "# the task asks for a red one\n"
+    'wanted = [item for item in items if item["colour"] == "Red"]\n'
+    'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
+    "Reply with your script in one ```python block."
+)
+CHOSEN = (
+    "The script chose this item:\n{item}\n\nAnswer the task from it: the value the task asks "
+    "for, on a line that starts with ANSWER:"
 )
 WRITE_ASK = (
     "Now write {path} with that answer, exactly as the task asks for it (for example just "
@@ -164,32 +177,41 @@ class WebDraft:
     def work_out(self, model: TextModel, act: Act, pages: str) -> tuple[list[Message], str]:
         """The chat that worked out the answer, ending with the model's turn, and that turn.
 
-        When the task picks one of several items, the model writes a script that holds the
-        candidates as data and picks with code (a 1.5B listed five laptops' weights right and
-        then named the second lightest); its printed answer closes the turn. Without a working
-        script, or for a plain look-up, the answer is asked for in words.
+        When the task picks one of several items by a value, the model first writes a script
+        that holds the candidates as data and picks with code (a 1.5B listed five laptops'
+        weights right, then named the second lightest); the item it printed is shown back.
+        Either way the last turn answers in words, ending with an ANSWER line.
         """
-        if CHOICE.search(self.task):
-            chat = _chat(f"{self.task}\n\n{pages}\n\n{PICK_ASK}")
-            reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
-            script, problem = script_in(reply.message.content)
-            if not problem:
-                meta = {"kind": "draft", "draft": reply.message.content, "usage": usage_of(reply)}
-                meta["scratch"] = True  # a pick that fails leaves the answer to words
-                command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
-                ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
-                printed = _printed(ran.content or "")
-                if ran.meta.get("ok") and printed:
-                    turn = (
-                        f"```python\n{script}\n```\nThe script printed:\n{printed}\n"
-                        f"ANSWER: {printed.splitlines()[-1]}"
-                    )
-                    return [*chat, Message(role="assistant", content=turn)], turn
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
+        chosen = self.pick(model, act, pages) if CHOICE.search(self.task) else None
+        if chosen is not None:
+            chat = chosen
         reply = model.chat(chat, max_tokens=self.answer_tokens)
         self.unrecorded.append(reply)
         text = reply.message.content
         return [*chat, Message(role="assistant", content=text)], text
+
+    def pick(self, model: TextModel, act: Act, pages: str) -> list[Message] | None:
+        """The chat in which a script chose the item, asking for the answer (None: no script
+        ran and printed)."""
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{PICK_ASK}")
+        reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
+        script, problem = script_in(reply.message.content)
+        if problem:
+            self.unrecorded.append(reply)
+            return None
+        meta = {"kind": "draft", "draft": reply.message.content, "usage": usage_of(reply)}
+        meta["scratch"] = True  # a pick that fails leaves the answer to words
+        command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
+        ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+        chosen = _printed(ran.content or "")
+        if not ran.meta.get("ok") or not chosen:
+            return None
+        return [
+            *chat,
+            Message(role="assistant", content=f"```python\n{script}\n```"),
+            Message(role="user", content=CHOSEN.format(item=chosen)),
+        ]
 
     def recorded(self) -> dict[str, Any]:
         """The usage of the replies no step has recorded yet (and none from now on)."""

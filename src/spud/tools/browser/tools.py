@@ -170,16 +170,42 @@ class BrowserSelect(BrowserTool):
 
     def act(self, args: Args) -> ToolResult:
         loc = self.session.locate(args.ref)
+        options = loc.evaluate(
+            "s => Array.from(s.options || []).map(o => [(o.label || o.text).trim(), o.value])",
+            timeout=action_ms(self.session),
+        )
+        value = option_value(options, args.option)
+        if value is None:
+            labels = ", ".join(label for label, _ in options) or "none"
+            return ToolResult(
+                output=f"{args.ref} has no option {args.option!r}; its options: {labels}",
+                ok=False,
+            )
         chosen: list[str] = []
 
         def action() -> None:
-            try:
-                chosen.extend(loc.select_option(label=args.option, timeout=action_ms(self.session)))
-            except Exception:  # noqa: BLE001 - fall back to the option's value
-                chosen.extend(loc.select_option(value=args.option, timeout=action_ms(self.session)))
+            chosen.extend(loc.select_option(value=value, timeout=action_ms(self.session)))
 
         changes = self.session.act(action)
         return self.result(f"selected {chosen} in {args.ref}: {changes}", selected=chosen)
+
+
+def option_value(options: list[list[str]], wanted: str) -> str | None:
+    """The value of the option meant: its label or value exactly, then the one label that
+    starts with, then the one that contains the words asked for ("Express" for "Express
+    (next day)"), ignoring case; None when no option, or more than one, fits."""
+    said = " ".join(wanted.split()).casefold()
+    for fits in (
+        lambda label, value: said in (label.casefold(), value.casefold()),
+        lambda label, value: label.casefold().startswith(said),
+        lambda label, value: said in label.casefold(),
+    ):
+        found = [value for label, value in options if fits(" ".join(label.split()), value)]
+        if len(set(found)) == 1:
+            return found[0]
+        if found:
+            return None
+    return None
 
 
 class BrowserPress(BrowserTool):
