@@ -189,7 +189,7 @@ def test_a_choice_lists_the_candidates_before_the_answer_and_the_form(workspace:
                 "```python\ntools = [{'name': 'Garden Fork', 'stock': 37}, "
                 "{'name': 'Rake', 'stock': 5}]\nprint(min(tools, key=lambda t: t['stock']))"
             )
-        if prompt.startswith("The script chose this item:"):
+        if prompt.startswith("The script chose this item:") and "ANSWER:" in prompt:
             return "ANSWER: Rake" if "'name': 'Rake'" in prompt else "ANSWER: no item"
         return fill_form(prompt)
 
@@ -207,7 +207,7 @@ def test_a_choice_lists_the_candidates_before_the_answer_and_the_form(workspace:
         result, messages = web_run(workspace, store, model, task, site)
     assert "dict literal" in model.prompts[0] and "In stock: 5 units" in model.prompts[0]
     assert model.prompts[1].startswith("The script chose this item:\n{'name': 'Rake'")
-    assert model.prompts[2].startswith("The form on") and result.status == "finished"
+    assert "The form on" in model.prompts[1] and result.status == "finished"
 
 
 def test_a_choice_without_a_working_script_is_asked_for_in_words(workspace: Path, store):

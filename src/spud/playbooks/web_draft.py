@@ -71,9 +71,12 @@ PICK_ASK = (
     'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
 )
-CHOSEN = (
-    "The script chose this item:\n{item}\n\nAnswer the task from it: the value the task asks "
-    "for, on a line that starts with ANSWER:"
+CHOSEN = "The script chose this item:\n{item}\n\n"
+CHOSEN_ANSWER = "Answer the task with it, on one line that starts with ANSWER:"
+CHOSEN_WRITE = (
+    "Now write {path} for the task from that item, exactly as the task asks for it (just what "
+    "the task asks for, not the whole item): reply with the complete content of {path} in one "
+    "``` block and nothing else."
 )
 WRITE_ASK = (
     "Now write {path} with that answer, exactly as the task asks for it (for example just "
@@ -115,6 +118,7 @@ class WebDraft:
     answer_tokens: int = 256  # an answer with where the pages say it (a 1.5B rambled for minutes)
     pick_tokens: int = 768  # a script with the candidates as data
     unrecorded: list[ModelReply] = field(default_factory=list)  # usage not yet in a step
+    lead: str = ""  # the item a script chose, put before the next ask
 
     def __call__(self, model: TextModel, act: Act) -> None:
         read, forms = self.crawl(act)
@@ -179,39 +183,30 @@ class WebDraft:
 
         When the task picks one of several items by a value, the model first writes a script
         that holds the candidates as data and picks with code (a 1.5B listed five laptops'
-        weights right, then named the second lightest); the item it printed is shown back.
-        Either way the last turn answers in words, ending with an ANSWER line.
+        weights right, then named the second lightest); the turn is then that script, and the
+        next ask starts with the item it chose (`lead`). Otherwise the turn answers in words.
         """
+        self.lead = ""
+        if CHOICE.search(self.task):
+            chat = _chat(f"{self.task}\n\n{pages}\n\n{PICK_ASK}")
+            reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
+            self.unrecorded.append(reply)
+            script, problem = script_in(reply.message.content)
+            if not problem:
+                meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
+                meta["scratch"] = True  # a pick that fails leaves the answer to words
+                command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
+                ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+                chosen = _printed(ran.content or "")
+                if ran.meta.get("ok") and chosen:
+                    self.lead = CHOSEN.format(item=chosen)
+                    turn = f"```python\n{script}\n```"
+                    return [*chat, Message(role="assistant", content=turn)], turn
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
-        chosen = self.pick(model, act, pages) if CHOICE.search(self.task) else None
-        if chosen is not None:
-            chat = chosen
         reply = model.chat(chat, max_tokens=self.answer_tokens)
         self.unrecorded.append(reply)
         text = reply.message.content
         return [*chat, Message(role="assistant", content=text)], text
-
-    def pick(self, model: TextModel, act: Act, pages: str) -> list[Message] | None:
-        """The chat in which a script chose the item, asking for the answer (None: no script
-        ran and printed)."""
-        chat = _chat(f"{self.task}\n\n{pages}\n\n{PICK_ASK}")
-        reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
-        script, problem = script_in(reply.message.content)
-        if problem:
-            self.unrecorded.append(reply)
-            return None
-        meta = {"kind": "draft", "draft": reply.message.content, "usage": usage_of(reply)}
-        meta["scratch"] = True  # a pick that fails leaves the answer to words
-        command = f"python3 - <<'{HEREDOC}'\n{script}\n{HEREDOC}"
-        ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
-        chosen = _printed(ran.content or "")
-        if not ran.meta.get("ok") or not chosen:
-            return None
-        return [
-            *chat,
-            Message(role="assistant", content=f"```python\n{script}\n```"),
-            Message(role="user", content=CHOSEN.format(item=chosen)),
-        ]
 
     def recorded(self) -> dict[str, Any]:
         """The usage of the replies no step has recorded yet (and none from now on)."""
@@ -219,7 +214,12 @@ class WebDraft:
         return usage
 
     def answer(self, model: TextModel, act: Act, pages: str) -> None:
-        _, text = self.work_out(model, act, pages)
+        chat, text = self.work_out(model, act, pages)
+        if self.lead:
+            chat.append(Message(role="user", content=self.lead + CHOSEN_ANSWER))
+            reply = model.chat(chat, max_tokens=self.answer_tokens)
+            self.unrecorded.append(reply)
+            text = reply.message.content
         found = ANSWER.findall(text) or [ln for ln in text.splitlines() if ln.strip("*#`> ")]
         answer = found[-1].strip("*#`> ") if found else ""  # the ANSWER line, or the last one
         if answer:
@@ -229,7 +229,8 @@ class WebDraft:
     def write(self, model: TextModel, act: Act, pages: str, path: str) -> None:
         """Ask for the answer, then for the output file's content in one block, and write it."""
         chat, first = self.work_out(model, act, pages)
-        chat.append(Message(role="user", content=WRITE_ASK.format(path=path)))
+        ask = self.lead + (CHOSEN_WRITE if self.lead else WRITE_ASK).format(path=path)
+        chat.append(Message(role="user", content=ask))
         reply = model.chat(chat, max_tokens=self.max_tokens)
         self.unrecorded.append(reply)
         text = reply.message.content
@@ -254,7 +255,8 @@ class WebDraft:
         form = FORM_ASK.format(url=url, controls=listed)
         chat = _chat(f"{self.task}\n\n{pages}\n\n{form}")
         if CHOICE.search(self.task):  # the item the form is for is worked out first
-            chat = [*self.work_out(model, act, pages)[0], Message(role="user", content=form)]
+            chat = self.work_out(model, act, pages)[0]
+            chat.append(Message(role="user", content=self.lead + form))
         temperature = None
         for _ in range(2):
             reply = model.chat(chat, max_tokens=self.max_tokens, temperature=temperature)
