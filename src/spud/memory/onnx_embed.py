@@ -81,6 +81,7 @@ def export(model_dir: Path, path: Path) -> None:
             torch.onnx.export(Pooled(bert), (ids, mask), tmp, dynamo=False, opset_version=17,
                               input_names=["input_ids", "attention_mask"],
                               output_names=["embedding"], dynamic_axes=dynamic)  # fmt: skip
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 otherwise
         os.replace(tmp, path)
         log.info("memory: exported in %.1f s", time.perf_counter() - started)
     finally:
