@@ -407,14 +407,15 @@ def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path
     good = (
         "It writes the SUM formula.\n```python\nimport openpyxl\n"
         "wb = openpyxl.load_workbook('sales.xlsx')\nwb.active['B5'] = '=SUM(B2:B4)'\n"
-        "wb.save('sales.xlsx')\n```"
+        "wb.save('totals.xlsx')\n```"
     )
     model = Drafter([good])
-    task = "In sales.xlsx, put a formula in B5 that adds up B2:B4."
+    # a new workbook made from another: a script (an edit in place is drafted as cells)
+    task = "Make totals.xlsx from sales.xlsx with a formula in B5 that adds up B2:B4."
     result, _ = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
-    assert "verify sales.xlsx" in result.summary
-    assert openpyxl.load_workbook(workspace / "sales.xlsx").active["B5"].value == "=SUM(B2:B4)"
+    assert "verify sales.xlsx, totals.xlsx" in result.summary
+    assert openpyxl.load_workbook(workspace / "totals.xlsx").active["B5"].value == "=SUM(B2:B4)"
     assert "openpyxl" in model.prompts[0][1].content and "B4=5" in model.prompts[0][1].content
 
 

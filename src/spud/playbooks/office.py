@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, named_files, workspace_files
+from spud.playbooks.cells_draft import CellsDraft
 from spud.playbooks.checks import TaskVerifier, office_check, outputs_check
 from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
@@ -13,6 +15,12 @@ from spud.sandbox.bubblewrap import Sandbox
 OFFICE = (".xlsx", ".xlsm", ".docx", ".pptx")
 TEXT_INPUTS = (".csv", ".txt", ".md", ".json")
 SHOWN_ROWS, SHOWN_COLS = 15, 12
+# Work on whole rows (picking, ordering, copying them) takes a script; cells take the rest.
+ROWS_WORK = re.compile(
+    r"\b(?:sort(?:ed|s)?|order(?:ed)? by|filter(?:ed)?|lists? only|only the (?:rows|items)|"
+    r"cop(?:y|ies)|remove|delete|duplicates?|each row of)\b",
+    re.IGNORECASE,
+)
 LIBRARIES = (
     "; openpyxl, python-docx and python-pptx are installed. Formulas go in as text starting "
     "with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
@@ -55,16 +63,36 @@ class OfficeWork:
             checks.append(office_check(workspace, office))
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
+        # a text model first writes one script (openpyxl, python-docx, python-pptx), run and
+        # checked; an edit of one workbook's cells is drafted as the cells themselves
+        shown = "\n\n".join(parts)
+        opening = ScriptDraft(task, shown, verifier, LIBRARIES, workspace=workspace)
+        if (sheets := cell_edit(task, workspace, inputs, outputs)) is not None:
+            opening = CellsDraft(task, shown, verifier, inputs[0], sheets, then=opening)
         return Brief(
             playbook=self.name,
-            # a text model first writes one script (openpyxl, python-docx, python-pptx), run
-            # and checked
-            opening=ScriptDraft(task, "\n\n".join(parts), verifier, LIBRARIES, workspace=workspace),
+            opening=opening,
             prompt=prompt,
             context=context if parts else "",
             verifier=verifier,
             toolsets={"office"},
         )
+
+
+def cell_edit(
+    task: str, workspace: Path, inputs: list[str], outputs: list[str]
+) -> list[str] | None:
+    """The sheets of the one workbook a task edits in place (nothing else read or made, no
+    work on whole rows); None for any other office task."""
+    from spud.tools.office.workbook import OfficeError, load_workbook
+
+    workbooks = [n for n in inputs if n.lower().endswith(".xlsx")]
+    if outputs or len(inputs) != 1 or len(workbooks) != 1 or ROWS_WORK.search(task):
+        return None
+    try:
+        return [ws.title for ws in load_workbook(workspace / workbooks[0]).worksheets]
+    except OfficeError:
+        return None
 
 
 def workbook_view(path: Path) -> str:

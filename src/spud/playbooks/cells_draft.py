@@ -1,0 +1,188 @@
+"""Workbook edits drafted as a dict of cells (`"Orders!G2:G31": "=E2*F2"`), written, checked."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spud.core.messages import Message, ModelReply, ToolCall
+from spud.core.protocols import Act, Opening, TextModel, Verifier
+from spud.playbooks.draft import BLOCK, REDRAFT_TEMPERATURE, said, usage_of
+
+CELLS_SYSTEM = "You are an expert spreadsheet user. You edit workbooks with Excel formulas."
+CELLS_ASK = (
+    "Reply with the cells to write, as a Python dict named cells in one ```python block: "
+    "each key a cell or range of {workbook} with its sheet, each value a number, a text or a "
+    "formula (text starting with '='). A range takes one formula and fills it, its row and "
+    "column numbers moving as in a spreadsheet, or a list of values in order. A sheet that "
+    "does not exist yet is added. Write only the cells that change. For example:\n"
+    "```python\ncells = {{\n"
+    '    "Stock!E1": "Value",\n'
+    '    "Stock!E2:E20": "=C2*D2",  # =C3*D3 in E3, and so on\n'
+    '    "Totals!A1:A3": ["Shelf", "Count", "Value"],\n'
+    '    "Totals!B3": "=SUM(Stock!E2:E20)",\n'
+    "}}\n```"
+)
+CELLS_REPAIR = (
+    "Spud wrote the cells and recalculated the workbook:\n{written}\n\nThe checks say:\n"
+    "{checks}\n\nSay in one sentence what is wrong, then reply with the cells to change, as "
+    "the dict named cells in one ```python block."
+)
+CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
+MAX_CELLS = 5000
+
+
+class CellsError(ValueError):
+    """A cells reply that cannot be written, with what to change."""
+
+
+@dataclass
+class CellsDraft:
+    """Rounds of cells, write, recalculate, check: a workbook edit's first steps on a text
+    model, without a script's openpyxl calls to get wrong. `then` takes over if no round's
+    cells pass the checks (e.g. a script, for work on whole rows)."""
+
+    task: str
+    shown: str  # the workbook as the playbook shows it
+    verifier: Verifier
+    workbook: str  # its path in the workspace
+    sheets: list[str]  # its sheets, the first being the one a bare address means
+    then: Opening | None = None
+    rounds: int = 3
+    max_tokens: int = 1536
+
+    def __call__(self, model: TextModel, act: Act) -> None:
+        ask = f"{self.task}\n\n{self.shown}\n\n{CELLS_ASK.format(workbook=self.workbook)}"
+        chat = [Message(role="system", content=CELLS_SYSTEM), Message(role="user", content=ask)]
+        unused: list[ModelReply] = []
+        tried: list[dict[str, Any]] = []
+        temperature = None
+        for _ in range(self.rounds):
+            reply = model.chat(
+                chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+            )
+            text = reply.message.content
+            chat.append(Message(role="assistant", content=text))
+            try:
+                cells = cells_in(text)
+                writes = by_sheet(cells, self.sheets)
+            except CellsError as exc:
+                temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
+                chat.append(Message(role="user", content=f"{exc} Reply with the corrected dict."))
+                unused.append(reply)
+                continue
+            if cells in tried:  # the same cells again: a fresh chat, sampled more freely
+                chat, temperature = chat[:2], REDRAFT_TEMPERATURE
+                unused.append(reply)
+                continue
+            tried.append(cells)
+            temperature = None
+            meta: dict[str, Any] = {
+                "kind": "draft",
+                "draft": text,
+                "usage": usage_of(*unused, reply),
+            }
+            unused, results = [], []
+            for sheet, values in writes.items():
+                if sheet not in self.sheets:
+                    add = {"path": self.workbook, "name": sheet}
+                    results.append(act(ToolCall(name="sheet_add", arguments=add), meta).content)
+                    self.sheets.append(sheet)
+                    meta = {"kind": "draft"}
+                args = {"path": self.workbook, "cells": values, "sheet": sheet}
+                results.append(act(ToolCall(name="sheet_write", arguments=args), meta).content)
+                meta = {"kind": "draft"}  # the reply's text and cost go with its first call
+            checks = self.verifier.check()
+            if all(c.passed for c in checks):
+                summary = said(text) or f"Wrote {len(cells)} cells of {self.workbook}; checked."
+                act(ToolCall(name="finish", arguments={"summary": summary}), {})
+                return
+            failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
+            written = "\n".join(r or "" for r in results)[-2500:]
+            chat.append(
+                Message(role="user", content=CELLS_REPAIR.format(written=written, checks=failed))
+            )
+        if self.then is not None:
+            self.then(model, act)
+
+
+def cells_in(reply: str) -> dict[str, Any]:
+    """The dict named cells (or the only dict) in the reply's Python block."""
+    for block in BLOCK.findall(reply):
+        try:
+            tree = ast.parse(block)
+        except SyntaxError as exc:
+            raise CellsError(
+                f"The block is not valid Python (line {exc.lineno}: {exc.msg})."
+            ) from None
+        dicts = [
+            node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+        ]
+        if dicts:
+            try:
+                found = ast.literal_eval(dicts[-1])
+            except ValueError:
+                raise CellsError(
+                    "The dict's keys and values must be plain text, numbers or lists of them."
+                ) from None
+            if not found:
+                raise CellsError("The dict is empty: give the cells to write.")
+            return found
+    raise CellsError("Your reply had no dict of cells (cells = {...}) in a ```python block.")
+
+
+def by_sheet(cells: dict[str, Any], sheets: list[str]) -> dict[str, dict[str, Any]]:
+    """Each sheet's cells to write, address by address, ranges filled in."""
+    from openpyxl.formula.translate import Translator
+    from openpyxl.utils import get_column_letter
+    from openpyxl.utils.cell import column_index_from_string
+
+    out: dict[str, dict[str, Any]] = {}
+    count = 0
+    for key, value in cells.items():
+        if not isinstance(key, str):
+            raise CellsError(f'The key {key!r} is not a cell like "Sheet1!B5".')
+        sheet, _, where = key.rpartition("!")
+        sheet = known_sheet(sheet.strip().strip("'"), sheets)
+        first, _, last = where.strip().partition(":")
+        a, b = CELL.match(first), CELL.match(last or first)
+        if a is None or b is None:
+            raise CellsError(f'{key!r} is not a cell or range like "Sheet1!B5" or "B2:B9".')
+        cols = range(
+            column_index_from_string(a[1].upper()), column_index_from_string(b[1].upper()) + 1
+        )
+        rows = range(int(a[2]), int(b[2]) + 1)
+        addresses = [f"{get_column_letter(c)}{r}" for r in rows for c in cols]
+        count += len(addresses)
+        if not addresses or count > MAX_CELLS:
+            raise CellsError(f"{key!r} is not a range from top left to bottom right, or too big.")
+        if isinstance(value, (list, tuple)):
+            flat = [v for row in value for v in (row if isinstance(row, (list, tuple)) else [row])]
+            if len(flat) != len(addresses):
+                raise CellsError(
+                    f"{key!r} has {len(addresses)} cells but its list {len(flat)} values."
+                )
+            filled = dict(zip(addresses, flat, strict=True))
+        elif isinstance(value, str) and value.startswith("="):
+            origin = addresses[0]
+            filled = {
+                at: Translator(value, origin=origin).translate_formula(at) for at in addresses
+            }
+        else:
+            filled = dict.fromkeys(addresses, value)
+        for at, v in filled.items():
+            if v is not None and not isinstance(v, (str, int, float, bool)):
+                raise CellsError(f"The value for {at} is not a number or text: {v!r}.")
+        out.setdefault(sheet, {}).update(filled)
+    return out
+
+
+def known_sheet(name: str, sheets: list[str]) -> str:
+    """The workbook's spelling of a sheet name; the first sheet for none; else the new name."""
+    if not name:
+        return sheets[0]
+    return next((s for s in sheets if s.lower() == name.lower()), name)

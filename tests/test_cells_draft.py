@@ -1,0 +1,131 @@
+"""Workbook edits drafted as a dict of cells: ranges filled, sheets added, checked, repaired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pytest
+from test_drafts import Drafter, script_run
+
+from spud.playbooks import brief_for
+from spud.playbooks.cells_draft import CellsDraft, CellsError, by_sheet, cells_in
+from spud.playbooks.draft import ScriptDraft
+from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.tools.office.recalc import recalculate
+
+ORDERS = [["Item", "Qty", "Price"], ["tea", 2, 1.5], ["jam", 1, 4.0], ["oats", 3, 2.0]]
+TASK = (
+    'orders.xlsx has an Orders sheet (Item, Qty, Price in rows 2 to 4). Put "Line total" in '
+    "D1 and Qty times Price in D2:D4 as formulas, and a sheet Totals with Total in A1 and the "
+    "sum of the line totals in B1."
+)
+
+
+def orders(ws_dir: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Orders"
+    for row in ORDERS:
+        ws.append(row)
+    wb.save(ws_dir / "orders.xlsx")
+
+
+def values(path: Path, sheet: str, cells: list[str]) -> list:
+    """The cells' values as a spreadsheet would show them (the workbook recalculated)."""
+    recalc = recalculate(openpyxl.load_workbook(path))
+    return [recalc.value(sheet, c) for c in cells]
+
+
+def test_a_range_fills_its_formula_down_and_a_new_sheet_is_added(workspace: Path, store):
+    orders(workspace)
+    reply = (
+        "```python\ncells = {\n"
+        '    "Orders!D1": "Line total",\n'
+        '    "Orders!D2:D4": "=B2*C2",\n'
+        '    "Totals!A1:B1": ["Total", "=SUM(Orders!D2:D4)"],\n'
+        "}\n```"
+    )
+    model = Drafter([reply])
+    result, messages = script_run(workspace, store, model, TASK, office=True)
+    assert result.status == "finished", result.summary
+    assert "verify orders.xlsx" in result.summary  # the office check ran before finishing
+    book = openpyxl.load_workbook(workspace / "orders.xlsx")
+    assert [book["Orders"][f"D{r}"].value for r in (2, 3, 4)] == ["=B2*C2", "=B3*C3", "=B4*C4"]
+    assert book["Totals"]["A1"].value == "Total"
+    assert values(workspace / "orders.xlsx", "Totals", ["B1"]) == [13.0]
+    calls = [m.tool_calls[0].name for m in messages if m.role == "assistant"]
+    assert calls == ["sheet_write", "sheet_add", "sheet_write", "finish"]
+    asked = model.prompts[0][1].content
+    assert "orders.xlsx" in asked and "B2=2" in asked and "cells = {" in asked
+
+
+def test_a_reply_without_cells_is_told_why_and_the_next_one_is_written(workspace: Path, store):
+    orders(workspace)
+    bad = '```python\ncells = {"Orders!D2:D": "=B2*C2"}\n```'
+    good = '```python\ncells = {"Orders!D2:D4": "=B2*C2"}\n```'
+    model = Drafter([bad, good])
+    result, _ = script_run(workspace, store, model, TASK, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[1][-1].content
+    assert "'Orders!D2:D' is not a cell or range" in told
+    assert openpyxl.load_workbook(workspace / "orders.xlsx")["Orders"]["D4"].value == "=B4*C4"
+
+
+def test_cells_that_fail_their_checks_get_the_values_and_then_a_script_takes_over(
+    workspace: Path, store
+):
+    orders(workspace)
+    broken = '```python\ncells = {"Orders!D2": "=B2/0"}\n```'  # #DIV/0!, each round
+    again = '```python\ncells = {"Orders!D2": "=B2/(C2-C2)"}\n```'
+    third = '```python\ncells = {"Orders!D2": "=1/0"}\n```'
+    script = (
+        "```python\nimport openpyxl\nwb = openpyxl.load_workbook('orders.xlsx')\n"
+        "ws = wb['Orders']\nfor r in range(2, 5):\n    ws[f'D{r}'] = f'=B{r}*C{r}'\n"
+        "wb.save('orders.xlsx')\n```"
+    )
+    model = Drafter([broken, again, third, script])
+    result, _ = script_run(workspace, store, model, TASK, office=True)
+    assert result.status == "finished", result.summary
+    repair = model.prompts[1][-1].content
+    assert "D2 = =B2/0" in repair and "#DIV/0!" in repair  # what the cells hold now, and why
+    assert "openpyxl" in model.prompts[3][1].content  # the script draft's own ask
+    assert values(workspace / "orders.xlsx", "Orders", ["D2", "D4"]) == [3.0, 6.0]
+
+
+def test_cell_keys_and_values_become_each_sheets_writes():
+    sheets = ["Orders", "Notes"]
+    got = by_sheet({"B2:C3": [[1, 2], [3, 4]], "'notes'!A1": "hi", "New!A1:A2": 0}, sheets)
+    assert got == {
+        "Orders": {"B2": 1, "C2": 2, "B3": 3, "C3": 4},  # a bare address: the first sheet
+        "Notes": {"A1": "hi"},  # the workbook's spelling of the name
+        "New": {"A1": 0, "A2": 0},  # a value over a range fills it
+    }
+    assert by_sheet({"E2:F2": "=SUM($A$1:A2)"}, sheets)["Orders"]["F2"] == "=SUM($A$1:B2)"
+    with pytest.raises(CellsError, match="has 3 cells but its list 2 values"):
+        by_sheet({"A1:A3": [1, 2]}, sheets)
+    with pytest.raises(CellsError, match="top left to bottom right"):
+        by_sheet({"A5:A1": 1}, sheets)
+    with pytest.raises(CellsError, match="no dict of cells"):
+        cells_in("Put =SUM(B2:B4) in B5.")
+    with pytest.raises(CellsError, match="plain text, numbers or lists"):
+        cells_in("```python\ncells = {'A1': sum([1, 2])}\n```")
+
+
+def test_only_an_edit_of_one_workbooks_cells_is_drafted_as_cells(workspace: Path):
+    orders(workspace)
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+
+    def opening(task: str) -> object:
+        brief = brief_for(task, workspace, sandbox)
+        assert brief is not None
+        return brief.opening
+
+    drafted = opening(TASK)
+    assert isinstance(drafted, CellsDraft) and isinstance(drafted.then, ScriptDraft)
+    assert drafted.sheets == ["Orders"]
+    for task in (
+        "List only the orders of orders.xlsx with Qty over 1 in a new sheet, sorted by Price.",
+        "Make report.docx from orders.xlsx with the total.",
+    ):
+        assert isinstance(opening(task), ScriptDraft), task
