@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from spud.core.protocols import Tool
-from spud.tools.browser.tools import BROWSER_PROMPT
 from spud.toolsets.registry import ToolContext, ToolSet, register
+
+if TYPE_CHECKING:
+    from spud.core.protocols import Tool
 
 URL = re.compile(r"\bhttps?://[^\s/$.?#][^\s]*", re.IGNORECASE)
 
@@ -16,8 +18,13 @@ class Browser(ToolSet):
     name = "browser"
     title = "Browser"
     summary = "a headless web browser (on anyway when the task has an http(s) URL)"
-    prompt = BROWSER_PROMPT
     order = 0  # listed first: small models favour the first tools
+
+    @property
+    def prompt(self) -> str:  # type: ignore[override]  # read when a session uses the set
+        from spud.tools.browser.tools import BROWSER_PROMPT
+
+        return BROWSER_PROMPT
 
     def tools(self, ctx: ToolContext) -> list[Tool]:
         from spud.tools.browser.tools import browser_tools

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from spud.core.protocols import Tool
+from typing import TYPE_CHECKING
+
 from spud.toolsets.registry import ToolContext, ToolSet, register
+
+if TYPE_CHECKING:
+    from spud.core.protocols import Tool
 
 
 @register

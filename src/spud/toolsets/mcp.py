@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from spud.core.protocols import Tool
 from spud.toolsets.registry import ToolContext, ToolSet, register
 
 if TYPE_CHECKING:
     from spud.config import Settings
+    from spud.core.protocols import Tool
 
 log = logging.getLogger(__name__)
 

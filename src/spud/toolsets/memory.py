@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from spud.core.errors import ConfigError
-from spud.core.protocols import Tool
 from spud.toolsets.registry import ToolContext, ToolSet, register
+
+if TYPE_CHECKING:
+    from spud.core.protocols import Tool
 
 
 @register

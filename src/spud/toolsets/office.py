@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from spud.core.protocols import Tool
 from spud.toolsets.registry import ToolContext, ToolSet, register
+
+if TYPE_CHECKING:
+    from spud.core.protocols import Tool
 
 OFFICE_FILE = re.compile(r"\.(xlsx|xlsm|docx|pptx|pdf|csv)\b", re.IGNORECASE)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from spud.core.errors import ConfigError
-from spud.core.protocols import Tool
 
 if TYPE_CHECKING:
     from spud.config import Settings
+    from spud.core.protocols import Tool
     from spud.memory.service import MemoryService
     from spud.sandbox.bubblewrap import Sandbox
 
