@@ -12,7 +12,7 @@ from spud.core.agent import Agent, Harness, Limits
 from spud.core.messages import Message, ModelReply, Usage
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for
-from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
+from spud.sandbox.bubblewrap import SCRIPT_HOOK, Sandbox, SandboxConfig
 from spud.tools.pymerge import MergeError, merge_python
 from spud.tools.shell import coding_tools
 
@@ -375,12 +375,18 @@ def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, 
         "def last(i):\n    return lines[i]\nopen('count.txt', 'w').write(last(7))\n```"
     )
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    (workspace / "tree.py").write_text("NAME = 'the workspace tree.py'\n")
+    crash = crash.replace("```python\n", "```python\nimport tree\nprint(tree.NAME)\n", 1)
     model = Drafter([crash, good])
-    result, _ = script_run(workspace, store, model)
+    result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     repair = model.prompts[1][-1].content
-    assert "line 3, in last\n    return lines[i]\nIndexError" in repair
+    assert "line 5, in last\n    return lines[i]\nIndexError" in repair
     assert "Values where it failed:\n  lines = ['a', 'b', 'c']\n  i = 7" in repair
+    assert "the workspace tree.py" in repair  # imports come from the workspace, not the hook's
+    # the command a reader of the run (or the loop's model) sees is short: the hook is a file
+    command = next(m for m in messages if m.role == "assistant").tool_calls[0].arguments["command"]
+    assert command.splitlines()[0] == f"python3 {SCRIPT_HOOK} <<'SPUD_SCRIPT'"
 
 
 def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Path, store):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import math
 import re
-import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.base import show_file, workspace_files
+from spud.sandbox.bubblewrap import SCRIPT_HOOK
 from spud.tools.pymerge import DEFS, MergeError, merge_python
 
 BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -62,32 +62,6 @@ SCRIPT_REPAIR = (
 SHOWN_FILES = 15
 Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
 HEREDOC = "SPUD_SCRIPT"
-# The script is read from stdin under a hook that prints, after a crash's traceback, the
-# values where it failed (a 1.5B indexing lines[1] of a file it had not seen, five rounds).
-VALUES_HOOK = """import re, sys, traceback
-source = sys.stdin.read()
-def shown(kind, exc, tb):
-    traceback.print_exception(kind, exc, tb.tb_next)
-    last = None
-    while tb:
-        last = tb if tb.tb_frame.f_code.co_filename == "<stdin>" else last
-        tb = tb.tb_next
-    if last is None:
-        return
-    frame, lines, n = last.tb_frame, source.splitlines(), last.tb_lineno
-    scope = {**frame.f_globals, **frame.f_locals}
-    named = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", lines[n - 1] if 0 < n <= len(lines) else "")
-    names = [*dict.fromkeys(named), *reversed(frame.f_locals)]
-    names = [k for k in dict.fromkeys(names) if k in scope and not k.startswith("__")
-             and not callable(scope[k]) and type(scope[k]).__name__ != "module"][:12]
-    if names:
-        print("Values where it failed:", file=sys.stderr)
-    for k in names:
-        print(f"  {k} = {repr(scope[k])[:300]}", file=sys.stderr)
-sys.excepthook = shown
-sys.argv = ["-"]
-exec(compile(source, "<stdin>", "exec"), {"__name__": "__main__", "__file__": "<stdin>"})
-"""
 STDIN_FRAME = re.compile(r'^([ \t]*)File "<stdin>", line (\d+).*$', re.MULTILINE)
 
 
@@ -378,8 +352,9 @@ class ScriptDraft:
             else:
                 if self.prelude:
                     code = f"{self.prelude}\n{given(script, self.prelude)}"
-                hook = shlex.quote(VALUES_HOOK)
-                command = f"python3 -c {hook} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
+                # under a hook that prints, after a crash's traceback, the values where it
+                # failed (a 1.5B indexed lines[1] of a file it had not seen, five rounds)
+                command = f"python3 {SCRIPT_HOOK} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
             before = stamps(self.workspace)
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()

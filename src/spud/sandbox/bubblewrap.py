@@ -20,6 +20,7 @@ from spud.core.errors import ConfigError, SpudError
 from spud.sandbox import limits, network, seccomp, tree
 
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
+SCRIPT_HOOK = Path(__file__).with_name("script_hook.py")  # bound read-only for drafted scripts
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOBODY = 65534
 MIB = limits.MIB
@@ -298,7 +299,7 @@ class Sandbox:
         """Extra read-only binds, resolved, without those already covered by another bind."""
         covered = [Path(os.path.realpath(d)) for d in SYSTEM_DIRS]
         paths: list[Path] = []
-        for raw in [*_python_dirs(), *self.config.extra_ro_binds]:
+        for raw in [*_python_dirs(), SCRIPT_HOOK, *self.config.extra_ro_binds]:
             path = Path(os.path.realpath(raw))
             if path.exists() and path not in paths:
                 paths.append(path)
