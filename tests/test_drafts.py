@@ -425,6 +425,29 @@ def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path
     assert "openpyxl" in model.prompts[0][1].content and "B4=5" in model.prompts[0][1].content
 
 
+def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: Path, store):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "May"
+    for row in [["Store", "Sales"], ["Oslo", 1200], ["Bergen", 800], ["Total", "=SUM(B2:B3)"]]:
+        ws.append(row)
+    wb.save(workspace / "stores.xlsx")
+    script = (
+        "```python\nSHEETS = {}\nrows = SHEETS['stores.xlsx']['May']\n"  # its own copy: dropped
+        "best = max(rows[1:3], key=lambda r: r[1])\n"
+        "open('best.txt', 'w').write(f'{best[0]} {rows[3][1]}')\n```"
+    )
+    model = Drafter([script])
+    task = "Write best.txt with the store of stores.xlsx that sold the most."
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    # values as lists, the header first; a formula never calculated is its text
+    assert (workspace / "best.txt").read_text() == "Oslo =SUM(B2:B3)"
+    assert "SHEETS['stores.xlsx']['May'] is that sheet's rows" in model.prompts[0][1].content
+
+
 def test_a_task_asking_for_a_script_gets_the_draft_saved_there_and_run(workspace: Path, store):
     task = "Write a Python script hello.py that prints Hello from Spud! and then run python3 hello.py to check it."
     model = Drafter(["It prints the greeting.\n```python\nprint('Hello from Spud!')\n```"])

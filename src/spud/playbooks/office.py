@@ -27,6 +27,32 @@ LIBRARIES = (
 )
 
 
+# The scripts' reads of a workbook went wrong on openpyxl itself (`sum(ws['D'])` of cells, the
+# header row summed, `ws['B2:B4'].values`): its values come loaded as plain lists.
+LOADED = (
+    ". The workbooks' values are already loaded as lists: {example} is that sheet's rows, "
+    "the header row first, each row a list of its cell values (a formula without a stored value "
+    "is its text); use openpyxl to write"
+)
+SHEETS_PRELUDE = """import openpyxl as _openpyxl
+
+
+def _rows(path):
+    stored, written = _openpyxl.load_workbook(path, data_only=True), _openpyxl.load_workbook(path)
+    return {
+        ws.title: [
+            [v if v is not None else f for v, f in zip(row, formulas)]
+            for row, formulas in zip(
+                ws.iter_rows(values_only=True), written[ws.title].iter_rows(values_only=True)
+            )
+        ]
+        for ws in stored.worksheets
+    }
+
+
+SHEETS = {name: _rows(name) for name in NAMES}"""
+
+
 @playbook
 class OfficeWork:
     """Show the workbook first, then write cells and check the recalculated values."""
@@ -66,7 +92,15 @@ class OfficeWork:
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and
         # checked; an edit of one workbook's cells is drafted as the cells themselves
         shown = "\n\n".join(parts)
-        opening = ScriptDraft(task, shown, verifier, LIBRARIES, workspace=workspace)
+        books = [n for n in inputs if n.lower().endswith((".xlsx", ".xlsm"))]
+        opening = ScriptDraft(
+            task,
+            shown,
+            verifier,
+            LIBRARIES + (LOADED.format(example=example_sheet(workspace, books)) if books else ""),
+            workspace=workspace,
+            prelude=sheets_prelude(books),
+        )
         if (sheets := cell_edit(task, workspace, inputs, outputs)) is not None:
             opening = CellsDraft(task, shown, verifier, inputs[0], sheets, then=opening)
         return Brief(
@@ -93,6 +127,22 @@ def cell_edit(
         return [ws.title for ws in load_workbook(workspace / workbooks[0]).worksheets]
     except OfficeError:
         return None
+
+
+def sheets_prelude(books: list[str]) -> str:
+    """Code run before a script: SHEETS[workbook][sheet], each sheet's rows as lists."""
+    return SHEETS_PRELUDE.replace("NAMES", repr(books)) if books else ""
+
+
+def example_sheet(workspace: Path, books: list[str]) -> str:
+    """How a script names the first workbook's first sheet in SHEETS."""
+    from spud.tools.office.workbook import OfficeError, load_workbook
+
+    try:
+        first = load_workbook(workspace / books[0]).worksheets[0].title
+    except (OfficeError, IndexError):
+        first = "Sheet1"
+    return f"SHEETS[{books[0]!r}][{first!r}]"
 
 
 def workbook_view(path: Path) -> str:
