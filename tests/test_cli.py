@@ -157,6 +157,17 @@ def test_informational_commands_work(tmp_path: Path, args: list[str]):
     assert r.returncode == 0 and r.stdout.strip()
 
 
+def test_run_and_chat_help_list_every_optional_tool_set(tmp_path: Path):
+    from spud import toolsets
+
+    for command in ("run", "chat"):
+        r = spud(tmp_path, command, "--help")
+        assert r.returncode == 0
+        shown = " ".join(" ".join(line.strip("│ ") for line in r.stdout.splitlines()).split())
+        for s in toolsets.optional():
+            assert f"{s.name}: {s.summary}" in shown, (command, s.name)
+
+
 def test_chat_keeps_history_across_turns_and_sessions(tmp_path: Path):
     model = replay_file(
         tmp_path,

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from spud.cli_lazy import ToolSetsHelp, lazy_group
+from spud.cli_lazy import Group, ToolSetsHelp, lazy_group
 from spud.core.errors import ConfigError, SpudError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     cls=lazy_group(MORE_COMMANDS),
 )
-sessions_cli = typer.Typer(help="List and show stored sessions.", no_args_is_help=True)
+sessions_cli = typer.Typer(help="List and show stored sessions.", no_args_is_help=True, cls=Group)
 models_cli = typer.Typer(
     help="List and pull embedded models.",
     no_args_is_help=True,

@@ -15,13 +15,29 @@ if TYPE_CHECKING:  # typer carries its own click; the separate click package is 
 Lazy = dict[str, tuple[str, str]]
 
 
+class Group(TyperGroup):
+    """A Typer group whose flags left unset (--help, the completion options) read as False.
+
+    typer 0.29 passes a flag's unset value, None, through a pydantic TypeAdapter, which
+    imports pydantic (about 0.1 s) before any subcommand runs, `spud run --help` among them;
+    a bool value skips that.
+    """
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.default is None:
+                param.default = False
+        return params
+
+
 def lazy_group(commands: Lazy) -> type[TyperGroup]:
     """A Typer group class that also offers these commands, each imported when it runs.
 
     Help listings show the one-line help from the table without importing anything.
     """
 
-    class LazyGroup(TyperGroup):
+    class LazyGroup(Group):
         def list_commands(self, ctx: click.Context) -> list[str]:
             return [*super().list_commands(ctx), *(n for n in commands if n not in self.commands)]
 
