@@ -101,6 +101,11 @@ def test_errors_are_reported_with_their_address(book: Path, workspace: Path):
     assert "Sales!D2: circular reference" in res.output and "Sales!D3" in res.output
     res = _run(SheetWrite, workspace, path="sales.xlsx", cells={"D2": "=NOSUCHFN(1)", "D3": 1})
     assert "Sales!D2: #NAME?" in res.output
+    # a #VALUE! says which single cells it read hold text (a header multiplied, most often)
+    res = _run(SheetWrite, workspace, path="sales.xlsx", cells={"D1": "=B1*C1+SUM(B2:B4)"})
+    assert (
+        "Sales!D1: #VALUE! (formula =B1*C1+SUM(B2:B4); B1 is the text 'Q1', C1 is the text 'Q2')"
+    ) in res.data["errors"]
 
 
 def test_insert_rows_adjusts_references_everywhere(book: Path, workspace: Path):

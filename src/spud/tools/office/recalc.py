@@ -28,11 +28,13 @@ class CellError:
     cell: str
     error: str
     formula: str = ""
+    why: str = ""  # e.g. the text cells a #VALUE! formula reads
 
     def __str__(self) -> str:
         where = f"{quote_sheet(self.sheet)}!{self.cell}"
         what = "circular reference" if self.error == CIRCULAR else self.error
-        return f"{where}: {what}" + (f" (formula {self.formula})" if self.formula else "")
+        why = f"; {self.why}" if self.why else ""
+        return f"{where}: {what}" + (f" (formula {self.formula}{why})" if self.formula else "")
 
 
 @dataclass
@@ -143,7 +145,8 @@ class Engine:
             coord = f"{get_column_letter(c)}{r}"
             v = out.values.get((sheet, coord))
             if isinstance(v, str) and (v in ERROR_CODES or v == CIRCULAR):
-                out.errors.append(CellError(sheet, coord, v, text))
+                why = self._texts(sheet, compiled[(sheet, r, c)][1]) if v == "#VALUE!" else ""
+                out.errors.append(CellError(sheet, coord, v, text, why))
         return out
 
     def _compile(
@@ -163,6 +166,23 @@ class Engine:
         if shape and inputs == refs and not _ADDRESS_DEPENDENT.search(text):
             cache[shape] = func
         return func, inputs
+
+    def _texts(self, here: str, refs: list[str]) -> str:
+        """The single cells a formula reads that hold text, the usual cause of a #VALUE!
+        (a 1.5B wrote =E1*F1 into a header cell, E1 and F1 being the headers)."""
+        from openpyxl.utils import get_column_letter
+
+        shown = []
+        for ref in refs:
+            found = self._resolve(here, ref)
+            if found is None or found[1][:2] != found[1][2:]:
+                continue
+            ws, (col, row, _, _) = found
+            coord = f"{get_column_letter(col)}{row}"
+            v = self.cells.get((ws.title, coord))
+            if isinstance(v, str) and v not in ERROR_CODES and v != CIRCULAR:
+                shown.append(f"{coord} is the text {v[:40]!r}")
+        return ", ".join(shown[:3])
 
     def _resolve(self, here: str, ref: str) -> tuple[Any, tuple[int, int, int, int]] | None:
         """The sheet and bounds (min_col, min_row, max_col, max_row) a reference covers."""
