@@ -17,12 +17,13 @@ CELLS_ASK = (
     "each key a cell or range of {workbook} with its sheet, each value a number, a text or a "
     "formula (text starting with '='). A range takes one formula and fills it, its row and "
     "column numbers moving as in a spreadsheet, or a list of values in order. A sheet that "
-    "does not exist yet is added. Write only the cells that change. For example:\n"
+    "does not exist yet is added. Headers and labels are plain text. Write only the cells "
+    "that change. For example:\n"
     "```python\ncells = {{\n"
     '    "Stock!E1": "Value",\n'
     '    "Stock!E2:E20": "=C2*D2",  # =C3*D3 in E3, and so on\n'
-    '    "Totals!A1:A3": ["Shelf", "Count", "Value"],\n'
-    '    "Totals!B3": "=SUM(Stock!E2:E20)",\n'
+    '    "Stock!A21:B21": ["Total", "all items"],\n'
+    '    "Stock!E21": "=SUM(E2:E20)",\n'
     "}}\n```"
 )
 CELLS_REPAIR = (
