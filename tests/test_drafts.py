@@ -445,7 +445,7 @@ def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: P
     assert result.status == "finished", result.summary
     # values as lists, the header first; a formula never calculated is its text
     assert (workspace / "best.txt").read_text() == "Oslo =SUM(B2:B3)"
-    assert "SHEETS['stores.xlsx']['May'] is that sheet's rows" in model.prompts[0][1].content
+    assert "`rows = SHEETS['stores.xlsx']['May']` gives" in model.prompts[0][1].content
 
 
 def test_a_task_asking_for_a_script_gets_the_draft_saved_there_and_run(workspace: Path, store):

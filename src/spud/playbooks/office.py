@@ -30,9 +30,10 @@ LIBRARIES = (
 # The scripts' reads of a workbook went wrong on openpyxl itself (`sum(ws['D'])` of cells, the
 # header row summed, `ws['B2:B4'].values`): its values come loaded as plain lists.
 LOADED = (
-    ". The workbooks' values are already loaded as lists: {example} is that sheet's rows, "
-    "the header row first, each row a list of its cell values (a formula without a stored value "
-    "is its text); use openpyxl to write"
+    ". Do not open the input workbooks to read them: their values are already loaded, e.g. "
+    "`rows = {example}` gives that sheet's rows as lists of values, the header row first "
+    "(`header, data = rows[0], rows[1:]`; a formula without a stored value is its text). "
+    "Use openpyxl only to write a workbook"
 )
 SHEETS_PRELUDE = """import openpyxl as _openpyxl
 
