@@ -22,7 +22,7 @@ ROWS_WORK = re.compile(
     re.IGNORECASE,
 )
 LIBRARIES = (
-    "; openpyxl, python-docx and python-pptx are installed. Formulas go in as text starting "
+    "; openpyxl, pandas, python-docx and python-pptx are installed. Formulas go in as text starting "
     "with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
 )
 
