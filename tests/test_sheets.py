@@ -108,6 +108,18 @@ def test_errors_are_reported_with_their_address(book: Path, workspace: Path):
     ) in res.data["errors"]
 
 
+def test_a_range_with_its_sheet_named_at_both_ends_sums_the_whole_range(workspace: Path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Q 1"
+    for row in [[10], [15], [11]]:
+        ws.append(row)
+    ws["B1"] = "=SUM('Q 1'!A1:'Q 1'!A3)"  # as spreadsheets read it: A1:A3, not A1 and A3
+    wb.create_sheet("Other")["A1"] = "=SUM(Other!B1:Other!B2)+'Q 1'!A1"
+    assert recalculate(wb).value("Q 1", "B1") == 36
+    assert recalculate(wb).value("Other", "A1") == 10
+
+
 def test_insert_rows_adjusts_references_everywhere(book: Path, workspace: Path):
     res = _run(SheetInsert, workspace, path="sales.xlsx", axis="rows", index=3, count=2)
     assert res.ok, res.output

@@ -20,6 +20,18 @@ def split_ref(ref: str) -> tuple[str | None, str]:
     return sheet, rng
 
 
+_SHEET_BOTH_ENDS = re.compile(
+    r"(?P<sheet>'(?:[^']|'')+'|[A-Za-z_][A-Za-z0-9_.]*)!(?P<a>\$?[A-Za-z]{1,3}\$?\d+):"
+    r"(?P=sheet)!(?P<b>\$?[A-Za-z]{1,3}\$?\d+)"
+)
+
+
+def one_sheet_ranges(formula: str) -> str:
+    """Sheet1!B2:Sheet1!B4 -> Sheet1!B2:B4: the same range as spreadsheets read it (the
+    formula engine read the first form as two cells)."""
+    return _SHEET_BOTH_ENDS.sub(r"\g<sheet>!\g<a>:\g<b>", formula)
+
+
 def quote_sheet(name: str) -> str:
     """A sheet name as written in a formula."""
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name) and not _CELL.match(name):

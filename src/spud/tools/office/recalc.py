@@ -9,7 +9,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from spud.tools.office.formula import formula_shape, formula_text, quote_sheet, split_ref
+from spud.tools.office.formula import (
+    formula_shape,
+    formula_text,
+    one_sheet_ranges,
+    quote_sheet,
+    split_ref,
+)
 
 MAX_RECALC_FORMULAS = 300_000
 MAX_ERRORS_SHOWN = 20
@@ -108,7 +114,7 @@ class Engine:
                     if text is None:
                         self.cells[(ws.title, c.coordinate)] = c.value
                     else:
-                        formula_cells[(ws.title, c.row, c.column)] = text
+                        formula_cells[(ws.title, c.row, c.column)] = one_sheet_ranges(text)
         out.formulas = len(formula_cells)
         if out.formulas > MAX_RECALC_FORMULAS:
             out.skipped = f"{out.formulas} formulas is over the recalculation limit"
