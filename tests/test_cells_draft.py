@@ -63,12 +63,16 @@ def test_a_range_fills_its_formula_down_and_a_new_sheet_is_added(workspace: Path
 def test_a_reply_without_cells_is_told_why_and_the_next_one_is_written(workspace: Path, store):
     orders(workspace)
     bad = '```python\ncells = {"Orders!D2:D": "=B2*C2"}\n```'
+    unasked = '```python\ncells = {"Sheet1!D2:D4": "=B2*C2"}\n```'  # no such sheet, not asked
     good = '```python\ncells = {"Orders!D2:D4": "=B2*C2"}\n```'
-    model = Drafter([bad, good])
+    model = Drafter([bad, unasked, good])
     result, _ = script_run(workspace, store, model, TASK, office=True)
     assert result.status == "finished", result.summary
     told = model.prompts[1][-1].content
     assert "'Orders!D2:D' is not a cell or range" in told
+    told = model.prompts[2][-1].content
+    assert "orders.xlsx has no sheet 'Sheet1' (its sheets: 'Orders')" in told
+    assert openpyxl.load_workbook(workspace / "orders.xlsx").sheetnames == ["Orders"]
     assert openpyxl.load_workbook(workspace / "orders.xlsx")["Orders"]["D4"].value == "=B4*C4"
 
 

@@ -17,7 +17,7 @@ CELLS_ASK = (
     "each key a cell or range of {workbook} with its sheet, each value a number, a text or a "
     "formula (text starting with '='). A range takes one formula and fills it, its row and "
     "column numbers moving as in a spreadsheet, or a list of values in order. A sheet that "
-    "does not exist yet is added. Headers and labels are plain text. Write only the cells "
+    "the task asks for is added. Headers and labels are plain text. Write only the cells "
     "that change. For example:\n"
     "```python\ncells = {{\n"
     '    "Stock!E1": "Value",\n'
@@ -69,6 +69,7 @@ class CellsDraft:
             try:
                 cells = cells_in(text)
                 writes = by_sheet(cells, self.sheets)
+                self.only_named_sheets_added(writes)
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=f"{exc} Reply with the corrected dict."))
@@ -107,6 +108,17 @@ class CellsDraft:
             )
         if self.then is not None:
             self.then(model, act)
+
+    def only_named_sheets_added(self, writes: dict[str, dict[str, Any]]) -> None:
+        """A sheet is added only when the task names it (a 1.5B wrote "Sheet1!B5" into a
+        workbook whose one sheet is "Sheet")."""
+        for sheet in writes:
+            if sheet not in self.sheets and sheet.lower() not in self.task.lower():
+                have = ", ".join(repr(s) for s in self.sheets)
+                raise CellsError(
+                    f"{self.workbook} has no sheet {sheet!r} (its sheets: {have}), and the task "
+                    "asks for no such new sheet."
+                )
 
 
 def cells_in(reply: str) -> dict[str, Any]:
