@@ -10,6 +10,7 @@ from test_drafts import Drafter, script_run
 
 from spud.playbooks import brief_for
 from spud.playbooks.cells_draft import CellsDraft, CellsError, by_sheet, cells_in
+from spud.playbooks.checks import TaskVerifier
 from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.office.recalc import recalculate
@@ -114,6 +115,15 @@ def test_cell_keys_and_values_become_each_sheets_writes():
         cells_in("Put =SUM(B2:B4) in B5.")
     with pytest.raises(CellsError, match="plain text, numbers or lists"):
         cells_in("```python\ncells = {'A1': sum([1, 2])}\n```")
+
+
+def test_a_sheet_is_added_only_when_the_task_names_it_not_its_files_name():
+    task = "In sales.xlsx put the total of B2:B4 in B5 and a copy of it in a sheet Summary."
+    draft = CellsDraft(task, "", TaskVerifier(checks=[]), "sales.xlsx", ["Sheet"])
+    draft.only_named_sheets_added({"Sheet": {}, "Summary": {}})
+    for unasked in ("Sales", "Sheet1", "Summ"):
+        with pytest.raises(CellsError, match=f"sales.xlsx has no sheet '{unasked}'"):
+            draft.only_named_sheets_added({unasked: {"B5": 1}})
 
 
 def test_only_an_edit_of_one_workbooks_cells_is_drafted_as_cells(workspace: Path):

@@ -111,9 +111,10 @@ class CellsDraft:
 
     def only_named_sheets_added(self, writes: dict[str, dict[str, Any]]) -> None:
         """A sheet is added only when the task names it (a 1.5B wrote "Sheet1!B5" into a
-        workbook whose one sheet is "Sheet")."""
+        workbook whose one sheet is "Sheet"); a file's name does not name a sheet."""
         for sheet in writes:
-            if sheet not in self.sheets and sheet.lower() not in self.task.lower():
+            named = re.search(rf"(?<![\w.]){re.escape(sheet)}(?!\w|\.\w)", self.task, re.I)
+            if sheet not in self.sheets and not named:  # "Sales" is not named by "sales.xlsx"
                 have = ", ".join(repr(s) for s in self.sheets)
                 raise CellsError(
                     f"{self.workbook} has no sheet {sheet!r} (its sheets: {have}), and the task "
