@@ -31,9 +31,14 @@ def test_eval_with_the_embedded_model(tmp_path: Path):
     data = json.loads((out / "results.json").read_text())
     assert data["model"] == "qwen2.5-coder-0.5b" and data["total"] == 1
     (result,) = data["results"]
-    assert result["passed"], result  # hello.txt holds exactly "Hello, Spud!"
-    assert (out / "workspaces" / "write-hello" / "hello.txt").read_text().strip() == "Hello, Spud!"
-    assert data["schema_valid_rate"] == 1.0
+    # The 0.5B's exact reply depends on the llama.cpp build (one build writes "Hello, Spud!",
+    # another adds a line after it); what must hold is that it wrote the file and that the
+    # verdict is the check's: passed exactly when hello.txt holds "Hello, Spud!".
+    written = (out / "workspaces" / "write-hello" / "hello.txt").read_text()
+    assert written.startswith("Hello, Spud!"), result
+    assert result["passed"] == (written.strip() == "Hello, Spud!"), result
+    assert result["passed"] or "expected 'Hello, Spud!'" in result["detail"], result
+    assert result["calls"] >= 2 and data["schema_valid_rate"] == 1.0
 
     out = tmp_path / "bfcl"
     r = spud(
