@@ -22,8 +22,8 @@ ROWS_WORK = re.compile(
     re.IGNORECASE,
 )
 LIBRARIES = (
-    "; openpyxl, pandas, python-docx and python-pptx are installed. Formulas go in as text starting "
-    "with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
+    "; openpyxl, pandas, python-docx and python-pptx are installed. Formulas go in as text "
+    "starting with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
 )
 
 
