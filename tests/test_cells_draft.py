@@ -63,6 +63,9 @@ def test_a_range_fills_its_formula_down_and_a_new_sheet_is_added(workspace: Path
 
 def test_a_reply_without_cells_is_told_why_and_the_next_one_is_written(workspace: Path, store):
     orders(workspace)
+    book = openpyxl.load_workbook(workspace / "orders.xlsx")
+    book.create_sheet("Notes")["A1"] = "checked by Ann"
+    book.save(workspace / "orders.xlsx")
     bad = '```python\ncells = {"Orders!D2:D": "=B2*C2"}\n```'
     unasked = '```python\ncells = {"Sheet1!D2:D4": "=B2*C2"}\n```'  # no such sheet, not asked
     good = '```python\ncells = {"Orders!D2:D4": "=B2*C2"}\n```'
@@ -72,8 +75,8 @@ def test_a_reply_without_cells_is_told_why_and_the_next_one_is_written(workspace
     told = model.prompts[1][-1].content
     assert "'Orders!D2:D' is not a cell or range" in told
     told = model.prompts[2][-1].content
-    assert "orders.xlsx has no sheet 'Sheet1' (its sheets: 'Orders')" in told
-    assert openpyxl.load_workbook(workspace / "orders.xlsx").sheetnames == ["Orders"]
+    assert "orders.xlsx has no sheet 'Sheet1' (its sheets: 'Orders', 'Notes')" in told
+    assert openpyxl.load_workbook(workspace / "orders.xlsx").sheetnames == ["Orders", "Notes"]
     assert openpyxl.load_workbook(workspace / "orders.xlsx")["Orders"]["D4"].value == "=B4*C4"
 
 
@@ -119,11 +122,21 @@ def test_cell_keys_and_values_become_each_sheets_writes():
 
 def test_a_sheet_is_added_only_when_the_task_names_it_not_its_files_name():
     task = "In sales.xlsx put the total of B2:B4 in B5 and a copy of it in a sheet Summary."
-    draft = CellsDraft(task, "", TaskVerifier(checks=[]), "sales.xlsx", ["Sheet"])
-    draft.only_named_sheets_added({"Sheet": {}, "Summary": {}})
+    draft = CellsDraft(task, "", TaskVerifier(checks=[]), "sales.xlsx", ["Sheet", "Notes"])
+    assert draft.settled({"Sheet": {}, "Summary": {}}) == {"Sheet": {}, "Summary": {}}
     for unasked in ("Sales", "Sheet1", "Summ"):
         with pytest.raises(CellsError, match=f"sales.xlsx has no sheet '{unasked}'"):
-            draft.only_named_sheets_added({unasked: {"B5": 1}})
+            draft.settled({unasked: {"B5": 1}})
+
+
+def test_in_a_one_sheet_workbook_an_unasked_sheet_is_that_sheet():
+    task = "In sales.xlsx put the total of B2:B4 in B5 and a copy of it in a sheet Summary."
+    draft = CellsDraft(task, "", TaskVerifier(checks=[]), "sales.xlsx", ["Sheet"])
+    writes = {"Sales": {"B5": "=SUM(Sales!B2:B4)"}, "Sheet1": {"A5": "Total"}, "Summary": {}}
+    assert draft.settled(writes) == {
+        "Sheet": {"B5": "=SUM(B2:B4)", "A5": "Total"},  # its formula reads this sheet
+        "Summary": {},  # the task names it: added
+    }
 
 
 def test_only_an_edit_of_one_workbooks_cells_is_drafted_as_cells(workspace: Path):

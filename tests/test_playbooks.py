@@ -162,6 +162,28 @@ def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, sto
     assert result.status == "finished"
 
 
+def test_an_office_edit_that_leaves_the_workbook_as_it_was_is_not_finished(
+    workspace: Path, store
+):
+    wb = openpyxl.Workbook()
+    for row in [["Region", "Sales"], ["North", 120], ["South", 80]]:
+        wb.active.append(row)
+    wb.save(workspace / "sales.xlsx")
+    task = "In sales.xlsx, put a formula in B4 that adds up B2:B3."
+    replies = [
+        call("sheet_read", path="sales.xlsx"),
+        call("finish", summary="B4 now adds up B2:B3"),  # it never wrote B4
+        call("finish", summary="done"),
+    ]
+    result, messages, _ = run_task(task, workspace, store, replies, repairs=1, office=True)
+    refusal = next(m for m in messages if m.kind == "check_failed")
+    assert "sales.xlsx still as before: the task asks to change it" in refusal.content
+    assert result.status == "check_failed"
+    question = "What is the total of B2:B3 in sales.xlsx?"  # nothing to change: no such check
+    brief = brief_for(question, workspace, Sandbox(SandboxConfig(workspace=workspace)))
+    assert [c.name for c in brief.verifier.check()] == ["verify sales.xlsx"]
+
+
 def test_web_playbook_turns_the_browser_on(workspace: Path):
     brief = brief_for(
         "Open http://127.0.0.1:8000/a.html and write the price into price.txt",

@@ -68,8 +68,7 @@ class CellsDraft:
             chat.append(Message(role="assistant", content=text))
             try:
                 cells = cells_in(text)
-                writes = by_sheet(cells, self.sheets)
-                self.only_named_sheets_added(writes)
+                writes = self.settled(by_sheet(cells, self.sheets))
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=f"{exc} Reply with the corrected dict."))
@@ -109,17 +108,34 @@ class CellsDraft:
         if self.then is not None:
             self.then(model, act)
 
-    def only_named_sheets_added(self, writes: dict[str, dict[str, Any]]) -> None:
-        """A sheet is added only when the task names it (a 1.5B wrote "Sheet1!B5" into a
-        workbook whose one sheet is "Sheet"); a file's name does not name a sheet."""
-        for sheet in writes:
-            named = re.search(rf"(?<![\w.]){re.escape(sheet)}(?!\w|\.\w)", self.task, re.I)
-            if sheet not in self.sheets and not named:  # "Sales" is not named by "sales.xlsx"
-                have = ", ".join(repr(s) for s in self.sheets)
-                raise CellsError(
-                    f"{self.workbook} has no sheet {sheet!r} (its sheets: {have}), and the task "
-                    "asks for no such new sheet."
-                )
+    def settled(self, writes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The writes with each sheet one to write or to add. A sheet is added only when the
+        task names it (a file's name does not name a sheet: "Sales" is not "sales.xlsx").
+        In a one-sheet workbook any other sheet is that sheet (a 1.5B wrote "Sheet1!B5" and
+        "Sales!B5" into sales.xlsx, whose one sheet is "Sheet"); elsewhere it is an error."""
+        unknown = [
+            s
+            for s in writes
+            if s not in self.sheets
+            and not re.search(rf"(?<![\w.]){re.escape(s)}(?!\w|\.\w)", self.task, re.I)
+        ]
+        if not unknown:
+            return writes
+        if len(self.sheets) > 1:
+            have = ", ".join(repr(s) for s in self.sheets)
+            raise CellsError(
+                f"{self.workbook} has no sheet {unknown[0]!r} (its sheets: {have}), and the "
+                "task asks for no such new sheet."
+            )
+        names = "|".join(re.escape(s) for s in unknown)
+        prefix = re.compile(rf"(?<![\w.!])(?:'(?:{names})'|(?:{names}))!", re.I)
+        only = writes.pop(self.sheets[0], {})
+        for sheet in unknown:
+            only.update(writes.pop(sheet))
+        for at, value in only.items():
+            if isinstance(value, str) and value.startswith("="):
+                only[at] = prefix.sub("", value)  # =SUM(Sales!B2:B4) reads this sheet
+        return {self.sheets[0]: only, **writes}
 
 
 def cells_in(reply: str) -> dict[str, Any]:

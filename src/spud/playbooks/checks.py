@@ -61,6 +61,20 @@ def unchanged_check(workspace: Path, paths: list[str]) -> Check:
     return run
 
 
+def changed_check(workspace: Path, paths: list[str]) -> Check:
+    """Files the task edits in place must not be as they were when the run began."""
+    before = {p: _hash(workspace / p) for p in paths}
+
+    def run() -> CheckResult:
+        same = [p for p, h in before.items() if _hash(workspace / p) == h]
+        detail = (
+            f"{', '.join(same)} still as before: the task asks to change it" if same else "changed"
+        )
+        return CheckResult(name=f"edited {', '.join(paths)}", passed=not same, detail=detail)
+
+    return run
+
+
 def outputs_check(workspace: Path, paths: list[str]) -> Check:
     """Files the task asks for must exist and not be empty."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, named_files, workspace_files
 from spud.playbooks.cells_draft import CellsDraft
-from spud.playbooks.checks import TaskVerifier, office_check, outputs_check
+from spud.playbooks.checks import TaskVerifier, changed_check, office_check, outputs_check
 from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 
@@ -19,6 +19,12 @@ SHOWN_ROWS, SHOWN_COLS = 15, 12
 ROWS_WORK = re.compile(
     r"\b(?:sort(?:ed|s)?|order(?:ed)? by|filter(?:ed)?|lists? only|only the (?:rows|items)|"
     r"cop(?:y|ies)|remove|delete|duplicates?|each row of)\b",
+    re.IGNORECASE,
+)
+# A task that changes its office files in place (no new file named) must leave them changed.
+EDITS = re.compile(
+    r"\b(?:put|write|add|fill|fix|change|update|set|insert|replace|correct|make|rename|sort|"
+    r"remove|delete|format|bold|highlight)\b",
     re.IGNORECASE,
 )
 LIBRARIES = (
@@ -86,6 +92,8 @@ class OfficeWork:
         checks = []
         if outputs:
             checks.append(outputs_check(workspace, outputs))
+        elif EDITS.search(task) and (edited := [n for n in inputs if n.lower().endswith(OFFICE)]):
+            checks.append(changed_check(workspace, edited))  # an edit in place must change it
         if office:
             checks.append(office_check(workspace, office))
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
