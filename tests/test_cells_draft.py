@@ -139,6 +139,26 @@ def test_in_a_one_sheet_workbook_an_unasked_sheet_is_that_sheet():
     }
 
 
+def test_cells_holding_data_are_written_only_when_the_task_names_them(workspace: Path, store):
+    orders(workspace)
+    over = '```python\ncells = {"Orders!C2:C4": "=B2*2", "Orders!D1": "Line total"}\n```'
+    good = '```python\ncells = {"Orders!D1": "Line total", "Orders!D2:D4": "=B2*C2"}\n```'
+    model = Drafter([over, good])
+    result, _ = script_run(workspace, store, model, TASK, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[1][-1].content
+    assert "Orders!C2, C3, C4 hold the workbook's data, which the task does not ask" in told
+    assert openpyxl.load_workbook(workspace / "orders.xlsx")["Orders"]["C2"].value == 1.5  # kept
+    assert values(workspace / "orders.xlsx", "Orders", ["D4"]) == [6.0]
+    task = "In prices.xlsx the price of pears (B3) is now 15; fix C2:C3 as well."
+    draft = CellsDraft(
+        task, "", TaskVerifier(checks=[]), "p.xlsx", ["P"], {"P": {"B2", "B3", "C3"}}
+    )
+    draft.data_kept({"P": {"B3": 15, "C3": "=B3*2"}})  # named: B3 itself, C3 in C2:C3
+    with pytest.raises(CellsError, match=r"P!B2 hold"):
+        draft.data_kept({"P": {"B2": 1}} | {"Q": {"B2": 1}})
+
+
 def test_only_an_edit_of_one_workbooks_cells_is_drafted_as_cells(workspace: Path):
     orders(workspace)
     sandbox = Sandbox(SandboxConfig(workspace=workspace))
@@ -150,7 +170,7 @@ def test_only_an_edit_of_one_workbooks_cells_is_drafted_as_cells(workspace: Path
 
     drafted = opening(TASK)
     assert isinstance(drafted, CellsDraft) and isinstance(drafted.then, ScriptDraft)
-    assert drafted.sheets == ["Orders"]
+    assert drafted.sheets == ["Orders"] and "C4" in drafted.data["Orders"]
     for task in (
         "List only the orders of orders.xlsx with Qty over 1 in a new sheet, sorted by Price.",
         "Make report.docx from orders.xlsx with the total.",

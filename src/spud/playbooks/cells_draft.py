@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spud.core.messages import Message, ModelReply, ToolCall
@@ -32,6 +32,7 @@ CELLS_REPAIR = (
     "the dict named cells in one ```python block."
 )
 CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
+TASK_CELLS = re.compile(r"(?<![\w$])\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?\b")
 MAX_CELLS = 5000
 
 
@@ -50,6 +51,7 @@ class CellsDraft:
     verifier: Verifier
     workbook: str  # its path in the workspace
     sheets: list[str]  # its sheets, the first being the one a bare address means
+    data: dict[str, set[str]] = field(default_factory=dict)  # cells holding values, by sheet
     then: Opening | None = None
     rounds: int = 3
     max_tokens: int = 1536
@@ -69,6 +71,7 @@ class CellsDraft:
             try:
                 cells = cells_in(text)
                 writes = self.settled(by_sheet(cells, self.sheets))
+                self.data_kept(writes)
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=f"{exc} Reply with the corrected dict."))
@@ -136,6 +139,20 @@ class CellsDraft:
             if isinstance(value, str) and value.startswith("="):
                 only[at] = prefix.sub("", value)  # =SUM(Sales!B2:B4) reads this sheet
         return {self.sheets[0]: only, **writes}
+
+    def data_kept(self, writes: dict[str, dict[str, Any]]) -> None:
+        """Cells that hold the workbook's data are written only when the task names them
+        (the 1.5B wrote a summary's formulas over the Sales rows they were to add up)."""
+        named = named_cells(self.task)
+        for sheet, values in writes.items():
+            over = sorted(set(values) & self.data.get(sheet, set()) - named, key=cell_order)
+            if over:
+                shown = ", ".join(over[:6]) + (" ..." if len(over) > 6 else "")
+                raise CellsError(
+                    f"{sheet}!{shown} hold the workbook's data, which the task does not ask to "
+                    "change. Write the new cells where the task says: empty cells, a new "
+                    "column or row, or the sheet it asks for."
+                )
 
 
 def cells_in(reply: str) -> dict[str, Any]:
@@ -216,3 +233,25 @@ def known_sheet(name: str, sheets: list[str]) -> str:
     if not name:
         return sheets[0]
     return next((s for s in sheets if s.lower() == name.lower()), name)
+
+
+def named_cells(task: str) -> set[str]:
+    """The cells a task names, as addresses ("B3", "C2:C3" as C2 and C3; sheets ignored)."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.utils.cell import column_index_from_string
+
+    out: set[str] = set()
+    for m in TASK_CELLS.finditer(task):
+        c1, r1 = column_index_from_string(m[1]), int(m[2])
+        c2, r2 = (column_index_from_string(m[3]), int(m[4])) if m[3] else (c1, r1)
+        if (c2 - c1 + 1) * (r2 - r1 + 1) <= MAX_CELLS:
+            out |= {
+                f"{get_column_letter(c)}{r}" for c in range(c1, c2 + 1) for r in range(r1, r2 + 1)
+            }
+    return out
+
+
+def cell_order(address: str) -> tuple[int, str]:
+    """Row, then column: how a reader lists cells."""
+    m = CELL.match(address)
+    return (int(m[2]), m[1]) if m else (0, address)

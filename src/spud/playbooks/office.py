@@ -110,8 +110,8 @@ class OfficeWork:
             workspace=workspace,
             prelude=sheets_prelude(books),
         )
-        if (sheets := cell_edit(task, workspace, inputs, outputs)) is not None:
-            opening = CellsDraft(task, shown, verifier, inputs[0], sheets, then=opening)
+        if (data := cell_edit(task, workspace, inputs, outputs)) is not None:
+            opening = CellsDraft(task, shown, verifier, inputs[0], list(data), data, opening)
         return Brief(
             playbook=self.name,
             opening=opening,
@@ -124,18 +124,28 @@ class OfficeWork:
 
 def cell_edit(
     task: str, workspace: Path, inputs: list[str], outputs: list[str]
-) -> list[str] | None:
+) -> dict[str, set[str]] | None:
     """The sheets of the one workbook a task edits in place (nothing else read or made, no
-    work on whole rows); None for any other office task."""
+    work on whole rows), each with the cells that hold data (values, not formulas); None for
+    any other office task."""
     from spud.tools.office.workbook import OfficeError, load_workbook
 
     workbooks = [n for n in inputs if n.lower().endswith(".xlsx")]
     if outputs or len(inputs) != 1 or len(workbooks) != 1 or ROWS_WORK.search(task):
         return None
     try:
-        return [ws.title for ws in load_workbook(workspace / workbooks[0]).worksheets]
+        book = load_workbook(workspace / workbooks[0])
     except OfficeError:
         return None
+    return {
+        ws.title: {
+            c.coordinate
+            for row in ws.iter_rows()
+            for c in row
+            if c.value is not None and not str(c.value).startswith("=")
+        }
+        for ws in book.worksheets
+    }
 
 
 def sheets_prelude(books: list[str]) -> str:
