@@ -14,6 +14,7 @@ HARNESSES = (
     "spud-noplaybook",
     "spud-nocheck",
     "spud-nodraft",
+    "spud-draft",
     "spud-raw",
     "spud-free",
     "spud-v1",
@@ -49,8 +50,11 @@ def model_for(name: str, harness: str, settings: Settings, answers: bool = True)
     model.edit_format = "raw" if harness == "spud-raw" else "json"
     # "spud-free": no grammar-only bounds or live choices on the arguments (lever 2 off)
     model.narrow_args = harness != "spud-free"
-    # "spud-nodraft": playbooks without their plain-text drafts (the model acts by tool calls)
-    model.drafts = model.drafts and harness not in ("spud-nodraft", "spud-v1")
+    # "spud-nodraft": playbooks without their plain-text drafts (the model acts by tool calls);
+    # "spud-draft": drafts even for a model whose registry entry has them off
+    model.drafts = harness == "spud-draft" or (
+        model.drafts and harness not in ("spud-nodraft", "spud-v1")
+    )
     return model
 
 
