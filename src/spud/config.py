@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=data_dir)
     model_cache: Path = Field(default_factory=lambda: cache_dir() / "models")
     db_url: str = ""
-    model: str = "qwen2.5-coder-0.5b"
+    model: str = "qwen2.5-coder-1.5b"  # chosen by measurement (docs/eval.md)
     context_window: int = 8192
     threads: int = 0  # 0: all cores
     temperature: float = 0.0

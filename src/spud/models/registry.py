@@ -102,7 +102,7 @@ REGISTRY: dict[str, ModelSpec] = {
     for m in [
         ModelSpec(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct, Q4 GGUF (the default)",
+            description="Qwen2.5-Coder-0.5B-Instruct, Q4 GGUF",
             filename="qwen2.5-coder-0.5b-instruct.gguf",
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -121,7 +121,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="qwen2.5-coder-1.5b",
-            description="Qwen2.5-Coder-1.5B-Instruct, Q4 GGUF",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4 GGUF (the default)",
             filename="qwen2.5-coder-1.5b-instruct.gguf",
             size=None,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
