@@ -162,9 +162,7 @@ def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, sto
     assert result.status == "finished"
 
 
-def test_an_office_edit_that_leaves_the_workbook_as_it_was_is_not_finished(
-    workspace: Path, store
-):
+def test_an_office_edit_that_leaves_the_workbook_as_it_was_is_not_finished(workspace: Path, store):
     wb = openpyxl.Workbook()
     for row in [["Region", "Sales"], ["North", 120], ["South", 80]]:
         wb.active.append(row)
