@@ -192,6 +192,25 @@ def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace:
     assert "def untouched():\n    return 1" in shop
 
 
+def test_a_draft_with_a_bracket_left_open_is_closed_and_run(workspace: Path, store):
+    unclosed = "The stub raises.\n```python\ndef total(items):\n    return int(sum(items)\n```"
+    model = Drafter([unclosed, GOOD_CART])
+    result, _ = draft_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert "return int(sum(items))" in (workspace / "shop.py").read_text()
+    assert len(model.prompts) == 2  # not asked to fix the syntax: the second draft is the cart
+    assert "not valid Python" not in model.prompts[1][-1].content
+
+
+def test_other_syntax_errors_are_not_guessed_at():
+    from spud.playbooks.draft import closed
+
+    for code in ["def g(:\n    pass\n", "if f(a, (b:\n    pass\n", "x = (1 +\n"]:
+        with pytest.raises(SyntaxError) as err:
+            compile(code, "draft", "exec")
+        assert closed(code, err.value) is None, code
+
+
 BAD_TOTAL = "Sum without the first.\n```python\ndef total(items):\n    return sum(items[1:])\n```"
 
 
@@ -441,11 +460,40 @@ def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: P
     )
     model = Drafter([script])
     task = "Write best.txt with the store of stores.xlsx that sold the most."
-    result, _ = script_run(workspace, store, model, task, office=True)
+    result, messages = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
     # values as lists, the header first; a formula never calculated is its text
     assert (workspace / "best.txt").read_text() == "Oslo =SUM(B2:B3)"
     assert "`rows = SHEETS['stores.xlsx']['May']` gives" in model.prompts[0][1].content
+    # the hook loads them: the command a reader (or the loop's model) sees is the script alone
+    command = next(m for m in messages if m.role == "assistant").tool_calls[0].arguments["command"]
+    assert command.splitlines()[0] == f"python3 {SCRIPT_HOOK} --sheets stores.xlsx <<'SPUD_SCRIPT'"
+    assert "load_workbook" not in command
+
+
+def test_an_office_script_making_a_deck_is_told_how_to_write_one(workspace: Path, store):
+    import openpyxl
+    from pptx import Presentation
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["Week", "Revenue"])
+    wb.active.append(["W1", 5])
+    wb.save(workspace / "kpis.xlsx")
+    script = (
+        "```python\nfrom pptx import Presentation\nrows = SHEETS['kpis.xlsx']['Sheet']\n"
+        "prs = Presentation()\ns = prs.slides.add_slide(prs.slide_layouts[1])\n"
+        "s.shapes.title.text = 'Revenue'\n"
+        "s.placeholders[1].text_frame.text = f'Total revenue: {sum(r[1] for r in rows[1:])}'\n"
+        "prs.save('deck.pptx')\n```"
+    )
+    model = Drafter([script])
+    task = "Make a one-slide deck deck.pptx from kpis.xlsx: title Revenue, bullet Total revenue."
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    slide = Presentation(str(workspace / "deck.pptx")).slides[0]
+    assert slide.placeholders[1].text_frame.text == "Total revenue: 5"
+    ask = model.prompts[0][1].content
+    assert "python-pptx" in ask and "prs.slides.add_slide" in ask and "doc.add_table" not in ask
 
 
 def test_a_task_asking_for_a_script_gets_the_draft_saved_there_and_run(workspace: Path, store):
@@ -457,6 +505,23 @@ def test_a_task_asking_for_a_script_gets_the_draft_saved_there_and_run(workspace
     ran = [m for m in messages if m.role == "tool" and m.name == "bash"]
     assert "Hello from Spud!" in ran[0].content
     assert "checked and passed: output hello.py; `python3 hello.py`" in result.summary
+
+
+def test_a_script_asked_for_beside_its_outputs_is_saved_there_and_run(workspace: Path, store):
+    (workspace / "names.txt").write_text("b\na\nb\n")
+    task = (
+        "Write a Python script dedupe.py that reads names.txt and writes unique.txt, then run it."
+    )
+    script = (
+        "It keeps the first of each name.\n```python\nnames = open('names.txt').read().split()\n"
+    )
+    script += "open('unique.txt', 'w').write('\\n'.join(dict.fromkeys(names)))\n```"
+    result, messages = script_run(workspace, store, Drafter([script]), task)
+    assert result.status == "finished", result.summary
+    assert "dict.fromkeys(names)" in (workspace / "dedupe.py").read_text()
+    assert (workspace / "unique.txt").read_text() == "b\na"
+    ran = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    assert ran[0].tool_calls[0].arguments["command"] == "python3 dedupe.py"
 
 
 def test_copies_of_the_tests_and_their_output_in_a_reply_are_left_out(workspace: Path, store):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import io
 import math
 import re
+import shlex
+import tokenize
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +65,8 @@ SCRIPT_REPAIR = (
 SHOWN_FILES = 15
 Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
 HEREDOC = "SPUD_SCRIPT"
+PAIRS = {"(": ")", "[": "]", "{": "}"}
+CLOSE_WITHIN = 20  # lines after an unclosed bracket where its closers are tried
 STDIN_FRAME = re.compile(r'^([ \t]*)File "<stdin>", line (\d+).*$', re.MULTILINE)
 
 
@@ -268,8 +273,10 @@ def _definitions(reply: str) -> tuple[list[str], str]:
         try:
             tree = ast.parse(block)
         except SyntaxError as exc:
-            error = error or _syntax(block, exc)
-            continue
+            if (fixed := closed(block, exc)) is None:
+                error = error or _syntax(block, exc)
+                continue
+            block, tree = fixed, ast.parse(fixed)
         names = [n.name for n in tree.body if isinstance(n, DEFS)]
         if any(not n.startswith("test") for n in names):
             found.append(block)
@@ -278,6 +285,48 @@ def _definitions(reply: str) -> tuple[list[str], str]:
     if error:
         return [], f"Your code is not valid Python ({error}). Reply with corrected code."
     return [], "Your reply had no ```python block defining the code. Reply with the code in one."
+
+
+def closed(code: str, exc: SyntaxError) -> str | None:
+    """The code with the brackets it left open closed, when that is all that is wrong.
+
+    A 1.5B's tally.py was right but for one `print(json.dumps({...})` without its last `)`;
+    asked to fix it, the model replied with comments only (40 s a round). The closers go at
+    the end of the first line, from the opener's on, after which the code compiles.
+    """
+    if "was never closed" not in str(exc.msg) or not exc.lineno:
+        return None
+    lines = code.splitlines()
+    start = exc.lineno - 1
+    for end in range(start, min(start + CLOSE_WITHIN, len(lines))):
+        opened = _open_brackets("\n".join(lines[start : end + 1]))
+        if not opened:
+            continue
+        line = lines[end].rstrip()
+        closers = "".join(PAIRS[b] for b in reversed(opened))
+        head, colon = (line[:-1], ":") if line.endswith(":") else (line, "")
+        candidate = [*lines[:end], head + closers + colon, *lines[end + 1 :]]
+        fixed = "\n".join(candidate) + ("\n" if code.endswith("\n") else "")
+        try:
+            compile(fixed, "draft", "exec")
+        except SyntaxError:
+            continue
+        return fixed
+    return None
+
+
+def _open_brackets(text: str) -> list[str]:
+    """The brackets still open at the end of text (those inside strings and comments aside)."""
+    stack: list[str] = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.OP and tok.string in PAIRS:
+                stack.append(tok.string)
+            elif tok.type == tokenize.OP and tok.string in PAIRS.values() and stack:
+                stack.pop()
+    except (tokenize.TokenError, SyntaxError):
+        pass  # the end of the text inside an open bracket: the stack is what is open
+    return stack
 
 
 def _syntax(code: str, exc: SyntaxError) -> str:
@@ -308,6 +357,7 @@ class ScriptDraft:
     run: str | None = None
     ask: str | None = None  # what to write, when not SCRIPT_ASK's words
     prelude: str = ""  # code run before the script (e.g. data it needs), not shown to it
+    sheets: list[str] = field(default_factory=list)  # workbooks the hook loads into SHEETS
     workspace: Path | None = None  # where the script runs: the files it made are shown to it
     rounds: int = 5  # a 1.5B's loop after failed drafts cut its scripts at 400 characters
     max_tokens: int = 2048
@@ -350,11 +400,14 @@ class ScriptDraft:
                 act(ToolCall(name="write_file", arguments=save), meta)
                 command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
             else:
+                code = given(script, self.prelude, self.sheets)
                 if self.prelude:
-                    code = f"{self.prelude}\n{given(script, self.prelude)}"
+                    code = f"{self.prelude}\n{code}"
                 # under a hook that prints, after a crash's traceback, the values where it
                 # failed (a 1.5B indexed lines[1] of a file it had not seen, five rounds)
-                command = f"python3 {SCRIPT_HOOK} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
+                books = ["--sheets", *self.sheets] if self.sheets else []
+                hook = shlex.join(["python3", str(SCRIPT_HOOK), *books])
+                command = f"{hook} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
             before = stamps(self.workspace)
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
             checks = self.verifier.check()
@@ -416,16 +469,18 @@ def with_source(output: str, code: str) -> str:
     return STDIN_FRAME.sub(shown, output)
 
 
-def given(script: str, prelude: str) -> str:
-    """The script without its own top-level assignments to the names the prelude defines
-    (a small model copies the data it was told it has, often cut short)."""
+def given(script: str, prelude: str, sheets: list[str] | None = None) -> str:
+    """The script without its own top-level assignments to the names the prelude (or the
+    hook's SHEETS) defines (a small model copies the data it was told it has, often cut short)."""
     names = {
         t.id
         for node in ast.parse(prelude).body
         if isinstance(node, ast.Assign)
         for t in node.targets
         if isinstance(t, ast.Name)
-    }
+    } | ({"SHEETS"} if sheets else set())
+    if not names:
+        return script
     lines = script.splitlines(keepends=True)
     for node in reversed(ast.parse(script).body):
         targets = node.targets if isinstance(node, ast.Assign) else []
@@ -444,8 +499,10 @@ def script_in(reply: str) -> tuple[str, str]:
         try:
             compile(block, "script", "exec")
         except SyntaxError as exc:
-            error = _syntax(block, exc)
-            continue
+            if (fixed := closed(block, exc)) is None:
+                error = _syntax(block, exc)
+                continue
+            block = fixed
         if HEREDOC not in block:
             return block.rstrip("\n"), ""
     return "", f"The script is not valid Python ({error}). Reply with the corrected script."

@@ -78,6 +78,8 @@ class FileChores:
 
 
 def _script_asked(outputs: list[str]) -> str | None:
-    """The one Python file the task asks to create: the draft is that script itself."""
+    """The one Python file the task asks to create: the draft is that script itself, which
+    makes the other outputs when run (a 1.5B asked for dedupe.py and contacts_clean.csv ran
+    four scripts inline and never wrote dedupe.py)."""
     scripts = [o for o in outputs if o.endswith(".py")]
-    return scripts[0] if len(scripts) == 1 and len(outputs) == 1 else None
+    return scripts[0] if len(scripts) == 1 else None

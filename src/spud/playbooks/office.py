@@ -32,6 +32,22 @@ LIBRARIES = (
     "starting with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
 )
 
+# How to write each kind of new file, said only for the kinds the task makes (a 1.5B asked for
+# review.pptx saved an openpyxl workbook under that name, three rounds).
+WRITERS = {
+    ".pptx": "write a .pptx with python-pptx: `from pptx import Presentation`, `prs = "
+    "Presentation()`, per slide `s = prs.slides.add_slide(prs.slide_layouts[1])` (title and "
+    "bullets), `s.shapes.title.text = 'Title'`, `body = s.placeholders[1].text_frame`, "
+    "`body.text = 'first bullet'`, `body.add_paragraph().text = 'next bullet'`, then "
+    "`prs.save(name)`",
+    ".docx": "write a .docx with python-docx: `from docx import Document`, `doc = Document()`, "
+    "`doc.add_heading('Title', level=1)`, `doc.add_paragraph('text')`, a table as `t = "
+    "doc.add_table(rows=1, cols=n)`, `t.rows[0].cells[i].text = 'header'`, `cells = "
+    "t.add_row().cells` per row, then `doc.save(name)`",
+    ".xlsx": "write a new .xlsx with openpyxl: `from openpyxl import Workbook`, `wb = "
+    "Workbook()`, `ws = wb.active`, `ws.title = 'Name'`, `ws.append([...])` per row, "
+    "`wb.create_sheet('Other')` for more sheets, then `wb.save(name)`",
+}
 
 # The scripts' reads of a workbook went wrong on openpyxl itself (`sum(ws['D'])` of cells, the
 # header row summed, `ws['B2:B4'].values`): its values come loaded as plain lists.
@@ -41,23 +57,6 @@ LOADED = (
     "(`header, data = rows[0], rows[1:]`; a formula without a stored value is its text). "
     "Use openpyxl only to write a workbook"
 )
-SHEETS_PRELUDE = """import openpyxl as _openpyxl
-
-
-def _rows(path):
-    stored, written = _openpyxl.load_workbook(path, data_only=True), _openpyxl.load_workbook(path)
-    return {
-        ws.title: [
-            [v if v is not None else f for v, f in zip(row, formulas)]
-            for row, formulas in zip(
-                ws.iter_rows(values_only=True), written[ws.title].iter_rows(values_only=True)
-            )
-        ]
-        for ws in stored.worksheets
-    }
-
-
-SHEETS = {name: _rows(name) for name in NAMES}"""
 
 
 @playbook
@@ -106,9 +105,11 @@ class OfficeWork:
             task,
             shown,
             verifier,
-            LIBRARIES + (LOADED.format(example=example_sheet(workspace, books)) if books else ""),
+            LIBRARIES
+            + (LOADED.format(example=example_sheet(workspace, books)) if books else "")
+            + writers(outputs),
             workspace=workspace,
-            prelude=sheets_prelude(books),
+            sheets=books,
         )
         if (data := cell_edit(task, workspace, inputs, outputs)) is not None:
             opening = CellsDraft(task, shown, verifier, inputs[0], list(data), data, opening)
@@ -148,9 +149,10 @@ def cell_edit(
     }
 
 
-def sheets_prelude(books: list[str]) -> str:
-    """Code run before a script: SHEETS[workbook][sheet], each sheet's rows as lists."""
-    return SHEETS_PRELUDE.replace("NAMES", repr(books)) if books else ""
+def writers(outputs: list[str]) -> str:
+    """How to write the office files the task makes, one clause per kind."""
+    kinds = dict.fromkeys(Path(o).suffix.lower() for o in outputs)
+    return "".join(f". To {WRITERS[k]}" for k in kinds if k in WRITERS)
 
 
 def example_sheet(workspace: Path, books: list[str]) -> str:

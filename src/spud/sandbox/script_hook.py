@@ -1,8 +1,11 @@
 """Runs a script read from stdin; after a crash's traceback, prints the values where it failed.
 
-Drafted scripts run as `python3 <this file> <<'SPUD_SCRIPT'`: a short command that a model
-reading the run can copy whole (the hook written inline was 1,000 characters the 1.5B copied,
-cut, for 190 s). The file is bound read-only into the sandbox at its own path.
+Drafted scripts run as `python3 <this file> [--sheets BOOK.xlsx ...] <<'SPUD_SCRIPT'`: a short
+command that a model reading the run can copy whole (the hook written inline was 1,000
+characters the 1.5B copied, cut, for 190 s; so was the workbook loader, for a pptx task).
+`--sheets` gives the script SHEETS[book][sheet]: each sheet's rows as lists of values, the
+header first, a formula without a stored value as its text. The file is bound read-only into
+the sandbox at its own path.
 """
 
 import re
@@ -37,9 +40,31 @@ def shown(kind, exc, tb):
         print(f"  {k} = {repr(scope[k])[:300]}", file=sys.stderr)
 
 
+def rows(path):
+    """Each sheet of a workbook as lists of values (formulas never calculated as text)."""
+    import openpyxl
+
+    stored, written = openpyxl.load_workbook(path, data_only=True), openpyxl.load_workbook(path)
+    return {
+        ws.title: [
+            [v if v is not None else f for v, f in zip(row, formulas, strict=True)]
+            for row, formulas in zip(
+                ws.iter_rows(values_only=True),
+                written[ws.title].iter_rows(values_only=True),
+                strict=True,
+            )
+        ]
+        for ws in stored.worksheets
+    }
+
+
 if __name__ == "__main__":
     SOURCE = sys.stdin.read()
+    books = sys.argv[sys.argv.index("--sheets") + 1 :] if "--sheets" in sys.argv else []
     sys.excepthook = shown
     sys.argv = ["-"]
     sys.path[0] = ""  # the script's imports come from the workspace, as with `python3 -`
-    exec(compile(SOURCE, "<stdin>", "exec"), {"__name__": "__main__", "__file__": "<stdin>"})
+    scope = {"__name__": "__main__", "__file__": "<stdin>"}
+    if books:
+        scope["SHEETS"] = {book: rows(book) for book in books}
+    exec(compile(SOURCE, "<stdin>", "exec"), scope)
