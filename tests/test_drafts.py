@@ -187,6 +187,10 @@ def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace:
     assert "return sum(items)" in repair  # but the code as it is now, with that reply merged
     assert 'c.add("a")' in repair and "NotImplementedError" in repair  # its code and failure
     assert "shop.py" in model.prompts[0][1].content and "test_total" in model.prompts[0][1].content
+    # every round begins with the task and the tests, the same text: the KV cache keeps them
+    first = model.prompts[0][1].content.split("\n\nshop.py:\n")[0]
+    assert first.startswith(TASK) and first.endswith(TESTS.rstrip() + "\n```")
+    assert model.prompts[1][1].content.startswith(first + "\n\nshop.py:\n")
     assert result.prompt_tokens == 200  # both drafts are counted
     shop = (workspace / "shop.py").read_text()
     assert "def untouched():\n    return 1" in shop
@@ -244,7 +248,6 @@ def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path)
         tmp_path,
         TASK,
         ["shop.py"],
-        "",
         TaskVerifier(checks=[]),
         lambda: (False, output),
         ["test_shop.py"],

@@ -91,9 +91,7 @@ class CodeAgainstTests:
         ]
         opening = None
         if sources:  # a text model first drafts the code in markdown; the loop goes on if needed
-            opening = CodeDraft(
-                workspace, task, sources, "\n\n".join(parts), verifier, report, tests
-            )
+            opening = CodeDraft(workspace, task, sources, verifier, report, tests)
         return Brief(
             playbook=self.name,
             opening=opening,
