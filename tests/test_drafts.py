@@ -381,13 +381,30 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
 
 def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
-    wrong = "It counts.\n```python\nopen('counts.txt', 'w').write('3')\n```"
+    wrong = "It counts.\n```python\nopen('count.csv', 'w').write('3')\n```"  # another kind
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     model = Drafter([wrong, good])
     result, _ = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     repair = model.prompts[1][-1].content
-    assert "Files it created: counts.txt" in repair and "count.txt was not created" in repair
+    assert "Files it created: count.csv" in repair and "count.txt was not created" in repair
+
+
+def test_a_script_that_saves_the_output_under_another_name_gets_it_moved(workspace: Path, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    named = "It counts.\n```python\nopen('Line count.txt', 'w').write('3')\n```"
+    model = Drafter([named])
+    result, messages = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text() == "3"
+    assert not (workspace / "Line count.txt").exists()
+    commands = [
+        m.tool_calls[0].arguments["command"]
+        for m in messages
+        if m.role == "assistant" and m.tool_calls[0].name == "bash"
+    ]
+    assert commands[-1] == "mv -- 'Line count.txt' count.txt"  # a step the run shows
+    assert "under the names the task gives them: count.txt" in model.prompts[0][1].content
 
 
 def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, store):
@@ -599,3 +616,41 @@ def test_drafts_stop_at_the_time_limit_before_another_model_call(
     result = agent.run(sid)
     assert result.status == "limit:time"
     assert len(model.prompts) == 1  # the second draft was never asked for
+
+
+def test_a_draft_is_cut_to_the_tokens_the_time_left_allows(
+    workspace: Path, store, monkeypatch: pytest.MonkeyPatch
+):
+    import spud.core.agent as agent_module
+
+    clock = [0.0]
+    monkeypatch.setattr(agent_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    asked: list[int] = []
+
+    class Paced(Drafter):
+        """10 tokens a second: each draft reports 200 tokens in 20 s."""
+
+        def chat(self, messages, max_tokens=2048, temperature=None, until_block=False):
+            asked.append(max_tokens)
+            clock[0] += 20.0
+            reply = super().chat(messages, max_tokens, temperature, until_block)
+            reply.usage = Usage(prompt_tokens=100, completion_tokens=200, seconds=20.0)
+            return reply
+
+    model = Paced(["No code here."] * 3)
+    (workspace / "shop.py").write_text(MODULE)
+    (workspace / "test_shop.py").write_text(TESTS)
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    brief = brief_for(TASK, workspace, sandbox)
+    agent = Agent(
+        model,
+        [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
+        store,
+        limits=Limits(max_steps=10, max_seconds=50),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    sid = agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+    assert agent.run(sid).status == "limit:time"
+    # the first draft at the playbook's length; then 30 s left, then 10 s, at 10 tokens a second
+    assert asked == [2048, 300, 100]

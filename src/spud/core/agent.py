@@ -136,7 +136,10 @@ class Agent:
                     check()
                     return self._act(session_id, messages, result, call, meta)
 
-                self.opening(DraftModel(self.model, check, self.notes), act)
+                def left() -> float:
+                    return self.limits.max_seconds - (time.monotonic() - started)
+
+                self.opening(DraftModel(self.model, check, self.notes, left), act)
             while True:
                 self.limits.check(result, time.monotonic() - started)
                 self._step(session_id, messages, result)
@@ -344,12 +347,23 @@ class Agent:
 class DraftModel:
     """The model as an opening sees it: the run's limits are checked before every draft (a run
     of drafts cannot go on past its time), and what was recalled for the task (memories, worked
-    examples) follows each draft's system message, as it follows the loop's."""
+    examples) follows each draft's system message, as it follows the loop's.
+
+    A draft is also cut to the tokens the time left allows at the pace of the drafts so far
+    (a 1.5B's 2,048-token script begun near the end took a 240 s run to 408 s)."""
 
     drafts = True
+    MIN_TOKENS = 64
 
-    def __init__(self, model: TextModel, check: Callable[[], None], notes: str = "") -> None:
-        self.model, self.check, self.notes = model, check, notes
+    def __init__(
+        self,
+        model: TextModel,
+        check: Callable[[], None],
+        notes: str = "",
+        left: Callable[[], float] | None = None,
+    ) -> None:
+        self.model, self.check, self.notes, self.left = model, check, notes, left
+        self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
 
     def chat(
         self,
@@ -362,6 +376,12 @@ class DraftModel:
         if self.notes.strip() and messages and messages[0].role == "system":
             system = messages[0].model_copy(update={"content": messages[0].content + self.notes})
             messages = [system, *messages[1:]]
-        return self.model.chat(
+        if self.left is not None and self.tokens and self.seconds > 0:
+            allowed = int(self.left() * self.tokens / self.seconds)
+            max_tokens = max(self.MIN_TOKENS, min(max_tokens, allowed))
+        reply = self.model.chat(
             messages, max_tokens=max_tokens, temperature=temperature, until_block=until_block
         )
+        self.tokens += reply.usage.completion_tokens
+        self.seconds += reply.usage.seconds
+        return reply

@@ -54,6 +54,8 @@ SCRIPT_ASK = (
     "outputs there{libraries}. Reply with one or two sentences on what the script does, then "
     "the script."
 )
+# A 1.5B asked for memo.docx saved "May sales memo.docx" (the memo's heading), three rounds.
+NAMED = ", under the names the task gives them: {names}"
 SAVED_ASK = (
     "Write the complete {path} in one ```python block. Reply with one or two sentences on what "
     "it does, then the code."
@@ -367,11 +369,13 @@ class ScriptDraft:
     prelude: str = ""  # code run before the script (e.g. data it needs), not shown to it
     sheets: list[str] = field(default_factory=list)  # workbooks the hook loads into SHEETS
     workspace: Path | None = None  # where the script runs: the files it made are shown to it
+    outputs: list[str] = field(default_factory=list)  # the files the task asks for, by name
     rounds: int = 5  # a 1.5B's loop after failed drafts cut its scripts at 400 characters
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
-        what = self.ask or SCRIPT_ASK.format(libraries=self.libraries)
+        named = NAMED.format(names=", ".join(self.outputs)) if self.outputs else ""
+        what = self.ask or SCRIPT_ASK.format(libraries=named + self.libraries)
         if self.save_as:
             what = SAVED_ASK.format(path=self.save_as)
         ask = f"{self.task}\n\n{self.shown}\n\n{what}".replace("\n\n\n\n", "\n\n")
@@ -418,6 +422,8 @@ class ScriptDraft:
                 command = f"{hook} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
             before = stamps(self.workspace)
             ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+            if ran.meta.get("ok") and (moves := misnamed(self.outputs, before, self.workspace)):
+                act(ToolCall(name="bash", arguments={"command": moves}), {"kind": "draft"})
             checks = self.verifier.check()
             if ran.meta.get("ok") and all(c.passed for c in checks):
                 summary = said(text) or "The script ran and its outputs were checked."
@@ -444,6 +450,24 @@ def stamps(workspace: Path | None) -> Stamps | None:
         st = (workspace / rel).stat()
         out[rel] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def misnamed(outputs: list[str], before: Stamps | None, workspace: Path | None) -> str:
+    """A command that moves each missing output into place from the one file of its kind
+    the script just created under another name; empty when there is none to move."""
+    if before is None or workspace is None:
+        return ""
+    created = [p for p in (stamps(workspace) or {}) if p not in before and p not in outputs]
+    moves = []
+    for out in outputs:
+        kind = Path(out).suffix.lower()
+        if not kind or (workspace / out).exists():
+            continue
+        same = [p for p in created if Path(p).suffix.lower() == kind]
+        wanted = [o for o in outputs if Path(o).suffix.lower() == kind]
+        if len(same) == 1 and len(wanted) == 1:
+            moves.append(shlex.join(["mv", "--", same[0], out]))
+    return " && ".join(moves)
 
 
 def made_files(before: Stamps | None, after: Stamps | None) -> str:

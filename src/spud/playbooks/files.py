@@ -64,6 +64,7 @@ class FileChores:
                 save_as=_script_asked(outputs),
                 run=command,
                 workspace=workspace,
+                outputs=outputs,
             )
         return Brief(
             playbook=self.name,

@@ -46,7 +46,9 @@ WRITERS = {
     "t.add_row().cells` per row, then `doc.save(name)`",
     ".xlsx": "write a new .xlsx with openpyxl: `from openpyxl import Workbook`, `wb = "
     "Workbook()`, `ws = wb.active`, `ws.title = 'Name'`, `ws.append([...])` per row, "
-    "`wb.create_sheet('Other')` for more sheets, then `wb.save(name)`",
+    "`wb.create_sheet('Other')` for more sheets, a formula as `ws['D9'] = '=SUM(D2:D8)'`, bold "
+    "as `from openpyxl.styles import Font` and `ws['A1'].font = Font(bold=True)`, a number "
+    "format per cell as `ws['D2'].number_format = '0.00'`, then `wb.save(name)`",
 }
 
 # The scripts' reads of a workbook went wrong on openpyxl itself (`sum(ws['D'])` of cells, the
@@ -110,6 +112,7 @@ class OfficeWork:
             + writers(outputs),
             workspace=workspace,
             sheets=books,
+            outputs=outputs,
         )
         if (data := cell_edit(task, workspace, inputs, outputs)) is not None:
             opening = CellsDraft(task, shown, verifier, inputs[0], list(data), data, opening)
