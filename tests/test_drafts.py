@@ -654,3 +654,13 @@ def test_a_draft_is_cut_to_the_tokens_the_time_left_allows(
     assert agent.run(sid).status == "limit:time"
     # the first draft at the playbook's length; then 30 s left, then 10 s, at 10 tokens a second
     assert asked == [2048, 300, 100]
+
+
+def test_a_reply_that_starts_in_its_fence_is_summed_up_by_its_opening_comment():
+    from spud.playbooks.draft import said
+
+    assert said("```python\n# Counts the lines of notes.txt.\nprint(3)\n```") == (
+        "Counts the lines of notes.txt."
+    )
+    assert said("It counts.\n```python\n# not this\n```") == "It counts."
+    assert said("```python\nprint(3)\n```") == ""

@@ -28,8 +28,8 @@ CELLS_ASK = (
 )
 CELLS_REPAIR = (
     "Spud wrote the cells and recalculated the workbook:\n{written}\n\nThe checks say:\n"
-    "{checks}\n\nSay in one sentence what is wrong, then reply with the cells to change, as "
-    "the dict named cells in one ```python block."
+    "{checks}\n\nReply with the cells to change, as the dict named cells in one ```python "
+    "block whose first line is a comment on what is wrong."
 )
 CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
 TASK_CELLS = re.compile(r"(?<![\w$])\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?\b")

@@ -23,20 +23,23 @@ from spud.tools.pymerge import DEFS, MergeError, merge_python
 BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 DEF_NAME = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)", re.MULTILINE)
 SYSTEM = "You are an expert Python programmer. You fix and complete code so that its tests pass."
+# The reason goes in a comment at the top of the block: the local model's reply starts inside
+# the fence, so "say why, then the code" got a 1.5B's prose as code (four repair rounds of
+# tally.py in 100 s, none usable).
 ASK = (
     "Reply with the code of {target} to change, in one ```python block: every function, class "
     "or method you change or add, each complete, plus any imports they need. Definitions you "
-    "leave out stay as they are; leave out the docstrings too (the file keeps them). Reply "
-    "with one or two sentences on what must change, then the code."
+    "leave out stay as they are; leave out the docstrings too (the file keeps them). The "
+    "block's first line is a comment on what must change."
 )
 REPAIR = (
-    "The tests now say:\n{detail}\n\nSay in one or two sentences why they fail, then reply "
-    "with the corrected definitions in one ```python block."
+    "The tests now say:\n{detail}\n\nReply with the corrected definitions in one ```python "
+    "block whose first line is a comment on why they fail."
 )
 FOCUS = (
     "The tests now: {count} fail.\n{failed}\n\nFix {name} first. Its code:\n```python\n"
-    "{source}```\nIts failure:\n{failure}\n\nSay in one or two sentences why {name} fails, then "
-    "reply with the corrected definitions, without their docstrings, in one ```python block."
+    "{source}```\nIts failure:\n{failure}\n\nReply with the corrected definitions, without their "
+    "docstrings, in one ```python block whose first line is a comment on why {name} fails."
 )
 FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
 ERROR_LINE = re.compile(r"^ERROR ", re.MULTILINE)
@@ -51,18 +54,18 @@ SCRIPT_SYSTEM = "You are an expert Python programmer. You do file and office wor
 SCRIPT_ASK = (
     "Write one Python 3 script that does this task, in one ```python block. It runs in the "
     "workspace folder (the current directory), where the files above are; it writes the "
-    "outputs there{libraries}. Reply with one or two sentences on what the script does, then "
-    "the script."
+    "outputs there{libraries}. The block's first line is a comment on what the script does."
 )
 # A 1.5B asked for memo.docx saved "May sales memo.docx" (the memo's heading), three rounds.
 NAMED = ", under the names the task gives them: {names}"
 SAVED_ASK = (
-    "Write the complete {path} in one ```python block. Reply with one or two sentences on what "
-    "it does, then the code."
+    "Write the complete {path} in one ```python block whose first line is a comment on what "
+    "it does."
 )
 SCRIPT_REPAIR = (
-    "The script ran. Its output:\n{output}\n\n{files}The checks say:\n{checks}\n\nSay in one or "
-    "two sentences what is wrong, then write the corrected complete script in one ```python block."
+    "The script ran. Its output:\n{output}\n\n{files}The checks say:\n{checks}\n\nWrite the "
+    "corrected complete script in one ```python block whose first line is a comment on what "
+    "was wrong."
 )
 SHOWN_FILES = 15
 SHOWN_CHARS = 8000  # of each test and source file in a code draft's request
@@ -348,9 +351,13 @@ def _syntax(code: str, exc: SyntaxError) -> str:
 
 
 def said(reply: str) -> str:
-    """What the model said it does: the reply's first line before its code, shortened."""
+    """What the model said it does: the reply's first line before its code, else the code's
+    opening comment, shortened."""
     words = reply.split("```")[0].strip().splitlines()
     first = words[0].strip() if words else ""
+    if not first and (blocks := BLOCK.findall(reply)) and blocks[0].strip():
+        line = blocks[0].strip().splitlines()[0]
+        first = line.lstrip("#").strip() if line.startswith("#") else ""
     return first if len(first) <= 200 else first[:197] + "..."
 
 
