@@ -664,3 +664,12 @@ def test_a_reply_that_starts_in_its_fence_is_summed_up_by_its_opening_comment():
     )
     assert said("It counts.\n```python\n# not this\n```") == "It counts."
     assert said("```python\nprint(3)\n```") == ""
+
+
+def test_a_reply_of_comments_only_is_followed_by_a_request_for_the_code(workspace: Path, store):
+    reasons = "```python\n# total raises: it must add the items.\n```"
+    model = Drafter([reasons, GOOD_TOTAL + "\n" + GOOD_CART])
+    result, _ = draft_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert model.prompts[1][-1].content.startswith("Now write that code")
+    assert model.prompts[1][-2].content == reasons  # the same chat, its prefix cached

@@ -118,7 +118,7 @@ class CodeDraft:
                 chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
             )
             text = reply.message.content
-            if text.strip() and not BLOCK.search(text):  # the reasons without the code
+            if text.strip() and not any(map(has_code, BLOCK.findall(text))):  # reasons, no code
                 chat += [
                     Message(role="assistant", content=text),
                     Message(role="user", content=CODE_NOW),
@@ -350,6 +350,12 @@ def _syntax(code: str, exc: SyntaxError) -> str:
     return f"line {exc.lineno}{shown}: {exc.msg} (this is Python 3.11)"
 
 
+def has_code(block: str) -> bool:
+    """Whether a block has a line of code: a 1.5B asked for a comment then the code often
+    wrote the comment and closed the block."""
+    return any(line.strip() and not line.strip().startswith("#") for line in block.splitlines())
+
+
 def said(reply: str) -> str:
     """What the model said it does: the reply's first line before its code, else the code's
     opening comment, shortened."""
@@ -530,7 +536,7 @@ def given(script: str, prelude: str, sheets: list[str] | None = None) -> str:
 
 def script_in(reply: str) -> tuple[str, str]:
     """The reply's longest Python block that compiles, or why there is none."""
-    blocks = sorted((b for b in BLOCK.findall(reply) if b.strip()), key=len, reverse=True)
+    blocks = sorted((b for b in BLOCK.findall(reply) if has_code(b)), key=len, reverse=True)
     if not blocks:
         return "", "Your reply had no ```python block. Reply with the script in one."
     error = f"it holds the line {HEREDOC}"
