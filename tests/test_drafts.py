@@ -441,6 +441,24 @@ def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Pa
     assert len(runs) == 2  # the copy was not run again
 
 
+def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, store):
+    (workspace / "notes.txt").write_text("n\n3\n")
+    write = "open('count.txt', 'w').write"
+    header = f"It reads.\n```python\n{write}(str(int(open('notes.txt').readline())))\n```"
+    # the "repair" changes the script but not what fails: the header row is still read
+    again = (
+        f"It reads.\n```python\nline = open('notes.txt').readline()\n{write}(str(int(line)))\n```"
+    )
+    good = f"It reads.\n```python\n{write}(open('notes.txt').read().split()[1])\n```"
+    model = Drafter([header, again, good])
+    result, messages = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # the third ask is the first one again
+    assert "ValueError: invalid literal for int()" in model.prompts[1][-1].content
+    runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    assert len(runs) == 3 and (workspace / "count.txt").read_text() == "3"
+
+
 def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path, store):
     import openpyxl
 

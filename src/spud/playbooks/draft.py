@@ -73,6 +73,7 @@ Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
 HEREDOC = "SPUD_SCRIPT"
 PAIRS = {"(": ")", "[": "]", "{": "}"}
 CLOSE_WITHIN = 20  # lines after an unclosed bracket where its closers are tried
+EXCEPTION_LINE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Exit|Interrupt)\b.*$", re.MULTILINE)
 STDIN_FRAME = re.compile(r'^([ \t]*)File "<stdin>", line (\d+).*$', re.MULTILINE)
 
 
@@ -395,6 +396,7 @@ class ScriptDraft:
         chat = [Message(role="system", content=SCRIPT_SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []
         scripts: set[str] = set()
+        failures: set[str] = set()
         temperature = None  # the model's own; for a fresh start, more varied
         for _ in range(self.rounds):
             reply = model.chat(
@@ -444,6 +446,13 @@ class ScriptDraft:
                 return
             failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
             output = ran.content or ""
+            failure = f"{crash(output)}\n{failed}"
+            if failure in failures:
+                # The same failure after a repair (a 1.5B kept int() on a CSV's header row
+                # through three repairs): a fresh chat, as for a repeated script.
+                chat, temperature = chat[:2], REDRAFT_TEMPERATURE
+                continue
+            failures.add(failure)
             if not self.save_as:
                 output = with_source(output, code)
             repair = SCRIPT_REPAIR.format(
@@ -499,6 +508,13 @@ def made_files(before: Stamps | None, after: Stamps | None) -> str:
             more = f" and {len(paths) - SHOWN_FILES} more" if len(paths) > SHOWN_FILES else ""
             lines.append(f"Files it {kind}: {', '.join(paths[:SHOWN_FILES])}{more}")
     return "\n".join(lines or ["It created, changed or removed no file."]) + "\n\n"
+
+
+def crash(output: str) -> str:
+    """The exception line of a traceback in a run's output (the error without its values),
+    empty when the run did not crash."""
+    found = EXCEPTION_LINE.findall(output)
+    return found[-1] if found else ""
 
 
 def with_source(output: str, code: str) -> str:
