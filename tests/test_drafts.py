@@ -453,8 +453,12 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
     model = Drafter([header, again, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    assert [len(p) for p in model.prompts] == [2, 4, 2]  # the third ask is the first one again
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # a fresh chat, without the scripts
     assert "ValueError: invalid literal for int()" in model.prompts[1][-1].content
+    fresh = model.prompts[2][1].content
+    assert fresh.startswith(model.prompts[0][1].content)  # the first ask, and what failed
+    assert "failed the same way twice:\n  File" in fresh and "ValueError: invalid" in fresh
+    assert "line = 'n\\n'" in fresh  # the values where it failed
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 3 and (workspace / "count.txt").read_text() == "3"
 

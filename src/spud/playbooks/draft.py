@@ -67,6 +67,11 @@ SCRIPT_REPAIR = (
     "corrected complete script in one ```python block whose first line is a comment on what "
     "was wrong."
 )
+EARLIER = (
+    "A script written for this before failed the same way twice:\n{failure}\nWrite one that "
+    "avoids it."
+)
+EARLIER_CHARS = 800
 SHOWN_FILES = 15
 SHOWN_CHARS = 8000  # of each test and source file in a code draft's request
 Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
@@ -449,8 +454,12 @@ class ScriptDraft:
             failure = f"{crash(output)}\n{failed}"
             if failure in failures:
                 # The same failure after a repair (a 1.5B kept int() on a CSV's header row
-                # through three repairs): a fresh chat, as for a repeated script.
-                chat, temperature = chat[:2], REDRAFT_TEMPERATURE
+                # through three repairs): a fresh chat, as for a repeated script, told what
+                # failed but not shown the script to copy.
+                shown = last_frame(with_source(output, code))
+                earlier = EARLIER.format(failure="\n".join(filter(None, [shown, failed])))
+                chat = [chat[0], Message(role="user", content=f"{ask}\n\n{earlier}")]
+                temperature = REDRAFT_TEMPERATURE
                 continue
             failures.add(failure)
             if not self.save_as:
@@ -508,6 +517,12 @@ def made_files(before: Stamps | None, after: Stamps | None) -> str:
             more = f" and {len(paths) - SHOWN_FILES} more" if len(paths) > SHOWN_FILES else ""
             lines.append(f"Files it {kind}: {', '.join(paths[:SHOWN_FILES])}{more}")
     return "\n".join(lines or ["It created, changed or removed no file."]) + "\n\n"
+
+
+def last_frame(output: str) -> str:
+    """A crash's last frame, its error and the values the hook printed; empty without one."""
+    at = output.rfind('\n  File "')
+    return output[at + 1 :].rstrip()[:EARLIER_CHARS] if crash(output) and at >= 0 else ""
 
 
 def crash(output: str) -> str:
