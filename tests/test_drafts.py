@@ -120,6 +120,11 @@ class Drafter(ReplayModel):
         self.texts = list(drafts)
         self.drafts = True  # a text model that drafts
         self.prompts: list[list[Message]] = []
+        self.loop_prompts: list[list[Message]] = []  # what the loop's steps were sent
+
+    def complete(self, messages, tools, exclude=frozenset()) -> ModelReply:
+        self.loop_prompts.append(list(messages))
+        return super().complete(messages, tools, exclude)
 
     def chat(
         self,
@@ -461,6 +466,25 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
     assert "line = 'n\\n'" in fresh  # the values where it failed
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 3 and (workspace / "count.txt").read_text() == "3"
+
+
+def test_the_loop_after_failed_drafts_reads_the_earlier_rounds_shortened(workspace, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    pad = "# " + "counts the lines of notes.txt " * 10 + "\n"
+    drafts = [f"It counts.\n```python\n{pad}raise ValueError('round {n}')\n```" for n in range(5)]
+    model = Drafter(drafts)
+    _, stored = script_run(workspace, store, model)
+    loop = model.loop_prompts[0]
+    runs = [m for m in loop if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    outputs = [m.content for m in loop if m.role == "tool"]
+    assert len(runs) == 5
+    for call in runs[:4]:  # the earlier rounds: the script's start, the run's error
+        assert "characters elided" in call.tool_calls[0].arguments["command"]
+    assert [o.startswith("[an earlier draft round's run") for o in outputs] == [True] * 4 + [False]
+    assert "ValueError: round 0" in outputs[0] and "Values where" not in outputs[0]
+    assert runs[4].tool_calls[0].arguments["command"].count("counts the lines") == 10  # whole
+    assert "ValueError: round 4" in outputs[4]
+    assert "Traceback" in [m for m in stored if m.role == "tool"][0].content  # kept whole
 
 
 def test_an_office_script_draft_writes_a_formula_that_is_checked(workspace: Path, store):

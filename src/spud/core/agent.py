@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spud.core import guards
-from spud.core.context import cut_output, fit_context
+from spud.core.context import cut_output, fit_context, superseded
 from spud.core.errors import CheckFailed, Finished, FormatError, FormatErrors, Repetition, RunEnded
 from spud.core.messages import (
     Message,
@@ -159,7 +159,7 @@ class Agent:
     def _step(self, sid: str, messages: list[Message], result: RunResult) -> None:
         turn = messages[guards.last_user_turn(messages) :]
         reserve = self.limits.max_output_tokens
-        prompt = fit_context(self.model, messages, self.specs, reserve, self.tokens)
+        prompt = fit_context(self.model, superseded(messages), self.specs, reserve, self.tokens)
         # Until something has been done, finishing is not on offer (small models like to
         # "finish" at once); it stays described so the prompt prefix does not change.
         exclude = {"finish"} if self.require_action and not guards.acted(turn) else set()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spud.core.context import RAISED_LINE
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.base import show_file, workspace_files
@@ -78,7 +79,6 @@ Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
 HEREDOC = "SPUD_SCRIPT"
 PAIRS = {"(": ")", "[": "]", "{": "}"}
 CLOSE_WITHIN = 20  # lines after an unclosed bracket where its closers are tried
-EXCEPTION_LINE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Exit|Interrupt)\b.*$", re.MULTILINE)
 STDIN_FRAME = re.compile(r'^([ \t]*)File "<stdin>", line (\d+).*$', re.MULTILINE)
 
 
@@ -528,7 +528,7 @@ def last_frame(output: str) -> str:
 def crash(output: str) -> str:
     """The exception line of a traceback in a run's output (the error without its values),
     empty when the run did not crash."""
-    found = EXCEPTION_LINE.findall(output)
+    found = RAISED_LINE.findall(output)
     return found[-1] if found else ""
 
 
