@@ -163,6 +163,23 @@ def test_repetition_ignores_changing_numbers(store):
     assert clock.runs == 3
 
 
+class Crash(Clock):
+    name = "crash"
+    description = "Run a script that crashes (its error shows an object's address)."
+
+    def run(self, args: Clock.Args) -> ToolResult:
+        self.runs += 1
+        address = hex(id(object()) + self.runs * 0xA0)  # a new address each run
+        return ToolResult(output=f"NameError: x\n  wb = <Workbook object at {address}>", ok=False)
+
+
+def test_repetition_ignores_object_addresses(store):
+    crash = Crash()
+    agent, sid = make([call("crash")] * 6, store, [crash])
+    assert agent.run(sid).status == "repetition"
+    assert crash.runs == 3
+
+
 def test_repetition_is_caught_for_long_outputs_too(store):
     agent, sid = make([call("big", size=5000)] * 5, store, [Big()], max_tool_output_chars=500)
     assert agent.run(sid).status == "repetition"

@@ -10,11 +10,13 @@ from spud.core.messages import WORKSPACE_ORIGIN, Message, ToolCall, ToolResult, 
 from spud.core.protocols import CheckResult
 
 REPEAT_WARN, REPEAT_STOP = 2, 3
+NUMBER = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 
 def digest(text: str) -> str:
-    """A fingerprint of a result that ignores numbers (timings, pids) so reruns match."""
-    return hashlib.sha256(re.sub(r"\d+", "#", text).encode()).hexdigest()[:16]
+    """A fingerprint of a result that ignores numbers (timings, pids, object addresses such
+    as 0x7f85a3e1 in a repr: five reruns of one crashing script went unnoticed) so reruns match."""
+    return hashlib.sha256(NUMBER.sub("#", text).encode()).hexdigest()[:16]
 
 
 def last_user_turn(messages: list[Message]) -> int:
