@@ -160,8 +160,9 @@ GOOD_CART = (
 )
 
 
-def draft_run(ws: Path, store, model, max_steps: int = 10):
-    (ws / "shop.py").write_text(MODULE)
+def draft_run(ws: Path, store, model, max_steps: int = 10, keep: bool = False):
+    if not keep:
+        (ws / "shop.py").write_text(MODULE)
     (ws / "test_shop.py").write_text(TESTS)
     sandbox = Sandbox(SandboxConfig(workspace=ws))
     brief = brief_for(TASK, ws, sandbox)
@@ -209,6 +210,23 @@ def test_a_draft_with_a_bracket_left_open_is_closed_and_run(workspace: Path, sto
     assert "return int(sum(items))" in (workspace / "shop.py").read_text()
     assert len(model.prompts) == 2  # not asked to fix the syntax: the second draft is the cart
     assert "not valid Python" not in model.prompts[1][-1].content
+
+
+def test_the_reason_comment_of_a_whole_file_draft_stays_out_of_the_file(workspace: Path, store):
+    (workspace / "shop.py").write_text("# shop: the cart\n" + MODULE)  # the file's own comment
+    whole = (
+        "```python\n# total raised and Cart had no add: both written\n\n# shop: the cart\n"
+        "from collections import defaultdict\n\n\ndef total(items):\n    return sum(items)\n\n\n"
+        "class Cart:\n    def __init__(self):\n        self.items = defaultdict(int)\n\n"
+        "    def add(self, sku):\n        self.items[sku] += 1\n\n    def count(self):\n"
+        "        return sum(self.items.values())\n\n\ndef untouched():\n    return 1\n```"
+    )
+    model = Drafter([whole])
+    result, _ = draft_run(workspace, store, model, keep=True)
+    assert result.status == "finished", result.summary
+    shop = (workspace / "shop.py").read_text()
+    assert shop.startswith("# shop: the cart\n") and "both written" not in shop
+    assert result.summary.startswith("total raised and Cart had no add")  # the reason is said
 
 
 def test_other_syntax_errors_are_not_guessed_at():

@@ -235,6 +235,7 @@ class CodeDraft:
             path = self._target(block)
             try:
                 before = out.get(path) or (self.workspace / path).read_text(encoding="utf-8")
+                block = without_reason(block, before)
                 out[path] = merge_python(before, block, module=Path(path).stem)
             except (OSError, UnicodeDecodeError) as exc:
                 return {}, f"{path} cannot be read: {exc}"
@@ -254,6 +255,20 @@ class CodeDraft:
             return len(names & set(DEF_NAME.findall(text)))
 
         return max(self.sources, key=lambda p: (overlap(p), -self.sources.index(p)))
+
+
+def without_reason(block: str, before: str) -> str:
+    """The block without its opening comment lines (the reason the ask puts there), unless
+    the file holds them: a 1.5B's whole-file reply carried its reason into shipping.py."""
+    kept = {line.rstrip() for line in before.splitlines()}
+    lines = block.splitlines(keepends=True)
+    n = 0
+    while n < len(lines):
+        line = lines[n].strip()
+        if line and not (line.startswith("#") and lines[n].rstrip() not in kept):
+            break
+        n += 1
+    return "".join(lines[n:])
 
 
 def failing(output: str) -> float:

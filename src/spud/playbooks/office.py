@@ -39,7 +39,8 @@ WRITERS = {
     "Presentation()`, per slide `s = prs.slides.add_slide(prs.slide_layouts[1])` (title and "
     "bullets), `s.shapes.title.text = 'Title'`, `body = s.placeholders[1].text_frame`, "
     "`body.text = 'first bullet'`, `body.add_paragraph().text = 'next bullet'`, then "
-    "`prs.save(name)`",
+    "`prs.save(name)`; every placeholder of a slide's layout gets text (the check reports an "
+    "empty one: a title slide, `slide_layouts[0]`, has its subtitle in `placeholders[1]`)",
     ".docx": "write a .docx with python-docx: `from docx import Document`, `doc = Document()`, "
     "`doc.add_heading('Title', level=1)`, `doc.add_paragraph('text')`, a table as `t = "
     "doc.add_table(rows=1, cols=n)`, `t.rows[0].cells[i].text = 'header'`, `cells = "
