@@ -176,3 +176,62 @@ def test_only_an_edit_of_one_workbooks_cells_is_drafted_as_cells(workspace: Path
         "Make report.docx from orders.xlsx with the total.",
     ):
         assert isinstance(opening(task), ScriptDraft), task
+
+
+def budget(ws_dir: Path) -> None:
+    """Three month sheets and a Q1 sheet whose B4 reads the wrong row and total stops short."""
+    wb = openpyxl.Workbook()
+    q1 = wb.active
+    q1.title = "Q1"
+    for month, base in (("Jan", 100), ("Feb", 200), ("Mar", 300)):
+        ws = wb.create_sheet(month)
+        ws.append(["Category", "Amount"])
+        for i, cat in enumerate(["Rent", "Staff", "Travel", "Tools", "Legal"]):
+            ws.append([cat, base + i])
+    q1.append(["Category", "Q1 total"])
+    for r, cat in enumerate(["Rent", "Staff", "Travel", "Tools", "Legal"], start=2):
+        q1.append([cat, f"=Jan!B{r}+Feb!B{r}+Mar!B{r}"])
+    q1["B4"] = "=Jan!B4+Feb!B5+Mar!B4"
+    q1["A7"], q1["B7"] = "Total", "=SUM(B2:B5)"
+    wb.save(ws_dir / "budget.xlsx")
+
+
+FIX_TASK = (
+    "In budget.xlsx the Q1 sheet adds up each category over Jan, Feb and Mar (B2 to B6) with "
+    "the grand total in B7. Some Q1 formulas are wrong: fix them."
+)
+
+
+def test_a_fix_of_formulas_sees_the_slips_and_an_unchanged_reply_is_refused(workspace: Path, store):
+    budget(workspace)
+    same = '```python\ncells = {"Q1!B4": "=Jan!B4+Feb!B5+Mar!B4", "Q1!B7": "=SUM(B2:B5)"}\n```'
+    half = '```python\ncells = {"Q1!B4": "=Jan!B4+Feb!B4+Mar!B4"}\n```'
+    both = '```python\ncells = {"Q1!B4": "=Jan!B4+Feb!B4+Mar!B4", "Q1!B7": "=SUM(B2:B6)"}\n```'
+    model = Drafter([same, half, both])
+    result, messages = script_run(workspace, store, model, FIX_TASK, office=True)
+    assert result.status == "finished", result.summary
+    # the first ask shows what a spreadsheet program would flag, with the likely formula
+    asked = model.prompts[0][1].content
+    assert "'Q1'!B4 =Jan!B4+Feb!B5+Mar!B4: unlike the formulas above and below it" in asked
+    assert "like them it would be =Jan!B4+Feb!B4+Mar!B4" in asked
+    assert "'Q1'!B7 =SUM(B2:B5): leaves out B6" in asked
+    # the formulas given back as they were are not written, and the model is told so
+    assert "already holds exactly that" in model.prompts[1][-1].content
+    # fixing B4 alone leaves the short total, which the check names
+    assert "leaves out B6" in model.prompts[2][-1].content
+    assert values(workspace / "budget.xlsx", "Q1", ["B4", "B7"]) == [606, 3030]
+    writes = [
+        m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "sheet_write"
+    ]
+    assert len(writes) == 2
+
+
+def test_slips_a_workbook_held_before_do_not_fail_a_task_that_does_not_fix_them(
+    workspace: Path, store
+):
+    budget(workspace)
+    task = "In budget.xlsx put the text Checked in Q1!C1."
+    model = Drafter(['```python\ncells = {"Q1!C1": "Checked"}\n```'])
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    assert openpyxl.load_workbook(workspace / "budget.xlsx")["Q1"]["C1"].value == "Checked"

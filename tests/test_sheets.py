@@ -84,6 +84,24 @@ def test_write_formula_recalculates_and_keeps_untouched_styles(book: Path, works
     assert s.column_dimensions["A"].width == 18 and s["B2"].number_format == "#,##0.00"
 
 
+def test_a_write_names_formulas_unlike_their_neighbours_and_short_totals(
+    book: Path, workspace: Path
+):
+    cells = {"D2": "=B2+C2", "D3": "=B3+C2", "D4": "=B4+C4", "D5": "=SUM(D2:D3)"}
+    res = _run(SheetWrite, workspace, path="sales.xlsx", cells=cells)
+    assert res.ok, res.output
+    assert "formulas to check (probably wrong):" in res.output
+    assert "D3 =B3+C2: unlike the formulas above and below it; like them it would be =B3+C3" in (
+        res.output
+    )
+    assert "D5 =SUM(D2:D3): leaves out D4, between its range and it" in res.output
+    fixed = _run(
+        SheetWrite, workspace, path="sales.xlsx", cells={"D3": "=B3+C3", "D5": "=SUM(D2:D4)"}
+    )
+    assert "formulas to check" not in fixed.output
+    assert "If the task is done, call finish." in fixed.output
+
+
 def test_cross_sheet_and_named_ranges_compute(book: Path):
     r = recalculate(load_workbook(book))
     assert r.value("Summary", "B1") == 90

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from spud.core.messages import Message, ModelReply, ToolCall
@@ -53,6 +54,8 @@ class CellsDraft:
     sheets: list[str]  # its sheets, the first being the one a bare address means
     data: dict[str, set[str]] = field(default_factory=dict)  # cells holding values, by sheet
     then: Opening | None = None
+    workspace: Path | None = None  # where the workbook is: cells that already hold a write's
+    # value are left out of it
     rounds: int = 3
     max_tokens: int = 1536
 
@@ -70,7 +73,7 @@ class CellsDraft:
             chat.append(Message(role="assistant", content=text))
             try:
                 cells = cells_in(text)
-                writes = self.settled(by_sheet(cells, self.sheets))
+                writes = self.changes(self.settled(by_sheet(cells, self.sheets)))
                 self.data_kept(writes)
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
@@ -140,6 +143,34 @@ class CellsDraft:
                 only[at] = prefix.sub("", value)  # =SUM(Sales!B2:B4) reads this sheet
         return {self.sheets[0]: only, **writes}
 
+    def changes(self, writes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The writes without the cells that already hold what would be written; an error
+        when that is all of them (a 1.5B asked to fix a wrong formula gave back every formula
+        as it was, and the unchanged workbook passed as done)."""
+        from spud.tools.office.workbook import OfficeError, load_workbook
+
+        if self.workspace is None:
+            return writes
+        try:
+            book = load_workbook(self.workspace / self.workbook)
+        except OfficeError:
+            return writes
+        left = {
+            sheet: {
+                at: v
+                for at, v in values.items()
+                if sheet not in book.sheetnames or not same_value(book[sheet][at].value, v)
+            }
+            for sheet, values in writes.items()
+        }
+        left = {sheet: values for sheet, values in left.items() if values}
+        if writes and not left:
+            raise CellsError(
+                "Every cell in your dict already holds exactly that, so writing it changes "
+                "nothing. Look again at what the task asks and give the cells that must change."
+            )
+        return left
+
     def data_kept(self, writes: dict[str, dict[str, Any]]) -> None:
         """Cells that hold the workbook's data are written only when the task names them
         (the 1.5B wrote a summary's formulas over the Sales rows they were to add up)."""
@@ -153,6 +184,15 @@ class CellsDraft:
                     "change. Write the new cells where the task says: empty cells, a new "
                     "column or row, or the sheet it asks for."
                 )
+
+
+def same_value(held: Any, written: Any) -> bool:
+    """Whether a cell holding `held` already has the value or formula `written`."""
+    if isinstance(held, str) and isinstance(written, str) and held.startswith("="):
+        return held.replace(" ", "").upper() == written.replace(" ", "").upper()
+    if isinstance(held, bool) or isinstance(written, bool):
+        return held is written
+    return held == written
 
 
 def cells_in(reply: str) -> dict[str, Any]:

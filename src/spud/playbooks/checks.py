@@ -10,6 +10,7 @@ from pathlib import Path
 
 from spud.core.protocols import CheckResult
 from spud.sandbox.bubblewrap import Sandbox
+from spud.tools.office.slips import Slip, formula_slips
 
 Check = Callable[[], CheckResult]
 PYTEST_TOTALS = re.compile(r"\d+ (?:passed|failed|errors?|skipped)[^\n]*")
@@ -91,9 +92,13 @@ def outputs_check(workspace: Path, paths: list[str]) -> Check:
     return run
 
 
-def office_check(workspace: Path, paths: list[str]) -> Check:
-    """Office files are reopened, recalculated and checked (no error cells, readable)."""
+def office_check(workspace: Path, paths: list[str], fixing: bool = False) -> Check:
+    """Office files are reopened, recalculated and checked (no error cells, readable), and
+    workbooks for formula slips: those the run made, or all of them when the task is to fix
+    the workbook's formulas (slips the file held before are otherwise its owner's business)."""
     from spud.tools.office.verify import verify_file
+
+    before = set() if fixing else {s for p in paths for s in _slips(workspace, p)}
 
     def run() -> CheckResult:
         problems: list[str] = []
@@ -101,6 +106,7 @@ def office_check(workspace: Path, paths: list[str]) -> Check:
             if (workspace / p).is_file():
                 v = verify_file(workspace / p)
                 problems += [f"{p}: {x}" for x in v.problems]
+                problems += [f"{p}: {s}" for s in _slips(workspace, p) if s not in before]
         return CheckResult(
             name=f"verify {', '.join(paths)}",
             passed=not problems,
@@ -108,6 +114,18 @@ def office_check(workspace: Path, paths: list[str]) -> Check:
         )
 
     return run
+
+
+def _slips(workspace: Path, rel: str) -> list[Slip]:
+    """A workbook's formula slips now; none for another kind of file or an unreadable one."""
+    from spud.tools.office.workbook import OfficeError, load_workbook
+
+    if not rel.lower().endswith(".xlsx") or not (workspace / rel).is_file():
+        return []
+    try:
+        return formula_slips(load_workbook(workspace / rel))
+    except OfficeError:
+        return []
 
 
 @dataclass

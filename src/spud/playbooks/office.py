@@ -11,6 +11,7 @@ from spud.playbooks.cells_draft import CellsDraft
 from spud.playbooks.checks import TaskVerifier, changed_check, office_check, outputs_check
 from spud.playbooks.draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
+from spud.tools.office.slips import formula_slips, slips_text
 
 OFFICE = (".xlsx", ".xlsm", ".docx", ".pptx")
 TEXT_INPUTS = (".csv", ".txt", ".md", ".json")
@@ -27,6 +28,8 @@ EDITS = re.compile(
     r"remove|delete|format|bold|highlight)\b",
     re.IGNORECASE,
 )
+# A task about a workbook's wrong formulas: the slips it already holds are what to fix.
+FIXES = re.compile(r"\b(?:fix|wrong|incorrect|mistakes?|errors?|broken)\b", re.IGNORECASE)
 LIBRARIES = (
     "; openpyxl, pandas, python-docx and python-pptx are installed. Formulas go in as text "
     "starting with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
@@ -97,7 +100,7 @@ class OfficeWork:
         elif EDITS.search(task) and (edited := [n for n in inputs if n.lower().endswith(OFFICE)]):
             checks.append(changed_check(workspace, edited))  # an edit in place must change it
         if office:
-            checks.append(office_check(workspace, office))
+            checks.append(office_check(workspace, office, fixing=bool(FIXES.search(task))))
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and
@@ -116,7 +119,9 @@ class OfficeWork:
             outputs=outputs,
         )
         if (data := cell_edit(task, workspace, inputs, outputs)) is not None:
-            opening = CellsDraft(task, shown, verifier, inputs[0], list(data), data, opening)
+            opening = CellsDraft(
+                task, shown, verifier, inputs[0], list(data), data, opening, workspace
+            )
         return Brief(
             playbook=self.name,
             opening=opening,
@@ -192,4 +197,6 @@ def workbook_view(path: Path) -> str:
                 lines.append("  " + " | ".join(cells))
         if ws.max_row > SHOWN_ROWS:
             lines.append(f"  ... {ws.max_row - SHOWN_ROWS} more rows (sheet_read shows them)")
+    if slips := slips_text(formula_slips(wb)):  # what a spreadsheet program would flag
+        lines.append(slips)
     return "\n".join(lines)

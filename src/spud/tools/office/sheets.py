@@ -13,6 +13,7 @@ from spud.core.protocols import Tool
 from spud.tools.files import WorkspaceTool
 from spud.tools.office.formula import formula_text, quote_sheet, shift_formula, shift_range
 from spud.tools.office.recalc import Recalc, errors_text, recalculate
+from spud.tools.office.slips import formula_slips, slips_text
 from spud.tools.office.workbook import (
     MAX_EDIT_CELLS,
     READ_COLS,
@@ -97,9 +98,15 @@ class SheetTool(WorkspaceTool):
         except OSError as exc:
             return _error(f"cannot write {self.rel(target)}: {exc.strerror}"), None
         recalc = recalculate(wb)
-        text = f"{done}\n{errors_text(recalc)}"
+        slips = slips_text(formula_slips(wb))
+        text = "\n".join(filter(None, [done, errors_text(recalc), slips]))
         text += "\nsaved. " + (
-            "Fix the error cells." if recalc.errors else "If the task is done, call finish."
+            "Fix the error cells."
+            if recalc.errors
+            else "Check the formulas listed and fix those that are wrong; if the task is done, "
+            "call finish."
+            if slips
+            else "If the task is done, call finish."
         )
         data = {
             "path": self.rel(target),

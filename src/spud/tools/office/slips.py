@@ -1,0 +1,126 @@
+"""A workbook's usual formula slips: a formula unlike those on both sides of it, a sum that stops
+short of the numbers next to its range (the two checks spreadsheet programs flag)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spud.tools.office.formula import formula_shape, formula_text, quote_sheet
+
+MAX_SLIPS = 12
+# =SUM(B2:B12), the whole formula one aggregate of one range on the formula's own sheet
+AGGREGATE = re.compile(
+    r"^=\s*(SUM|AVERAGE|MIN|MAX|COUNT|COUNTA|PRODUCT)\(\s*\$?([A-Z]{1,3})\$?(\d+)\s*:"
+    r"\s*\$?([A-Z]{1,3})\$?(\d+)\s*\)\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Slip:
+    """A formula that is probably wrong, and why."""
+
+    sheet: str
+    cell: str
+    formula: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{quote_sheet(self.sheet)}!{self.cell} {self.formula}: {self.why}"
+
+
+def formula_slips(wb: Any) -> list[Slip]:
+    """The slips in every sheet of an openpyxl workbook, in reading order."""
+    slips: list[Slip] = []
+    for ws in wb.worksheets:
+        cells = {
+            (c.row, c.column): c.value for row in ws.iter_rows() for c in row if c.value is not None
+        }
+        formulas = {at: t for at, v in cells.items() if (t := formula_text(v)) is not None}
+        for (row, col), text in sorted(formulas.items()):
+            why = _unlike_neighbours(formulas, row, col) or _short_sum(cells, text, row, col)
+            if why:
+                slips.append(Slip(ws.title, _address(row, col), text, why))
+    return slips
+
+
+def slips_text(slips: list[Slip], limit: int = MAX_SLIPS) -> str:
+    """The slips as lines under a heading; empty when there are none."""
+    if not slips:
+        return ""
+    lines = ["formulas to check (probably wrong):", *(f"  {s}" for s in slips[:limit])]
+    if len(slips) > limit:
+        lines.append(f"  [and {len(slips) - limit} more]")
+    return "\n".join(lines)
+
+
+def _unlike_neighbours(formulas: dict[tuple[int, int], str], row: int, col: int) -> str:
+    """Why a formula differs from the two beside it (above and below, or left and right)
+    that share one shape; empty when it does not."""
+    here = _shape(formulas[(row, col)], row, col)
+    for dr, dc, side in ((1, 0, "above and below"), (0, 1, "left and right")):
+        before, after = (row - dr, col - dc), (row + dr, col + dc)
+        if before not in formulas or after not in formulas:
+            continue
+        shape = _shape(formulas[before], *before)
+        if shape and shape == _shape(formulas[after], *after) and shape != here:
+            like = _translated(formulas[before], before, (row, col))
+            return f"unlike the formulas {side} it; like them it would be {like}"
+    return ""
+
+
+def _short_sum(cells: dict[tuple[int, int], Any], text: str, row: int, col: int) -> str:
+    """Why an aggregate of a range in its own column (or row) leaves out numbers between the
+    range and itself, or just before the range; empty when it does not."""
+    from openpyxl.utils import column_index_from_string
+
+    m = AGGREGATE.match(text)
+    if not m:
+        return ""
+    c1, r1 = column_index_from_string(m[2].upper()), int(m[3])
+    c2, r2 = column_index_from_string(m[4].upper()), int(m[5])
+    if c1 == c2 == col and r2 < row:  # a column's total below it
+        gap = [(r, col) for r in range(r2 + 1, row)]
+        before = (r1 - 1, col)
+    elif r1 == r2 == row and c2 < col:  # a row's total right of it
+        gap = [(row, c) for c in range(c2 + 1, col)]
+        before = (row, c1 - 1)
+    else:
+        return ""
+    if gap and all(_number_like(cells.get(at)) for at in gap):
+        left = ", ".join(_address(*at) for at in gap[:3]) + (" ..." if len(gap) > 3 else "")
+        return f"leaves out {left}, between its range and it"
+    plain = cells.get(before)  # a number, not a formula (a header row's formula is no data)
+    if not gap and isinstance(plain, (int, float)) and not isinstance(plain, bool):
+        return f"leaves out {_address(*before)}, just before its range"
+    return ""
+
+
+def _number_like(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or formula_text(value) is not None
+
+
+def _shape(text: str, row: int, col: int) -> str:
+    try:
+        return formula_shape(text, row, col)[0]
+    except Exception:  # a formula the tokenizer cannot read has no shape to compare
+        return ""
+
+
+def _translated(text: str, origin: tuple[int, int], to: tuple[int, int]) -> str:
+    from openpyxl.formula.translate import Translator
+
+    try:
+        return Translator(text, origin=_address(*origin)).translate_formula(_address(*to))
+    except Exception:
+        return text
+
+
+def _address(row: int, col: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return f"{get_column_letter(col)}{row}"
