@@ -360,7 +360,9 @@ def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, st
 CHORE = "Count the lines of notes.txt and write the number into count.txt."
 
 
-def script_run(ws: Path, store, model, task: str = CHORE, office: bool = False):
+def script_run(
+    ws: Path, store, model, task: str = CHORE, office: bool = False, max_steps: int = 10
+):
     from spud.tools.office.tools import office_tools
 
     sandbox = Sandbox(SandboxConfig(workspace=ws))
@@ -371,7 +373,7 @@ def script_run(ws: Path, store, model, task: str = CHORE, office: bool = False):
         model,
         tools,
         store,
-        limits=Limits(max_steps=10),
+        limits=Limits(max_steps=max_steps),
         verifier=brief.verifier,
         opening=brief.opening,
     )
@@ -387,7 +389,7 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
         "It counts the lines and writes the number.\n```python\n"
         "n = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(str(n))\n```"
     )
-    model = Drafter([broken, crashing, good])
+    model = Drafter([broken, crashing, good, "DONE"])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
@@ -402,11 +404,30 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
     assert len(runs) == 2 and not [p for p in workspace.iterdir() if p.suffix == ".py"]
 
 
+def test_a_script_whose_output_passes_is_shown_it_once_and_may_correct_it(workspace, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    # the file exists, so the check passes, but it holds the text rather than the count
+    wrong = "It counts.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
+    good = (
+        "# it wrote the lines, not their number\n```python\nopen('count.txt', 'w').write('3')\n```"
+    )
+    model = Drafter([wrong, good])
+    result, messages = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text() == "3"
+    review = model.prompts[1][-1].content
+    assert "What it made:\n\ncount.txt:\n```\na\nb\nc\n```" in review
+    assert "reply with the one word DONE" in review
+    assert len(model.prompts) == 2  # the corrected output is not shown again
+    runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    assert len(runs) == 2
+
+
 def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     wrong = "It counts.\n```python\nopen('count.csv', 'w').write('3')\n```"  # another kind
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
-    model = Drafter([wrong, good])
+    model = Drafter([wrong, good, "DONE"])
     result, _ = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     repair = model.prompts[1][-1].content
@@ -416,7 +437,7 @@ def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Pat
 def test_a_script_that_saves_the_output_under_another_name_gets_it_moved(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     named = "It counts.\n```python\nopen('Line count.txt', 'w').write('3')\n```"
-    model = Drafter([named])
+    model = Drafter([named, "DONE"])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
@@ -439,7 +460,7 @@ def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, 
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     (workspace / "tree.py").write_text("NAME = 'the workspace tree.py'\n")
     crash = crash.replace("```python\n", "```python\nimport tree\nprint(tree.NAME)\n", 1)
-    model = Drafter([crash, good])
+    model = Drafter([crash, good, "DONE"])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     repair = model.prompts[1][-1].content
@@ -455,10 +476,10 @@ def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Pa
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     crash = "It counts.\n```python\nopen('count.txt', 'w').write(len(open('note.txt')))\n```"
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
-    model = Drafter([crash, crash, good])
+    model = Drafter([crash, crash, good, "DONE"])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    assert [len(p) for p in model.prompts] == [2, 4, 2]  # the third ask is the first one again
+    assert [len(p) for p in model.prompts] == [2, 4, 2, 4]  # the third ask is the first one again
     assert model.prompts[2] == model.prompts[0]
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 2  # the copy was not run again
@@ -473,10 +494,10 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
         f"It reads.\n```python\nline = open('notes.txt').readline()\n{write}(str(int(line)))\n```"
     )
     good = f"It reads.\n```python\n{write}(open('notes.txt').read().split()[1])\n```"
-    model = Drafter([header, again, good])
+    model = Drafter([header, again, good, "DONE"])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    assert [len(p) for p in model.prompts] == [2, 4, 2]  # a fresh chat, without the scripts
+    assert [len(p) for p in model.prompts] == [2, 4, 2, 4]  # a fresh chat, without the scripts
     assert "ValueError: invalid literal for int()" in model.prompts[1][-1].content
     fresh = model.prompts[2][1].content
     assert fresh.startswith(model.prompts[0][1].content)  # the first ask, and what failed
@@ -489,19 +510,19 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
 def test_the_loop_after_failed_drafts_reads_the_earlier_rounds_shortened(workspace, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     pad = "# " + "counts the lines of notes.txt " * 10 + "\n"
-    drafts = [f"It counts.\n```python\n{pad}raise ValueError('round {n}')\n```" for n in range(5)]
+    drafts = [f"It counts.\n```python\n{pad}raise ValueError('round {n}')\n```" for n in range(10)]
     model = Drafter(drafts)
-    _, stored = script_run(workspace, store, model)
+    _, stored = script_run(workspace, store, model, max_steps=20)
     loop = model.loop_prompts[0]
     runs = [m for m in loop if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     outputs = [m.content for m in loop if m.role == "tool"]
-    assert len(runs) == 5
-    for call in runs[:4]:  # the earlier rounds: the script's start, the run's error
+    assert len(runs) == 10
+    for call in runs[:9]:  # the earlier rounds: the script's start, the run's error
         assert "characters elided" in call.tool_calls[0].arguments["command"]
-    assert [o.startswith("[an earlier draft round's run") for o in outputs] == [True] * 4 + [False]
+    assert [o.startswith("[an earlier draft round's run") for o in outputs] == [True] * 9 + [False]
     assert "ValueError: round 0" in outputs[0] and "Values where" not in outputs[0]
-    assert runs[4].tool_calls[0].arguments["command"].count("counts the lines") == 10  # whole
-    assert "ValueError: round 4" in outputs[4]
+    assert runs[9].tool_calls[0].arguments["command"].count("counts the lines") == 10  # whole
+    assert "ValueError: round 9" in outputs[9]
     assert "Traceback" in [m for m in stored if m.role == "tool"][0].content  # kept whole
 
 
@@ -542,7 +563,7 @@ def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: P
         "best = max(rows[1:3], key=lambda r: r[1])\n"
         "open('best.txt', 'w').write(f'{best[0]} {rows[3][1]}')\n```"
     )
-    model = Drafter([script])
+    model = Drafter([script, "DONE"])
     task = "Write best.txt with the store of stores.xlsx that sold the most."
     result, messages = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
@@ -600,7 +621,7 @@ def test_a_script_asked_for_beside_its_outputs_is_saved_there_and_run(workspace:
         "It keeps the first of each name.\n```python\nnames = open('names.txt').read().split()\n"
     )
     script += "open('unique.txt', 'w').write('\\n'.join(dict.fromkeys(names)))\n```"
-    result, messages = script_run(workspace, store, Drafter([script]), task)
+    result, messages = script_run(workspace, store, Drafter([script, "DONE"]), task)
     assert result.status == "finished", result.summary
     assert "dict.fromkeys(names)" in (workspace / "dedupe.py").read_text()
     assert (workspace / "unique.txt").read_text() == "b\na"

@@ -72,6 +72,17 @@ EARLIER = (
     "A script written for this before failed the same way twice:\n{failure}\nWrite one that "
     "avoids it."
 )
+# Output checks see that a file exists, not that it is right: a 1.5B's first script often
+# runs and makes the file with the wrong content (numbers left as text, a wrong layout), so the
+# model is shown what it made, once, beside the task (execution feedback, as in Self-Debugging,
+# Chen et al., 2023).
+REVIEW = (
+    "The script ran and the checks passed. What it made:\n\n{shown}\n\nCompare this with "
+    "the task, point by point: names, order, layout, number formats, value types. If all of it "
+    "is right, reply with the one word DONE. If anything differs, write the corrected complete "
+    "script in one ```python block whose first line is a comment on what was wrong."
+)
+REVIEW_CHARS = 3000  # of each output shown for review
 EARLIER_CHARS = 800
 SHOWN_FILES = 15
 SHOWN_CHARS = 8000  # of each test and source file in a code draft's request
@@ -404,7 +415,9 @@ class ScriptDraft:
     sheets: list[str] = field(default_factory=list)  # workbooks the hook loads into SHEETS
     workspace: Path | None = None  # where the script runs: the files it made are shown to it
     outputs: list[str] = field(default_factory=list)  # the files the task asks for, by name
-    rounds: int = 5  # a 1.5B's loop after failed drafts cut its scripts at 400 characters
+    # The loop after failed drafts cuts a 1.5B's scripts at 400 characters and repeats them
+    # (4 of 4 dev runs it took over ended without a pass): drafts go on while time is left.
+    rounds: int = 10
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
@@ -418,6 +431,8 @@ class ScriptDraft:
         scripts: set[str] = set()
         failures: set[str] = set()
         temperature = None  # the model's own; for a fresh start, more varied
+        passed = ""  # what the model said of the script whose outputs pass the checks now
+        reviewed = False  # its outputs were shown to it once
         for _ in range(self.rounds):
             reply = model.chat(
                 chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
@@ -425,6 +440,8 @@ class ScriptDraft:
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
             script, problem = script_in(text)
+            if passed and (problem or script in scripts):  # the review found nothing to change
+                break
             if problem:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=problem))
@@ -460,10 +477,16 @@ class ScriptDraft:
             if ran.meta.get("ok") and (moves := misnamed(self.outputs, before, self.workspace)):
                 act(ToolCall(name="bash", arguments={"command": moves}), {"kind": "draft"})
             checks = self.verifier.check()
+            passed = ""
             if ran.meta.get("ok") and all(c.passed for c in checks):
-                summary = said(text) or "The script ran and its outputs were checked."
-                act(ToolCall(name="finish", arguments={"summary": summary}), {})
-                return
+                passed = said(text) or "The script ran and its outputs were checked."
+                made = [o for o in self.outputs if o != self.save_as]  # a saved script was run
+                shown = "" if reviewed else made_text(self.workspace, made)
+                if not shown:
+                    break
+                reviewed = True
+                chat.append(Message(role="user", content=REVIEW.format(shown=shown)))
+                continue
             failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
             output = ran.content or ""
             failure = f"{crash(output)}\n{failed}"
@@ -485,6 +508,18 @@ class ScriptDraft:
                 checks=failed or "- all passed",
             )
             chat.append(Message(role="user", content=repair))
+        if passed:
+            act(ToolCall(name="finish", arguments={"summary": passed}), {})
+
+
+def made_text(workspace: Path | None, outputs: list[str]) -> str:
+    """The text outputs as they are now, each under its name (office files are not text)."""
+    if workspace is None:
+        return ""
+    shown = [
+        show_file(workspace, rel, REVIEW_CHARS) for rel in outputs if (workspace / rel).is_file()
+    ]
+    return "\n\n".join(s for s in shown if not s.endswith("(not a text file)"))
 
 
 def stamps(workspace: Path | None) -> Stamps | None:
