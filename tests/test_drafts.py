@@ -389,10 +389,11 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
         "It counts the lines and writes the number.\n```python\n"
         "n = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(str(n))\n```"
     )
-    model = Drafter([broken, crashing, good, "DONE"])
+    model = Drafter([broken, crashing, good, "```python\nDONE\n```"])  # as the local model
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
+    assert "DONE" in messages[-2].meta["draft"]  # the reply to the review, kept with the finish
     assert "not valid Python" in model.prompts[1][-1].content
     assert "FileNotFoundError" in model.prompts[2][-1].content  # the script's own error
     assert "It created, changed or removed no file." in model.prompts[2][-1].content
@@ -421,6 +422,44 @@ def test_a_script_whose_output_passes_is_shown_it_once_and_may_correct_it(worksp
     assert len(model.prompts) == 2  # the corrected output is not shown again
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 2
+
+
+def test_tests_whose_module_is_not_found_by_path_get_a_script_that_does_the_work(
+    workspace: Path, store
+):
+    from spud.playbooks.draft import ScriptDraft
+
+    package = workspace / "project" / "src" / "fastcart"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 1\n")
+    (workspace / "project" / "tests").mkdir()
+    (workspace / "project" / "tests" / "test_it.py").write_text(
+        "from quickcart import VALUE\n\n\ndef test_value():\n    assert VALUE == 1\n"
+    )
+    task = (
+        "Rename the package project/src/fastcart to quickcart. `cd project && PYTHONPATH=src "
+        "python -m pytest -q tests` must pass."
+    )
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    brief = brief_for(task, workspace, sandbox)
+    assert brief is not None and brief.playbook == "code"
+    assert isinstance(brief.opening, ScriptDraft) and brief.tools is None  # bash runs it
+    rename = "It renames.\n```python\nimport os\nos.rename('project/src/fastcart', 'project/src/quickcart')\n```"
+    model = Drafter([rename])
+    agent = Agent(
+        model,
+        coding_tools(workspace, sandbox),
+        store,
+        limits=Limits(max_steps=10),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    sid = agent.start(task, str(workspace), "system" + brief.prompt, brief.context)
+    result = agent.run(sid)
+    assert result.status == "finished", result.summary
+    assert (workspace / "project" / "src" / "quickcart" / "__init__.py").exists()
+    assert "project/src/fastcart/__init__.py" in model.prompts[0][1].content  # the files listed
+    assert "1 passed" in result.summary or "checked and passed" in result.summary
 
 
 def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Path, store):

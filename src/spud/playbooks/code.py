@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from spud.core.protocols import Opening
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, named_files, show_file, workspace_files
 from spud.playbooks.checks import (
@@ -16,7 +17,7 @@ from spud.playbooks.checks import (
     tests_quick,
     unchanged_check,
 )
-from spud.playbooks.draft import CodeDraft
+from spud.playbooks.draft import CodeDraft, ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 from spud.sandbox.policy import Rule
 
@@ -89,16 +90,20 @@ class CodeAgainstTests:
             for test in tests
             for tool in ("write_file", "edit_file")
         ]
-        opening = None
-        if sources:  # a text model first drafts the code in markdown; the loop goes on if needed
-            opening = CodeDraft(workspace, task, sources, verifier, report, tests)
+        # A text model first drafts the code in markdown; the loop goes on if needed. When the
+        # tests import no module of the workspace by its path (a package under src/ being
+        # renamed), a script does the work (a 1.5B's loop rewrote one __init__.py three times).
+        opening: Opening = CodeDraft(workspace, task, sources, verifier, report, tests)
+        if not sources:
+            listing = "Files in the workspace:\n" + "\n".join(workspace_files(workspace, 80))
+            opening = ScriptDraft(task, f"{listing}\n\n{context}", verifier, workspace=workspace)
         return Brief(
             playbook=self.name,
             opening=opening,
             prompt=prompt,
             context=context,
             verifier=verifier,
-            tools=TOOLS,
+            tools=TOOLS if sources else None,
             rules=rules,
             # the embedded model's grammar offers only the code's files to write and edit
             choices={t: {"path": sources} for t in ("write_file", "edit_file")} if sources else {},

@@ -82,6 +82,7 @@ REVIEW = (
     "is right, reply with the one word DONE. If anything differs, write the corrected complete "
     "script in one ```python block whose first line is a comment on what was wrong."
 )
+DONE = re.compile(r"#?\s*DONE\b.*", re.IGNORECASE | re.DOTALL)
 REVIEW_CHARS = 3000  # of each output shown for review
 EARLIER_CHARS = 800
 SHOWN_FILES = 15
@@ -432,6 +433,7 @@ class ScriptDraft:
         failures: set[str] = set()
         temperature = None  # the model's own; for a fresh start, more varied
         passed = ""  # what the model said of the script whose outputs pass the checks now
+        review: dict[str, Any] = {}  # the reply to the review of those outputs
         reviewed = False  # its outputs were shown to it once
         for _ in range(self.rounds):
             reply = model.chat(
@@ -440,7 +442,10 @@ class ScriptDraft:
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
             script, problem = script_in(text)
-            if passed and (problem or script in scripts):  # the review found nothing to change
+            # the review found nothing to change (the local model's reply starts in a fence,
+            # so its DONE comes as a "script")
+            if passed and (problem or script in scripts or DONE.fullmatch(script.strip())):
+                review = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
                 break
             if problem:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
@@ -509,7 +514,7 @@ class ScriptDraft:
             )
             chat.append(Message(role="user", content=repair))
         if passed:
-            act(ToolCall(name="finish", arguments={"summary": passed}), {})
+            act(ToolCall(name="finish", arguments={"summary": passed}), review)
 
 
 def made_text(workspace: Path | None, outputs: list[str]) -> str:
