@@ -462,6 +462,27 @@ def test_tests_whose_module_is_not_found_by_path_get_a_script_that_does_the_work
     assert "1 passed" in result.summary or "checked and passed" in result.summary
 
 
+def test_a_script_missing_a_common_import_gets_it_and_runs(workspace: Path, store):
+    from spud.playbooks.draft import with_imports
+
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    script = (
+        "It counts.\n```python\nrows = list(csv.reader(open('notes.txt')))\n"
+        "open('count.txt', 'w').write(json.dumps(len(rows)))\n```"
+    )
+    model = Drafter([script, "DONE"])
+    result, _ = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text() == "3"
+    # a name the script binds itself, a builtin, or an unknown one is left alone
+    own = "def Font(x):\n    return x\nprint(Font(len(open)))\nfoo()"
+    assert with_imports(own) == own
+    assert with_imports("wb = Workbook()\nws.cell(1, 1).font = Font(bold=True)").startswith(
+        "from openpyxl.styles import Font\nfrom openpyxl import Workbook\nwb ="
+    )
+    assert with_imports("[csv for csv in 'ab']") == "[csv for csv in 'ab']"
+
+
 def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     wrong = "It counts.\n```python\nopen('count.csv', 'w').write('3')\n```"  # another kind

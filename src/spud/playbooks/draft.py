@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import io
 import math
 import re
@@ -82,6 +83,36 @@ REVIEW = (
     "is right, reply with the one word DONE. If anything differs, write the corrected complete "
     "script in one ```python block whose first line is a comment on what was wrong."
 )
+# Imports a 1.5B's scripts leave out (Font, Workbook and csv, two repairs each in one run),
+# by the name the script uses: added above it when the script never binds that name.
+IMPORTS = {
+    "csv": "import csv",
+    "json": "import json",
+    "os": "import os",
+    "re": "import re",
+    "sys": "import sys",
+    "math": "import math",
+    "glob": "import glob",
+    "shutil": "import shutil",
+    "Path": "from pathlib import Path",
+    "defaultdict": "from collections import defaultdict",
+    "Counter": "from collections import Counter",
+    "OrderedDict": "from collections import OrderedDict",
+    "datetime": "from datetime import datetime",
+    "date": "from datetime import date",
+    "timedelta": "from datetime import timedelta",
+    "pd": "import pandas as pd",
+    "np": "import numpy as np",
+    "openpyxl": "import openpyxl",
+    "Workbook": "from openpyxl import Workbook",
+    "load_workbook": "from openpyxl import load_workbook",
+    "Font": "from openpyxl.styles import Font",
+    "PatternFill": "from openpyxl.styles import PatternFill",
+    "Alignment": "from openpyxl.styles import Alignment",
+    "get_column_letter": "from openpyxl.utils import get_column_letter",
+    "Document": "from docx import Document",
+    "Presentation": "from pptx import Presentation",
+}
 DONE = re.compile(r"#?\s*DONE\b.*", re.IGNORECASE | re.DOTALL)
 REVIEW_CHARS = 3000  # of each output shown for review
 EARLIER_CHARS = 800
@@ -461,6 +492,7 @@ class ScriptDraft:
                 continue
             temperature = None
             scripts.add(script)
+            script = with_imports(script)
             meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
             unused = []
             code = script
@@ -598,6 +630,30 @@ def with_source(output: str, code: str) -> str:
         return f"{m[0]}\n{m[1]}  {source}" if source else m[0]
 
     return STDIN_FRAME.sub(shown, output)
+
+
+def with_imports(script: str) -> str:
+    """The script with the imports it needs and lacks added on top (see IMPORTS); a name it
+    binds anywhere, or a builtin, is left alone."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script
+    used: set[str] = set()
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    wanted = [IMPORTS[n] for n in sorted(used - bound) if n in IMPORTS]
+    return "\n".join([*wanted, script]) if wanted else script
 
 
 def given(script: str, prelude: str, sheets: list[str] | None = None) -> str:
