@@ -242,6 +242,13 @@ def test_bounded_lengths_and_refs(ws: Path):
     assert not accepts(gbnf, _call("sheet_write", path="a.xlsx", cells={"total": 3}))
     files = calls_gbnf(_specs(ws), "raw")
     assert accepts(files, _call("list_files", pattern="p" * 200))
+    # integers within their range's digits (bash's timeout_s: 1 to 3600)
+    shell = [t for t in coding_tools(ws, Sandbox(SandboxConfig(workspace=ws))) if t.name == "bash"]
+    plain = calls_gbnf([tool_spec(t) for t in shell], "json")
+    assert accepts(plain, _call("bash", command="ls", timeout_s=120))
+    assert not accepts(plain, _call("bash", command="ls", timeout_s=10**15))
+    assert not accepts(plain, _call("bash", command="ls", timeout_s=0))
+    assert accepts(files, _call("read_file", path="a.py", start_line=1200000))
     assert not accepts(files, _call("list_files", pattern="p" * 201))
     assert accepts(files, _call("read_file", path="p" * 200))
     bash = calls_gbnf(
