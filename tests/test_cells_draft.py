@@ -11,7 +11,7 @@ from test_drafts import Drafter, script_run
 from spud.playbooks import brief_for
 from spud.playbooks.cells_draft import CellsDraft, CellsError, by_sheet, cells_in
 from spud.playbooks.checks import TaskVerifier
-from spud.playbooks.draft import ScriptDraft
+from spud.playbooks.script_draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.office.recalc import recalculate
 

@@ -427,7 +427,7 @@ def test_a_script_whose_output_passes_is_shown_it_once_and_may_correct_it(worksp
 def test_tests_whose_module_is_not_found_by_path_get_a_script_that_does_the_work(
     workspace: Path, store
 ):
-    from spud.playbooks.draft import ScriptDraft
+    from spud.playbooks.script_draft import ScriptDraft
 
     package = workspace / "project" / "src" / "fastcart"
     package.mkdir(parents=True)
@@ -463,7 +463,7 @@ def test_tests_whose_module_is_not_found_by_path_get_a_script_that_does_the_work
 
 
 def test_a_script_missing_a_common_import_gets_it_and_runs(workspace: Path, store):
-    from spud.playbooks.draft import with_imports
+    from spud.playbooks.script_draft import with_imports
 
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     script = (

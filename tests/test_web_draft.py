@@ -14,7 +14,7 @@ from spud.eval.site import serve
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for
 from spud.playbooks.base import named_files
-from spud.playbooks.draft import given
+from spud.playbooks.script_draft import given
 from spud.playbooks.web_draft import _button, _controls
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.browser.tools import browser_tools, close_browsers

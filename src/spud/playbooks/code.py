@@ -17,7 +17,8 @@ from spud.playbooks.checks import (
     tests_quick,
     unchanged_check,
 )
-from spud.playbooks.draft import CodeDraft, ScriptDraft
+from spud.playbooks.draft import CodeDraft
+from spud.playbooks.script_draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 from spud.sandbox.policy import Rule
 

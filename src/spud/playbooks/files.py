@@ -8,7 +8,7 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, command_check, outputs_check
-from spud.playbooks.draft import ScriptDraft
+from spud.playbooks.script_draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 
 # A command the task asks to run: in backticks, or "run python3 x.py" in the text.

@@ -9,7 +9,7 @@ from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, named_files, workspace_files
 from spud.playbooks.cells_draft import CellsDraft
 from spud.playbooks.checks import TaskVerifier, changed_check, office_check, outputs_check
-from spud.playbooks.draft import ScriptDraft
+from spud.playbooks.script_draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 from spud.tools.office.slips import formula_slips, slips_text
 

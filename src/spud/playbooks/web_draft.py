@@ -10,13 +10,8 @@ from typing import Any
 from spud.core.guards import UNTRUSTED
 from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.playbooks.draft import (
-    HEREDOC,
-    REDRAFT_TEMPERATURE,
-    ScriptDraft,
-    script_in,
-    usage_of,
-)
+from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
+from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
 
 WORD = re.compile(r"[a-z0-9]{3,}")
 COMMON = {
