@@ -113,7 +113,8 @@ def test_new_definitions_are_added_and_invalid_code_is_refused():
 
 
 class Drafter(ReplayModel):
-    """The replay model (tool calls) that also answers the draft prompts in plain text."""
+    """The replay model (tool calls) that also answers the draft prompts in plain text; past
+    its drafts it repeats the last one, as a model sampled greedily would."""
 
     def __init__(self, drafts: list[str], replies: list[dict] | None = None) -> None:
         super().__init__(replies or [])
@@ -134,7 +135,7 @@ class Drafter(ReplayModel):
         until_block: bool = False,
     ) -> ModelReply:
         self.prompts.append(list(messages))
-        text = self.texts.pop(0)
+        text = self.texts.pop(0) if len(self.texts) > 1 else self.texts[0]
         usage = Usage(prompt_tokens=100, completion_tokens=20)
         return ModelReply(message=Message(role="assistant", content=text), usage=usage)
 
@@ -389,11 +390,10 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
         "It counts the lines and writes the number.\n```python\n"
         "n = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(str(n))\n```"
     )
-    model = Drafter([broken, crashing, good, "```python\nDONE\n```"])  # as the local model
+    model = Drafter([broken, crashing, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
-    assert "DONE" in messages[-2].meta["draft"]  # the reply to the review, kept with the finish
     assert "not valid Python" in model.prompts[1][-1].content
     assert "FileNotFoundError" in model.prompts[2][-1].content  # the script's own error
     assert "It created, changed or removed no file." in model.prompts[2][-1].content
@@ -405,23 +405,42 @@ def test_a_script_draft_that_fails_gets_its_error_and_the_fix_finishes(workspace
     assert len(runs) == 2 and not [p for p in workspace.iterdir() if p.suffix == ".py"]
 
 
-def test_a_script_whose_output_passes_is_shown_it_once_and_may_correct_it(workspace, store):
+def test_passing_scripts_vote_with_their_outputs_and_the_most_agreed_stand(workspace, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     # the file exists, so the check passes, but it holds the text rather than the count
-    wrong = "It counts.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
-    good = (
-        "# it wrote the lines, not their number\n```python\nopen('count.txt', 'w').write('3')\n```"
-    )
-    model = Drafter([wrong, good])
+    wrong = "It copies.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    other = "It counts lines.\n```python\nn = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(f'{n}\\n')\n```"
+    model = Drafter([wrong, good, other])
+    result, messages = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text().strip() == "3"
+    assert "(2 of 3 passing drafts made these outputs)" in result.summary
+    assert result.summary.startswith("It counts.")
+    # each further draft is a fresh chat: the task, not the earlier scripts
+    assert [len(p) for p in model.prompts] == [2, 2, 2]
+    assert messages[-2].meta["agreeing"] == 2 and messages[-2].meta["drafts_passed"] == 3
+
+
+def test_the_chosen_scripts_outputs_are_put_back_when_a_later_one_differs(workspace, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    wrong = "It copies.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
+    model = Drafter([good, wrong, good])  # the same script again votes without a run
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
-    review = model.prompts[1][-1].content
-    assert "What it made:\n\ncount.txt:\n```\na\nb\nc\n```" in review
-    assert "reply with the one word DONE" in review
-    assert len(model.prompts) == 2  # the corrected output is not shown again
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
-    assert len(runs) == 2
+    assert len(runs) == 3 and runs[-1].meta.get("chosen")  # good, wrong, good again to restore
+
+
+def test_a_chore_that_changes_its_inputs_stops_at_the_first_passing_script(workspace, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    move = "It renames.\n```python\nimport os\nos.rename('notes.txt', 'count.txt')\n```"
+    model = Drafter([move, "It says hi.\n```python\nprint('hi')\n```"])
+    result, _ = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 1  # a second draft would start from another workspace
 
 
 def test_tests_whose_module_is_not_found_by_path_get_a_script_that_does_the_work(
@@ -470,7 +489,7 @@ def test_a_script_missing_a_common_import_gets_it_and_runs(workspace: Path, stor
         "It counts.\n```python\nrows = list(csv.reader(open('notes.txt')))\n"
         "open('count.txt', 'w').write(json.dumps(len(rows)))\n```"
     )
-    model = Drafter([script, "DONE"])
+    model = Drafter([script])
     result, _ = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
@@ -487,7 +506,7 @@ def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Pat
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     wrong = "It counts.\n```python\nopen('count.csv', 'w').write('3')\n```"  # another kind
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
-    model = Drafter([wrong, good, "DONE"])
+    model = Drafter([wrong, good])
     result, _ = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     repair = model.prompts[1][-1].content
@@ -497,7 +516,7 @@ def test_a_script_that_writes_the_wrong_file_is_told_what_it_made(workspace: Pat
 def test_a_script_that_saves_the_output_under_another_name_gets_it_moved(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     named = "It counts.\n```python\nopen('Line count.txt', 'w').write('3')\n```"
-    model = Drafter([named, "DONE"])
+    model = Drafter([named])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
@@ -520,7 +539,7 @@ def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, 
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     (workspace / "tree.py").write_text("NAME = 'the workspace tree.py'\n")
     crash = crash.replace("```python\n", "```python\nimport tree\nprint(tree.NAME)\n", 1)
-    model = Drafter([crash, good, "DONE"])
+    model = Drafter([crash, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
     repair = model.prompts[1][-1].content
@@ -536,10 +555,11 @@ def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Pa
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     crash = "It counts.\n```python\nopen('count.txt', 'w').write(len(open('note.txt')))\n```"
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
-    model = Drafter([crash, crash, good, "DONE"])
+    model = Drafter([crash, crash, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    assert [len(p) for p in model.prompts] == [2, 4, 2, 4]  # the third ask is the first one again
+    # the third ask is the first one again; the fourth, after the pass, a fresh draft to vote
+    assert [len(p) for p in model.prompts] == [2, 4, 2, 2]
     assert model.prompts[2] == model.prompts[0]
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 2  # the copy was not run again
@@ -554,10 +574,10 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
         f"It reads.\n```python\nline = open('notes.txt').readline()\n{write}(str(int(line)))\n```"
     )
     good = f"It reads.\n```python\n{write}(open('notes.txt').read().split()[1])\n```"
-    model = Drafter([header, again, good, "DONE"])
+    model = Drafter([header, again, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    assert [len(p) for p in model.prompts] == [2, 4, 2, 4]  # a fresh chat, without the scripts
+    assert [len(p) for p in model.prompts] == [2, 4, 2, 2]  # a fresh chat, without the scripts
     assert "ValueError: invalid literal for int()" in model.prompts[1][-1].content
     fresh = model.prompts[2][1].content
     assert fresh.startswith(model.prompts[0][1].content)  # the first ask, and what failed
@@ -623,7 +643,7 @@ def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: P
         "best = max(rows[1:3], key=lambda r: r[1])\n"
         "open('best.txt', 'w').write(f'{best[0]} {rows[3][1]}')\n```"
     )
-    model = Drafter([script, "DONE"])
+    model = Drafter([script])
     task = "Write best.txt with the store of stores.xlsx that sold the most."
     result, messages = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
@@ -681,7 +701,7 @@ def test_a_script_asked_for_beside_its_outputs_is_saved_there_and_run(workspace:
         "It keeps the first of each name.\n```python\nnames = open('names.txt').read().split()\n"
     )
     script += "open('unique.txt', 'w').write('\\n'.join(dict.fromkeys(names)))\n```"
-    result, messages = script_run(workspace, store, Drafter([script, "DONE"]), task)
+    result, messages = script_run(workspace, store, Drafter([script]), task)
     assert result.status == "finished", result.summary
     assert "dict.fromkeys(names)" in (workspace / "dedupe.py").read_text()
     assert (workspace / "unique.txt").read_text() == "b\na"

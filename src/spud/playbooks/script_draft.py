@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import hashlib
+import json
 import re
 import shlex
+import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ from typing import Any
 from spud.core.context import RAISED_LINE
 from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
-from spud.playbooks.base import show_file, workspace_files
+from spud.playbooks.base import workspace_files
 from spud.playbooks.draft import (
     BLOCK,
     REDRAFT_TEMPERATURE,
@@ -47,16 +51,13 @@ EARLIER = (
     "A script written for this before failed the same way twice:\n{failure}\nWrite one that "
     "avoids it."
 )
-# Output checks see that a file exists, not that it is right: a 1.5B's first script often
-# runs and makes the file with the wrong content (numbers left as text, a wrong layout), so the
-# model is shown what it made, once, beside the task (execution feedback, as in Self-Debugging,
-# Chen et al., 2023).
-REVIEW = (
-    "The script ran and the checks passed. What it made:\n\n{shown}\n\nCompare this with "
-    "the task, point by point: names, order, layout, number formats, value types. If all of it "
-    "is right, reply with the one word DONE. If anything differs, write the corrected complete "
-    "script in one ```python block whose first line is a comment on what was wrong."
-)
+# Output checks see that a file exists, not that it is right: a 1.5B's first passing script
+# often makes the file with the wrong content (numbers left as text, a wrong order), and shown
+# its outputs it did not see what was wrong (a review of them, tried on 5 December, corrected
+# none). So while time is left, fresh drafts run too, and the outputs most passing drafts agree
+# on stand (selection by execution agreement: AlphaCode's clustering; MBR-exec, Shi et al.,
+# 2022). Only where a run leaves every file it found as it was, so each starts from the same.
+CANDIDATES = 3
 # Imports a 1.5B's scripts leave out (Font, Workbook and csv, two repairs each in one run),
 # by the name the script uses: added above it when the script never binds that name.
 IMPORTS = {
@@ -87,8 +88,6 @@ IMPORTS = {
     "Document": "from docx import Document",
     "Presentation": "from pptx import Presentation",
 }
-DONE = re.compile(r"#?\s*DONE\b.*", re.IGNORECASE | re.DOTALL)
-REVIEW_CHARS = 3000  # of each output shown for review
 EARLIER_CHARS = 800
 SHOWN_FILES = 15
 Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
@@ -117,6 +116,8 @@ class ScriptDraft:
     rounds: int = 10
     max_tokens: int = 2048
 
+    candidates: int = CANDIDATES  # passing drafts that vote with their outputs, at most
+
     def __call__(self, model: TextModel, act: Act) -> None:
         named = NAMED.format(names=", ".join(self.outputs)) if self.outputs else ""
         what = self.ask or SCRIPT_ASK.format(libraries=named + self.libraries)
@@ -128,21 +129,18 @@ class ScriptDraft:
         scripts: set[str] = set()
         failures: set[str] = set()
         temperature = None  # the model's own; for a fresh start, more varied
-        passed = ""  # what the model said of the script whose outputs pass the checks now
-        review: dict[str, Any] = {}  # the reply to the review of those outputs
-        reviewed = False  # its outputs were shown to it once
-        for _ in range(self.rounds):
+        votes = Votes(stamps(self.workspace), self.save_as)
+        started = time.monotonic()
+        for done in range(self.rounds):
+            now = stamps(self.workspace) if votes.groups else None
+            if votes.settled(self.candidates, now, _seconds_left(model), started, done):
+                break
             reply = model.chat(
                 chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
             )
             text = reply.message.content
             chat.append(Message(role="assistant", content=text))
             script, problem = script_in(text)
-            # the review found nothing to change (the local model's reply starts in a fence,
-            # so its DONE comes as a "script")
-            if passed and (problem or script in scripts or DONE.fullmatch(script.strip())):
-                review = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
-                break
             if problem:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 chat.append(Message(role="user", content=problem))
@@ -151,7 +149,9 @@ class ScriptDraft:
             if script in scripts:
                 # The same script again (a 1.5B repeated one 5 times, told it had failed):
                 # a new chat without the old scripts to copy, sampled more freely. For small
-                # models fresh samples do as well as repairs (Olausson et al., 2023).
+                # models fresh samples do as well as repairs (Olausson et al., 2023). A passing
+                # script drafted again votes again for its outputs, without a run.
+                votes.again(with_imports(script))
                 chat, temperature = chat[:2], REDRAFT_TEMPERATURE
                 unused.append(reply)
                 continue
@@ -160,35 +160,15 @@ class ScriptDraft:
             script = with_imports(script)
             meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
             unused = []
-            code = script
-            if self.save_as:
-                save = {"path": self.save_as, "content": script + "\n"}
-                act(ToolCall(name="write_file", arguments=save), meta)
-                command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
-            else:
-                code = given(script, self.prelude, self.sheets)
-                if self.prelude:
-                    code = f"{self.prelude}\n{code}"
-                # under a hook that prints, after a crash's traceback, the values where it
-                # failed (a 1.5B indexed lines[1] of a file it had not seen, five rounds)
-                books = ["--sheets", *self.sheets] if self.sheets else []
-                hook = shlex.join(["python3", str(SCRIPT_HOOK), *books])
-                command = f"{hook} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
-            before = stamps(self.workspace)
-            ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
-            if ran.meta.get("ok") and (moves := misnamed(self.outputs, before, self.workspace)):
-                act(ToolCall(name="bash", arguments={"command": moves}), {"kind": "draft"})
+            ran, code, before = self._run(script, meta, act)
             checks = self.verifier.check()
-            passed = ""
             if ran.meta.get("ok") and all(c.passed for c in checks):
-                passed = said(text) or "The script ran and its outputs were checked."
-                made = [o for o in self.outputs if o != self.save_as]  # a saved script was run
-                shown = "" if reviewed else made_text(self.workspace, made)
-                if not shown:
-                    break
-                reviewed = True
-                chat.append(Message(role="user", content=REVIEW.format(shown=shown)))
+                made = self.outputs or list(changed(before, stamps(self.workspace)))
+                key = outputs_key(self.workspace, made, ran.content or "", self.save_as)
+                votes.add(script, key, said(text) or "The script ran and its outputs were checked.")
+                chat, temperature = chat[:2], REDRAFT_TEMPERATURE  # the next: a fresh draft
                 continue
+            votes.now = ""  # what the workspace holds is no passing draft's
             failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
             output = ran.content or ""
             failure = f"{crash(output)}\n{failed}"
@@ -210,18 +190,133 @@ class ScriptDraft:
                 checks=failed or "- all passed",
             )
             chat.append(Message(role="user", content=repair))
-        if passed:
-            act(ToolCall(name="finish", arguments={"summary": passed}), review)
+        if chosen := votes.chosen():
+            key, script, summary, agreeing = chosen
+            if votes.now != key:  # a later draft's outputs are there: the chosen one's return
+                self._run(script, {"kind": "draft", "chosen": True}, act)
+            if votes.total > 1:
+                summary += f" ({agreeing} of {votes.total} passing drafts made these outputs)"
+            meta = {"kind": "draft", "drafts_passed": votes.total, "agreeing": agreeing}
+            act(ToolCall(name="finish", arguments={"summary": summary}), meta)
+
+    def _run(
+        self, script: str, meta: dict[str, Any], act: Act
+    ) -> tuple[Message, str, Stamps | None]:
+        """Run a script (saved first when the task asks for a script file), with a move of a
+        misnamed output; its result, the code that ran and the workspace's stamps before."""
+        code = script
+        if self.save_as:
+            save = {"path": self.save_as, "content": script + "\n"}
+            act(ToolCall(name="write_file", arguments=save), meta)
+            command, meta = self.run or f"python3 {self.save_as}", {"kind": "draft"}
+        else:
+            code = given(script, self.prelude, self.sheets)
+            if self.prelude:
+                code = f"{self.prelude}\n{code}"
+            # under a hook that prints, after a crash's traceback, the values where it
+            # failed (a 1.5B indexed lines[1] of a file it had not seen, five rounds)
+            books = ["--sheets", *self.sheets] if self.sheets else []
+            hook = shlex.join(["python3", str(SCRIPT_HOOK), *books])
+            command = f"{hook} <<'{HEREDOC}'\n{code}\n{HEREDOC}"
+        before = stamps(self.workspace)
+        ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+        if ran.meta.get("ok") and (moves := misnamed(self.outputs, before, self.workspace)):
+            act(ToolCall(name="bash", arguments={"command": moves}), {"kind": "draft"})
+        return ran, code, before
 
 
-def made_text(workspace: Path | None, outputs: list[str]) -> str:
-    """The text outputs as they are now, each under its name (office files are not text)."""
-    if workspace is None:
-        return ""
-    shown = [
-        show_file(workspace, rel, REVIEW_CHARS) for rel in outputs if (workspace / rel).is_file()
-    ]
-    return "\n\n".join(s for s in shown if not s.endswith("(not a text file)"))
+@dataclass
+class Votes:
+    """The passing drafts of one task, grouped by what their outputs hold."""
+
+    initial: Stamps | None  # the workspace's files before any draft ran
+    save_as: str | None = None
+    groups: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key: (script, said)
+    keys: dict[str, str] = field(default_factory=dict)  # a passing script's outputs' key
+    now: str = ""  # the key of what the workspace holds ("" after a failing run)
+
+    @property
+    def total(self) -> int:
+        return sum(len(g) for g in self.groups.values())
+
+    def add(self, script: str, key: str, summary: str) -> None:
+        self.groups.setdefault(key, []).append((script, summary))
+        self.keys[script] = self.now = key
+
+    def again(self, script: str) -> None:
+        if (key := self.keys.get(script)) is not None:
+            self.groups[key].append(self.groups[key][0])
+
+    def settled(
+        self, most: int, now: Stamps | None, left: float | None, started: float, rounds: int
+    ) -> bool:
+        """Whether drafting stops here: no pass yet goes on; a pass stops it when more drafts
+        cannot change the choice, when a run changed the files drafts start from, or when the
+        time left is under two rounds at the pace so far."""
+        if not self.groups:
+            return False
+        sizes = sorted((len(g) for g in self.groups.values()), reverse=True) + [0]
+        if sizes[0] >= sizes[1] + max(most - self.total, 0):
+            return True
+        if self.initial is None or now is None:
+            return True
+        if any(now.get(p) != s for p, s in self.initial.items() if p != self.save_as):
+            return True  # a run changed or removed a file that was there: drafts would differ
+        pace = (time.monotonic() - started) / max(rounds, 1)
+        return left is not None and left < 2 * pace
+
+    def chosen(self) -> tuple[str, str, str, int] | None:
+        """The first draft of the largest group (the earliest group on a tie)."""
+        if not self.groups:
+            return None
+        key, group = max(self.groups.items(), key=lambda kv: len(kv[1]))
+        return key, group[0][0], group[0][1], len(group)
+
+
+def _seconds_left(model: TextModel) -> float | None:
+    left = getattr(model, "left", None)
+    return left() if callable(left) else None
+
+
+def changed(before: Stamps | None, after: Stamps | None) -> list[str]:
+    """The files created or changed between two stamps."""
+    if before is None or after is None:
+        return []
+    return [p for p in after if before.get(p) != after[p]]
+
+
+def outputs_key(workspace: Path | None, paths: list[str], printed: str, save_as: str | None) -> str:
+    """A digest of what the outputs hold, the same for outputs equal in content: JSON parsed,
+    line ends and trailing space left out, office files without their save time; what the
+    run printed when it wrote no file."""
+    digest = hashlib.sha256()
+    kept = sorted(p for p in paths if p != save_as)
+    for rel in kept:
+        digest.update(rel.encode() + b"\0" + content_of(workspace / rel if workspace else None))
+    if not kept:
+        digest.update(printed.replace("\r\n", "\n").strip().encode())
+    return digest.hexdigest()
+
+
+def content_of(path: Path | None) -> bytes:
+    """A file's content as outputs are compared (see outputs_key); b"" when it is missing."""
+    if path is None or not path.is_file():
+        return b""
+    data = path.read_bytes()
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                return b"".join(
+                    n.encode() + z.read(n) for n in sorted(z.namelist()) if "docProps/" not in n
+                )
+        except (zipfile.BadZipFile, OSError):
+            return data
+    if path.suffix.lower() == ".json":
+        try:
+            return json.dumps(json.loads(data), sort_keys=True).encode()
+        except (ValueError, UnicodeDecodeError):
+            return data
+    return b"\n".join(line.rstrip() for line in data.replace(b"\r\n", b"\n").strip().split(b"\n"))
 
 
 def stamps(workspace: Path | None) -> Stamps | None:
