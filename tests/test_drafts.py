@@ -434,6 +434,36 @@ def test_the_chosen_scripts_outputs_are_put_back_when_a_later_one_differs(worksp
     assert len(runs) == 3 and runs[-1].meta.get("chosen")  # good, wrong, good again to restore
 
 
+class OutOfTime(Drafter):
+    """A drafter whose run runs out of time at the draft after its last (of several, the
+    last stays the one it repeats, so here: one draft)."""
+
+    def chat(self, messages, max_tokens=2048, temperature=None, until_block=False):
+        if len(self.prompts) == len(self.texts):
+            from spud.core.errors import LimitReached
+
+            raise LimitReached("time", "240s of 240s used")
+        return super().chat(messages, max_tokens, temperature, until_block)
+
+
+def test_a_passing_draft_finishes_when_the_time_runs_out_during_more_drafts(workspace, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    model = OutOfTime([good])
+    result, _ = script_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text() == "3"
+
+
+def test_passing_drafts_that_all_differ_end_with_a_summary_that_says_so(workspace, store):
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    drafts = [f"It counts.\n```python\nopen('count.txt', 'w').write('{n}')\n```" for n in (3, 4, 5)]
+    result, _ = script_run(workspace, store, Drafter(drafts))
+    assert result.status == "finished", result.summary
+    assert (workspace / "count.txt").read_text() == "3"  # the first one's, put back
+    assert "unsure: 3 passing drafts made 3 different outputs" in result.summary
+
+
 def test_a_chore_that_changes_its_inputs_stops_at_the_first_passing_script(workspace, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     move = "It renames.\n```python\nimport os\nos.rename('notes.txt', 'count.txt')\n```"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spud.core.context import RAISED_LINE
+from spud.core.errors import LimitReached
 from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.base import workspace_files
@@ -131,70 +132,86 @@ class ScriptDraft:
         temperature = None  # the model's own; for a fresh start, more varied
         votes = Votes(stamps(self.workspace), self.save_as)
         started = time.monotonic()
-        for done in range(self.rounds):
-            now = stamps(self.workspace) if votes.groups else None
-            if votes.settled(self.candidates, now, _seconds_left(model), started, done):
-                break
-            reply = model.chat(
-                chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
-            )
-            text = reply.message.content
-            chat.append(Message(role="assistant", content=text))
-            script, problem = script_in(text)
-            if problem:
-                temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
-                chat.append(Message(role="user", content=problem))
-                unused.append(reply)
-                continue
-            if script in scripts:
-                # The same script again (a 1.5B repeated one 5 times, told it had failed):
-                # a new chat without the old scripts to copy, sampled more freely. For small
-                # models fresh samples do as well as repairs (Olausson et al., 2023). A passing
-                # script drafted again votes again for its outputs, without a run.
-                votes.again(with_imports(script))
-                chat, temperature = chat[:2], REDRAFT_TEMPERATURE
-                unused.append(reply)
-                continue
-            temperature = None
-            scripts.add(script)
-            script = with_imports(script)
-            meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
-            unused = []
-            ran, code, before = self._run(script, meta, act)
-            checks = self.verifier.check()
-            if ran.meta.get("ok") and all(c.passed for c in checks):
-                made = self.outputs or list(changed(before, stamps(self.workspace)))
-                key = outputs_key(self.workspace, made, ran.content or "", self.save_as)
-                votes.add(script, key, said(text) or "The script ran and its outputs were checked.")
-                chat, temperature = chat[:2], REDRAFT_TEMPERATURE  # the next: a fresh draft
-                continue
-            votes.now = ""  # what the workspace holds is no passing draft's
-            failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
-            output = ran.content or ""
-            failure = f"{crash(output)}\n{failed}"
-            if failure in failures:
-                # The same failure after a repair (a 1.5B kept int() on a CSV's header row
-                # through three repairs): a fresh chat, as for a repeated script, told what
-                # failed but not shown the script to copy.
-                shown = last_frame(with_source(output, code))
-                earlier = EARLIER.format(failure="\n".join(filter(None, [shown, failed])))
-                chat = [chat[0], Message(role="user", content=f"{ask}\n\n{earlier}")]
-                temperature = REDRAFT_TEMPERATURE
-                continue
-            failures.add(failure)
-            if not self.save_as:
-                output = with_source(output, code)
-            repair = SCRIPT_REPAIR.format(
-                output=output[-MAX_DETAIL:],
-                files=made_files(before, stamps(self.workspace)),
-                checks=failed or "- all passed",
-            )
-            chat.append(Message(role="user", content=repair))
+        try:
+            for done in range(self.rounds):
+                now = stamps(self.workspace) if votes.groups else None
+                if votes.settled(self.candidates, now, _seconds_left(model), started, done):
+                    break
+                reply = model.chat(
+                    chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+                )
+                text = reply.message.content
+                chat.append(Message(role="assistant", content=text))
+                script, problem = script_in(text)
+                if problem:
+                    temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
+                    chat.append(Message(role="user", content=problem))
+                    unused.append(reply)
+                    continue
+                if script in scripts:
+                    # The same script again (a 1.5B repeated one 5 times, told it had failed):
+                    # a new chat without the old scripts to copy, sampled more freely. For small
+                    # models fresh samples do as well as repairs (Olausson et al., 2023). A passing
+                    # script drafted again votes again for its outputs, without a run.
+                    votes.again(with_imports(script))
+                    chat, temperature = chat[:2], REDRAFT_TEMPERATURE
+                    unused.append(reply)
+                    continue
+                temperature = None
+                scripts.add(script)
+                script = with_imports(script)
+                meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
+                unused = []
+                if self.save_as:
+                    votes.now = ""  # the saved script is about to be another's
+                ran, code, before = self._run(script, meta, act)
+                checks = self.verifier.check()
+                if ran.meta.get("ok") and all(c.passed for c in checks):
+                    made = self.outputs or list(changed(before, stamps(self.workspace)))
+                    key = outputs_key(self.workspace, made, ran.content or "", self.save_as)
+                    votes.add(
+                        script, key, said(text) or "The script ran and its outputs were checked."
+                    )
+                    chat, temperature = chat[:2], REDRAFT_TEMPERATURE  # the next: a fresh draft
+                    continue
+                votes.now = ""  # what the workspace holds is no passing draft's
+                failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
+                output = ran.content or ""
+                failure = f"{crash(output)}\n{failed}"
+                if failure in failures:
+                    # The same failure after a repair (a 1.5B kept int() on a CSV's header row
+                    # through three repairs): a fresh chat, as for a repeated script, told what
+                    # failed but not shown the script to copy.
+                    shown = last_frame(with_source(output, code))
+                    earlier = EARLIER.format(failure="\n".join(filter(None, [shown, failed])))
+                    chat = [chat[0], Message(role="user", content=f"{ask}\n\n{earlier}")]
+                    temperature = REDRAFT_TEMPERATURE
+                    continue
+                failures.add(failure)
+                if not self.save_as:
+                    output = with_source(output, code)
+                repair = SCRIPT_REPAIR.format(
+                    output=output[-MAX_DETAIL:],
+                    files=made_files(before, stamps(self.workspace)),
+                    checks=failed or "- all passed",
+                )
+                chat.append(Message(role="user", content=repair))
+        except LimitReached:
+            # the time ran out while more drafts were asked for: the outputs there stand if
+            # they are a passing draft's (putting the chosen ones back would need a run)
+            if not votes.now:
+                raise
+            votes.only = votes.now
         if chosen := votes.chosen():
             key, script, summary, agreeing = chosen
             if votes.now != key:  # a later draft's outputs are there: the chosen one's return
                 self._run(script, {"kind": "draft", "chosen": True}, act)
-            if votes.total > 1:
+            if agreeing == 1 and votes.total > 1:  # the checks cannot tell which is right
+                summary += (
+                    f" (unsure: {votes.total} passing drafts made {len(votes.groups)} different "
+                    "outputs; these are the first one's, check them)"
+                )
+            elif votes.total > 1:
                 summary += f" ({agreeing} of {votes.total} passing drafts made these outputs)"
             meta = {"kind": "draft", "drafts_passed": votes.total, "agreeing": agreeing}
             act(ToolCall(name="finish", arguments={"summary": summary}), meta)
@@ -234,6 +251,7 @@ class Votes:
     groups: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # key: (script, said)
     keys: dict[str, str] = field(default_factory=dict)  # a passing script's outputs' key
     now: str = ""  # the key of what the workspace holds ("" after a failing run)
+    only: str = ""  # the key that must stand (the time ran out with its outputs there)
 
     @property
     def total(self) -> int:
@@ -266,10 +284,14 @@ class Votes:
         return left is not None and left < 2 * pace
 
     def chosen(self) -> tuple[str, str, str, int] | None:
-        """The first draft of the largest group (the earliest group on a tie)."""
+        """The first draft of the largest group (the earliest group on a tie), or of the group
+        that must stand."""
         if not self.groups:
             return None
-        key, group = max(self.groups.items(), key=lambda kv: len(kv[1]))
+        if self.only:
+            key, group = self.only, self.groups[self.only]
+        else:
+            key, group = max(self.groups.items(), key=lambda kv: len(kv[1]))
         return key, group[0][0], group[0][1], len(group)
 
 
