@@ -362,7 +362,13 @@ CHORE = "Count the lines of notes.txt and write the number into count.txt."
 
 
 def script_run(
-    ws: Path, store, model, task: str = CHORE, office: bool = False, max_steps: int = 10
+    ws: Path,
+    store,
+    model,
+    task: str = CHORE,
+    office: bool = False,
+    max_steps: int = 10,
+    votes: int = 1,
 ):
     from spud.tools.office.tools import office_tools
 
@@ -377,6 +383,7 @@ def script_run(
         limits=Limits(max_steps=max_steps),
         verifier=brief.verifier,
         opening=brief.opening,
+        harness=Harness(draft_votes=votes),
     )
     sid = agent.start(task, str(ws), "system" + brief.prompt, brief.context)
     return agent.run(sid), store.messages(sid)
@@ -412,7 +419,7 @@ def test_passing_scripts_vote_with_their_outputs_and_the_most_agreed_stand(works
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     other = "It counts lines.\n```python\nn = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(f'{n}\\n')\n```"
     model = Drafter([wrong, good, other])
-    result, messages = script_run(workspace, store, model)
+    result, messages = script_run(workspace, store, model, votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text().strip() == "3"
     assert "(2 of 3 passing drafts made these outputs)" in result.summary
@@ -427,7 +434,7 @@ def test_the_chosen_scripts_outputs_are_put_back_when_a_later_one_differs(worksp
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     wrong = "It copies.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
     model = Drafter([good, wrong, good])  # the same script again votes without a run
-    result, messages = script_run(workspace, store, model)
+    result, messages = script_run(workspace, store, model, votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
@@ -450,7 +457,7 @@ def test_a_passing_draft_finishes_when_the_time_runs_out_during_more_drafts(work
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     model = OutOfTime([good])
-    result, _ = script_run(workspace, store, model)
+    result, _ = script_run(workspace, store, model, votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
 
@@ -458,7 +465,7 @@ def test_a_passing_draft_finishes_when_the_time_runs_out_during_more_drafts(work
 def test_passing_drafts_that_all_differ_end_with_a_summary_that_says_so(workspace, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     drafts = [f"It counts.\n```python\nopen('count.txt', 'w').write('{n}')\n```" for n in (3, 4, 5)]
-    result, _ = script_run(workspace, store, Drafter(drafts))
+    result, _ = script_run(workspace, store, Drafter(drafts), votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"  # the first one's, put back
     assert "unsure: 3 passing drafts made 3 different outputs" in result.summary
@@ -468,7 +475,7 @@ def test_a_chore_that_changes_its_inputs_stops_at_the_first_passing_script(works
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     move = "It renames.\n```python\nimport os\nos.rename('notes.txt', 'count.txt')\n```"
     model = Drafter([move, "It says hi.\n```python\nprint('hi')\n```"])
-    result, _ = script_run(workspace, store, model)
+    result, _ = script_run(workspace, store, model, votes=3)
     assert result.status == "finished", result.summary
     assert len(model.prompts) == 1  # a second draft would start from another workspace
 
@@ -588,8 +595,7 @@ def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Pa
     model = Drafter([crash, crash, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    # the third ask is the first one again; the fourth, after the pass, a fresh draft to vote
-    assert [len(p) for p in model.prompts] == [2, 4, 2, 2]
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # the third ask is the first one again
     assert model.prompts[2] == model.prompts[0]
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 2  # the copy was not run again
@@ -607,7 +613,7 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
     model = Drafter([header, again, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    assert [len(p) for p in model.prompts] == [2, 4, 2, 2]  # a fresh chat, without the scripts
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # a fresh chat, without the scripts
     assert "ValueError: invalid literal for int()" in model.prompts[1][-1].content
     fresh = model.prompts[2][1].content
     assert fresh.startswith(model.prompts[0][1].content)  # the first ask, and what failed

@@ -97,3 +97,19 @@ def test_when_no_candidate_passes_the_workspace_keeps_the_best(svc: SessionServi
 def test_unknown_effort_is_a_clear_error(svc: SessionService, ws: Path):
     with pytest.raises(ConfigError, match="unknown effort 'max'"):
         execute_with_effort(svc, spec(ws, Sampler([], [])), "max")
+
+
+def test_medium_effort_lets_passing_script_drafts_vote(svc: SessionService, ws: Path, monkeypatch):
+    seen: list[Harness] = []
+    real = svc.open
+
+    def spy(run_spec: RunSpec):
+        seen.append(run_spec.harness)
+        return real(run_spec)
+
+    monkeypatch.setattr(svc, "open", spy)
+    right = [call("write_file", path="calc.py", content=RIGHT), call("finish", summary="a")]
+    for effort in ("low", "medium"):
+        execute_with_effort(svc, spec(ws, Sampler(right, right)), effort)
+    assert [h.draft_votes for h in seen] == [1, 3]
+    assert seen[1].check_repairs == 0  # the rest of the run's own harness is kept

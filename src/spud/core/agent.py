@@ -140,7 +140,8 @@ class Agent:
                 def left() -> float:
                     return self.limits.max_seconds - (time.monotonic() - started)
 
-                self.opening(DraftModel(self.model, check, self.notes, left), act)
+                drafts = DraftModel(self.model, check, self.notes, left, self.harness.draft_votes)
+                self.opening(drafts, act)
             while True:
                 self.limits.check(result, time.monotonic() - started)
                 self._step(session_id, messages, result)
@@ -362,8 +363,10 @@ class DraftModel:
         check: Callable[[], None],
         notes: str = "",
         left: Callable[[], float] | None = None,
+        votes: int = 1,
     ) -> None:
         self.model, self.check, self.notes, self.left = model, check, notes, left
+        self.votes = votes  # passing drafts that vote on the outputs (the harness's draft_votes)
         self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
 
     def chat(

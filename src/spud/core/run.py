@@ -98,6 +98,7 @@ class Harness(BaseModel):
     verify: bool = True  # run the task's checks (from its playbook) before finishing
     check_repairs: int = 2  # failing checks sent back for a repair before the run gives up
     check_after_change: bool = True  # the quick check's result follows every file change
+    draft_votes: int = 1  # passing script drafts whose outputs vote (effort medium, high: 3)
 
 
 class Finish:

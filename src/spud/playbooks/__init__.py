@@ -20,7 +20,7 @@ _PLAYBOOKS: dict[str, Playbook] = {}
 _LOADING = threading.RLock()
 _LOADED: list[bool] = []
 # modules of this package that are not playbooks
-_SUPPORT = {"base", "cells_draft", "checks", "draft", "web_draft"}
+_SUPPORT = {"base", "cells_draft", "checks", "draft", "script_draft", "web_draft"}
 
 
 def playbook(cls: type) -> type:

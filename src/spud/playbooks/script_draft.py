@@ -58,7 +58,8 @@ EARLIER = (
 # none). So while time is left, fresh drafts run too, and the outputs most passing drafts agree
 # on stand (selection by execution agreement: AlphaCode's clustering; MBR-exec, Shi et al.,
 # 2022). Only where a run leaves every file it found as it was, so each starts from the same.
-CANDIDATES = 3
+# On the 10 untuned dev tasks no draft of a failing task was right, so voting changed no
+# outcome and cost time: it is for effort medium and high (the harness's draft_votes).
 # Imports a 1.5B's scripts leave out (Font, Workbook and csv, two repairs each in one run),
 # by the name the script uses: added above it when the script never binds that name.
 IMPORTS = {
@@ -117,8 +118,6 @@ class ScriptDraft:
     rounds: int = 10
     max_tokens: int = 2048
 
-    candidates: int = CANDIDATES  # passing drafts that vote with their outputs, at most
-
     def __call__(self, model: TextModel, act: Act) -> None:
         named = NAMED.format(names=", ".join(self.outputs)) if self.outputs else ""
         what = self.ask or SCRIPT_ASK.format(libraries=named + self.libraries)
@@ -135,7 +134,9 @@ class ScriptDraft:
         try:
             for done in range(self.rounds):
                 now = stamps(self.workspace) if votes.groups else None
-                if votes.settled(self.candidates, now, _seconds_left(model), started, done):
+                if votes.settled(
+                    getattr(model, "votes", 1), now, _seconds_left(model), started, done
+                ):
                     break
                 reply = model.chat(
                     chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from spud.core.errors import ConfigError
 from spud.core.protocols import CheckResult, Model
-from spud.core.run import RunResult
+from spud.core.run import Harness, RunResult
 from spud.service.sessions import RunSpec, SessionService
 
-# effort -> (candidate runs at most, sampling temperature of the extra candidates)
-EFFORTS = {"low": (1, 0.0), "medium": (2, 0.6), "high": (3, 0.8)}
+# effort -> (candidate runs at most, sampling temperature of the extra candidates, passing
+# script drafts that vote on the outputs within a run)
+EFFORTS = {"low": (1, 0.0, 1), "medium": (2, 0.6, 3), "high": (3, 0.8, 3)}
 
 
 def candidates_for(effort: str) -> int:
@@ -36,10 +37,14 @@ def execute_with_effort(service: SessionService, spec: RunSpec, effort: str) -> 
     further one starts from a copy of the workspace as it was, sampling more freely. The best
     candidate's files end up in the workspace and its result is returned; every candidate's
     session stays in the store.
+    At medium and high, passing script drafts within a run also vote on the outputs.
     """
-    runs, temperature = EFFORTS.get(effort, (0, 0.0))
+    runs, temperature, votes = EFFORTS.get(effort, (0, 0.0, 1))
     if runs == 0:
         candidates_for(effort)  # raises the clear error
+    if votes > 1:
+        harness = (spec.harness or Harness()).model_copy(update={"draft_votes": votes})
+        spec = replace(spec, harness=harness)
     with tempfile.TemporaryDirectory(prefix="spud-candidates-") as tmp:
         original = Path(tmp) / "original"
         shutil.copytree(spec.workspace, original, symlinks=True)
