@@ -12,6 +12,7 @@ from spud.core.agent import Agent, Harness, Limits
 from spud.core.messages import Message, ModelReply, Usage
 from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for
+from spud.playbooks.draft import CodeDraft, blanked
 from spud.sandbox.bubblewrap import SCRIPT_HOOK, Sandbox, SandboxConfig
 from spud.tools.pymerge import MergeError, merge_python
 from spud.tools.shell import coding_tools
@@ -255,7 +256,6 @@ def test_a_draft_that_makes_more_tests_fail_is_undone(workspace: Path, store):
 
 def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path):
     from spud.playbooks.checks import TaskVerifier
-    from spud.playbooks.draft import CodeDraft
 
     (tmp_path / "shop.py").write_text(MODULE)
     (tmp_path / "test_shop.py").write_text(
@@ -277,7 +277,7 @@ def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path)
         ["test_shop.py"],
     )
     tried = Counter()
-    asks = [draft.repair(output, tried) for _ in range(3)]
+    asks = [draft.repair(output, tried)[0] for _ in range(3)]
     assert "Fix test_sum first" in asks[0] and "Fix test_sum first" in asks[1]
     assert "Fix test_cart first" in asks[2]
     assert "@pytest.mark.parametrize(" in asks[0] and "([], 0)" in asks[0]  # its cases shown
@@ -323,12 +323,13 @@ def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, st
         {"calls": [{"name": "write_file", "arguments": {"path": "shop.py", "content": fixed}}]},
         {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
     ]
-    model = Drafter([GOOD_TOTAL] * 6, replies)
+    rounds = CodeDraft.rounds
+    model = Drafter([GOOD_TOTAL] * (rounds + 1), replies)
     result, messages = draft_run(workspace, store, model, max_steps=12)
     assert result.status == "finished"
     drafts = [m for m in messages if m.meta.get("kind") == "draft"]
-    assert len(drafts) == 1  # one that fixed a test; five that changed nothing are not run
-    assert len(model.prompts) == 6  # then the model's own turn
+    assert len(drafts) == 1  # one that fixed a test; those that changed nothing are not run
+    assert len(model.prompts) == rounds + 1  # then the model's own turn
     assert "it changed nothing" in model.prompts[2][-1].content
 
 
@@ -346,7 +347,65 @@ def test_drafts_that_stop_making_progress_are_sampled_more_freely(workspace: Pat
     assert result.status != "repetition"  # each bad draft was undone by the same write
     # the first two rounds without progress at the model's own temperature, then more freely
     assert model.temperatures[:3] == [None, None, None]
-    assert set(model.temperatures[3:]) == {0.7} and len(model.temperatures) == 6
+    assert set(model.temperatures[3:]) == {0.7}
+    assert len(model.temperatures) == CodeDraft.rounds + 1
+
+
+def shown_source(prompt: str, rel: str = "shop.py") -> str:
+    """The text a draft request shows for one file."""
+    return prompt.split(f"\n\n{rel}:\n```\n")[1].split("\n```")[0]
+
+
+def test_a_function_sent_back_unchanged_is_next_asked_for_anew_without_its_code(
+    workspace: Path, store
+):
+    model = Drafter([GOOD_CART, GOOD_CART, GOOD_TOTAL])  # the second changes nothing
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    first_repair, anew = model.prompts[1][-1].content, model.prompts[2][-1].content
+    assert "Fix test_total first" in first_repair and "anew" not in first_repair
+    assert "def total(items):\n    raise NotImplementedError" in shown_source(first_repair)
+    assert "it changed nothing" in anew and "Write total anew" in anew
+    source = shown_source(anew)
+    assert "def total(items):\n    ...  # left out: write it anew\n" in source
+    assert "raise NotImplementedError" not in source and "self.items[sku] += 1" in source
+    assert "return sum(items)" in (workspace / "shop.py").read_text()
+
+
+def test_a_draft_that_fixes_nothing_gets_the_function_its_test_calls_asked_anew(tmp_path: Path):
+    from spud.playbooks.checks import TaskVerifier
+
+    (tmp_path / "shop.py").write_text(MODULE.replace("raise NotImplementedError", "return 0"))
+    (tmp_path / "test_shop.py").write_text(TESTS)
+    output = (
+        "_____ test_total _____\n\n    def test_total():\n>       assert total([1, 2]) == 3\n"
+        "E       assert 0 == 3\n\ntest_shop.py:5: AssertionError\n"
+        "FAILED test_shop.py::test_total - assert 0 == 3\n1 failed in 0.1s"
+    )
+    draft = CodeDraft(
+        tmp_path,
+        TASK,
+        ["shop.py"],
+        TaskVerifier(checks=[]),
+        lambda: (False, output),
+        ["test_shop.py"],
+    )
+    ask = draft.again(output, Counter(), anew=True)  # no frame in shop.py: the call it makes
+    assert "Write total anew" in ask and "return 0\n\n\nclass Cart" not in ask
+    assert "Fix test_total first" in draft.again(output, Counter())  # a plain repair
+
+
+def test_a_blanked_function_keeps_its_signature_and_docstring():
+    source = 'class A:\n    def f(self, x):\n        """Doc."""\n        y = x\n        return y\n\n    def g(self):\n        return 2\n'
+    assert blanked(source, "f") == (
+        'class A:\n    def f(self, x):\n        """Doc."""\n        ...  # left out: write it anew\n'
+        "\n    def g(self):\n        return 2\n"
+    )
+    assert blanked(source, "missing") == source
+    assert (
+        blanked('def h():\n    """Only a docstring."""\n', "h")
+        == 'def h():\n    """Only a docstring."""\n'
+    )
 
 
 def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, store):

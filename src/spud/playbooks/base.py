@@ -110,13 +110,14 @@ def workspace_files(workspace: Path, limit: int = 200) -> list[str]:
     return out
 
 
-def show_file(workspace: Path, rel: str, max_chars: int = 6000) -> str:
-    """A file's text in a fenced block under its name, cut with a note when long."""
-    path = workspace / rel
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return f"{rel}: (not a text file)"
+def show_file(workspace: Path, rel: str, max_chars: int = 6000, text: str | None = None) -> str:
+    """A file's text (or the text given for it) in a fenced block under its name, cut with a
+    note when long."""
+    if text is None:
+        try:
+            text = (workspace / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return f"{rel}: (not a text file)"
     cut = ""
     if len(text) > max_chars:
         text, cut = text[:max_chars], f"\n[cut at {max_chars} characters; read_file shows more]"

@@ -6,6 +6,7 @@ import ast
 import io
 import math
 import re
+import textwrap
 import tokenize
 from collections import Counter
 from collections.abc import Callable
@@ -39,6 +40,18 @@ FOCUS = (
     "{source}```\nIts failure:\n{failure}\n\nReply with the corrected definitions, without their "
     "docstrings, in one ```python block whose first line is a comment on why {name} fails."
 )
+# A 1.5B shown its own failing code copies it: asked to fix parse_duration it sent the same
+# function back five rounds running (impl-duration, 11 tests failing), and the drafts ended. After a
+# round without progress the function the failing test calls is shown without its body, to be
+# written anew (a fresh sample does as well as a repair for small models: Olausson et al., 2023).
+ANEW = (
+    "The tests now: {count} fail.\n{failed}\n\n{name} fails. Its code:\n```python\n{source}```\n"
+    "Its failure:\n{failure}\n\nThe code of {fn} failed, so its body is left out of {path} "
+    "above. Write {fn} anew, another way, without its docstring, in one ```python block whose "
+    "first line is a comment on how it works."
+)
+LEFT_OUT = "...  # left out: write it anew"
+SOURCE_FRAME = re.compile(r"^([\w./-]+\.py):\d+: in (\w+)$", re.MULTILINE)
 FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
 ERROR_LINE = re.compile(r"^ERROR ", re.MULTILINE)
 PASSED_RUN = re.compile(r"\b\d+ passed\b(?!.*\b(?:failed|error))")
@@ -66,9 +79,9 @@ class CodeDraft:
     # the drafts are sampled more freely (at temperature 0 the same prompt gives the same
     # code). A draft costs the 1.5B 25-70 s; the loop's first step after them re-reads the
     # whole context (160 s for fix-ledger) and has not yet fixed what the drafts could not.
-    rounds: int = 5
+    rounds: int = 8
     varied: int = 2
-    max_rounds: int = 8
+    max_rounds: int = 20
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
@@ -83,6 +96,7 @@ class CodeDraft:
         best, kept = failing(detail), self._snapshot()  # fewest failing tests, and that code
         kept_detail, stalled = detail, 0  # its output; rounds since the failures last fell
         tried: Counter[str] = Counter()  # repairs asked per failing test
+        anew = False  # whether the next round writes the failing function without its code
         for _ in range(self.max_rounds):
             if stalled >= self.rounds:
                 return
@@ -108,7 +122,8 @@ class CodeDraft:
             writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
             if problem or not writes:  # nothing to run: asked again, more varied
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
-                ask = self.again(detail, tried, f"{problem} " if problem else SAME)
+                anew = not problem  # its own code came back: the next round cannot see it
+                ask = self.again(detail, tried, f"{problem} " if problem else SAME, anew)
                 unused.append(reply)
                 continue
             meta: dict[str, Any] = {
@@ -128,6 +143,7 @@ class CodeDraft:
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
                 return
             now, note = failing(detail), ""
+            anew = now >= best
             if now < best:  # progress: kept, and the drafts go on
                 best, kept, kept_detail, stalled = now, self._snapshot(), detail, 0
             elif now > best:  # worse: the best code so far comes back
@@ -138,39 +154,70 @@ class CodeDraft:
                         )
                         act(call, {"kind": "draft", "undo": True})
                 detail, note = kept_detail, WORSE
-            ask = self.again(detail, tried, note)
+            ask = self.again(detail, tried, note, anew)
 
-    def again(self, output: str, tried: Counter[str], note: str = "") -> str:
-        """A fresh request: the task, the tests and the code as they are now, what to fix."""
-        return self.asking(note + self.repair(output, tried))
+    def again(self, output: str, tried: Counter[str], note: str = "", anew: bool = False) -> str:
+        """A fresh request: the task, the tests and the code as they are now, what to fix;
+        with `anew`, the function the failing test calls is shown without its body."""
+        what, blank = self.repair(output, tried, anew)
+        return self.asking(note + what, blank)
 
-    def asking(self, what: str) -> str:
-        """The task, the tests, the code as it is now, then what to do. Every round starts
-        with the same task and tests, which the engine's KV cache keeps: a 1.5B reads a
-        real-size task and its tests (2,000 tokens) in about 40 s on 2 cores."""
-        files = [
-            show_file(self.workspace, rel, SHOWN_CHARS) for rel in [*self.tests, *self.sources]
-        ]
+    def asking(self, what: str, blank: tuple[str, str] = ("", "")) -> str:
+        """The task, the tests, the code as it is now (one function's body left out when
+        `blank` names its file and it), then what to do. Every round starts with the same task
+        and tests, which the engine's KV cache keeps: a 1.5B reads a real-size task and its
+        tests (2,000 tokens) in about 40 s on 2 cores."""
+        files = [show_file(self.workspace, rel, SHOWN_CHARS) for rel in self.tests]
+        for rel in self.sources:
+            text = self._text(rel)
+            if text is not None and rel == blank[0]:
+                text = blanked(text, blank[1])
+            files.append(show_file(self.workspace, rel, SHOWN_CHARS, text))
         return "\n\n".join([self.task, *files, what])
 
-    def repair(self, output: str, tried: Counter[str] | None = None) -> str:
+    def repair(
+        self, output: str, tried: Counter[str] | None = None, anew: bool = False
+    ) -> tuple[str, tuple[str, str]]:
         """What to fix next: a failing test (one not yet tried twice) with its code and
-        failure, or the whole output when no test can be shown."""
+        failure, or the whole output when no test can be shown; with `anew`, the function
+        to write again without seeing its code, and its file (empty when none is found)."""
         failed = FAILED_LINE.findall(output)
         tried = Counter() if tried is None else tried
         names = [name for name, _, _ in failed]
         name = next((n for n in names if tried[n] < TRIES_PER_TEST), names[0] if names else "")
         source = self._test_source(name) if name else ""
         if not source:
-            return REPAIR.format(detail=output)
+            return REPAIR.format(detail=output), ("", "")
         tried[name] += 1
         listed = "\n".join(
             f"- {n}{case}: {why}" if why else f"- {n}{case}" for n, case, why in failed[:12]
         )
         failure = _section(output, name)
-        return FOCUS.format(
-            count=len(failed), failed=listed, source=source, failure=failure, name=name
-        )
+        shown = dict(count=len(failed), failed=listed, source=source, failure=failure, name=name)
+        if anew and (suspect := self._suspect(failure, source)) != ("", ""):
+            return ANEW.format(**shown, path=suspect[0], fn=suspect[1]), suspect
+        return FOCUS.format(**shown), ("", "")
+
+    def _suspect(self, failure: str, test: str) -> tuple[str, str]:
+        """The source file and function a failing test points at: the last frame of its
+        traceback in a source file, else the first function it calls that a source defines."""
+        frames = [(f, fn) for f, fn in SOURCE_FRAME.findall(failure) if f in self.sources]
+        frames = [(f, fn) for f, fn in frames if fn != "<module>"]
+        if frames:
+            return frames[-1]
+        try:
+            calls = [
+                node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                for node in ast.walk(ast.parse(textwrap.dedent(test)))
+                if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+            ]
+        except SyntaxError:
+            return "", ""
+        for name in calls:
+            for rel in self.sources:
+                if name in defined(self._text(rel) or ""):
+                    return rel, name
+        return "", ""
 
     def _snapshot(self) -> dict[str, str | None]:
         return {path: self._text(path) for path in self.sources}
@@ -225,6 +272,38 @@ class CodeDraft:
             return len(names & set(DEF_NAME.findall(text)))
 
         return max(self.sources, key=lambda p: (overlap(p), -self.sources.index(p)))
+
+
+def defined(source: str) -> set[str]:
+    """The names of the functions and methods a module defines."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    return {n.name for n in ast.walk(tree) if isinstance(n, functions)}
+
+
+def blanked(source: str, name: str) -> str:
+    """The module with the body of its function or method `name` left out (its signature and
+    docstring kept); unchanged when there is no such function or nothing to leave out."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            body = node.body
+            if body and ast.get_docstring(node) is not None:
+                body = body[1:]
+            if not body or node.end_lineno is None:
+                return source
+            lines = source.splitlines(keepends=True)
+            first = lines[body[0].lineno - 1]
+            indent = first[: len(first) - len(first.lstrip())]
+            start, end = body[0].lineno - 1, node.end_lineno
+            return "".join([*lines[:start], f"{indent}{LEFT_OUT}\n", *lines[end:]])
+    return source
 
 
 def without_reason(block: str, before: str) -> str:
