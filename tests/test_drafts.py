@@ -878,6 +878,53 @@ def test_drafts_stop_at_the_time_limit_before_another_model_call(
     assert len(model.prompts) == 1  # the second draft was never asked for
 
 
+def test_drafts_that_end_near_the_limit_do_not_hand_over_to_the_loop(
+    workspace: Path, store, monkeypatch: pytest.MonkeyPatch
+):
+    import spud.core.agent as agent_module
+
+    clock = [0.0]
+    monkeypatch.setattr(agent_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
+    class Timed(Drafter):
+        """Each draft takes 10 s; the first fixes total, the others change nothing."""
+
+        def chat(self, messages, max_tokens=2048, temperature=None, until_block=False):
+            clock[0] += 10.0
+            reply = super().chat(messages, max_tokens, temperature, until_block)
+            reply.usage = Usage(prompt_tokens=100, completion_tokens=20, seconds=10.0)
+            return reply
+
+    def run(max_seconds: float):
+        clock[0] = 0.0
+        model = Timed(
+            [GOOD_TOTAL], [{"calls": [{"name": "finish", "arguments": {"summary": "x"}}]}]
+        )
+        (workspace / "shop.py").write_text(MODULE)
+        (workspace / "test_shop.py").write_text(TESTS)
+        sandbox = Sandbox(SandboxConfig(workspace=workspace))
+        brief = brief_for(TASK, workspace, sandbox)
+        agent = Agent(
+            model,
+            [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
+            store,
+            limits=Limits(max_steps=30, max_seconds=max_seconds),
+            verifier=brief.verifier,
+            opening=brief.opening,
+        )
+        sid = agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+        return agent.run(sid), model
+
+    spent = 10.0 * (CodeDraft.rounds + 1)  # the drafts' time before they stop
+    result, model = run(spent + 15)  # 15 s left: under two drafts' time
+    assert (
+        result.status == "limit:time" and "not enough for the loop's first step" in result.summary
+    )
+    assert model.loop_prompts == []
+    result, model = run(spent + 25)  # 25 s left: the loop has its turn
+    assert model.loop_prompts  # its finish is refused: test_cart still fails
+
+
 def test_a_draft_is_cut_to_the_tokens_the_time_left_allows(
     workspace: Path, store, monkeypatch: pytest.MonkeyPatch
 ):

@@ -8,7 +8,15 @@ from typing import Any
 
 from spud.core import guards
 from spud.core.context import cut_output, fit_context, superseded
-from spud.core.errors import CheckFailed, Finished, FormatError, FormatErrors, Repetition, RunEnded
+from spud.core.errors import (
+    CheckFailed,
+    Finished,
+    FormatError,
+    FormatErrors,
+    LimitReached,
+    Repetition,
+    RunEnded,
+)
 from spud.core.messages import (
     Message,
     ModelReply,
@@ -142,6 +150,7 @@ class Agent:
 
                 drafts = DraftModel(self.model, check, self.notes, left, self.harness.draft_votes)
                 self.opening(drafts, act)
+                drafts.room_for_the_loop()
             while True:
                 self.limits.check(result, time.monotonic() - started)
                 self._step(session_id, messages, result)
@@ -368,6 +377,7 @@ class DraftModel:
         self.model, self.check, self.notes, self.left = model, check, notes, left
         self.votes = votes  # passing drafts that vote on the outputs (the harness's draft_votes)
         self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
+        self.replies = 0
 
     def chat(
         self,
@@ -388,4 +398,19 @@ class DraftModel:
         )
         self.tokens += reply.usage.completion_tokens
         self.seconds += reply.usage.seconds
+        self.replies += 1
         return reply
+
+    def room_for_the_loop(self) -> None:
+        """Raise LimitReached when the time left is under two drafts' time: the loop's first
+        step reads the whole run so far afresh and cannot end in it (a 1.5B's took 120-180 s
+        after code drafts that ended 15-120 s before the limit, and ended each run past it)."""
+        if self.left is None or not self.replies:
+            return
+        pace, left = self.seconds / self.replies, self.left()
+        if left < 2 * pace:
+            raise LimitReached(
+                "time",
+                f"{left:.0f}s left after the drafts, less than two drafts' time "
+                f"({pace:.0f}s each): not enough for the loop's first step",
+            )
