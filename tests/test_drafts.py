@@ -254,9 +254,21 @@ def test_a_draft_that_makes_more_tests_fail_is_undone(workspace: Path, store):
     assert "return sum(items)\n" in (workspace / "shop.py").read_text()
 
 
-def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path):
+def shop_draft(workspace: Path, output: str) -> CodeDraft:
+    """A code draft of shop.py whose tests always report this output."""
     from spud.playbooks.checks import TaskVerifier
 
+    return CodeDraft(
+        workspace,
+        TASK,
+        ["shop.py"],
+        TaskVerifier(checks=[]),
+        lambda: (False, output),
+        ["test_shop.py"],
+    )
+
+
+def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path):
     (tmp_path / "shop.py").write_text(MODULE)
     (tmp_path / "test_shop.py").write_text(
         "import pytest\nfrom shop import total\n\n\n@pytest.mark.parametrize(\n"
@@ -268,14 +280,7 @@ def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path)
         "FAILED test_shop.py::test_sum[items1-0] - NotImplementedError\n"
         "FAILED test_shop.py::test_cart - assert False\n3 failed in 0.1s"
     )
-    draft = CodeDraft(
-        tmp_path,
-        TASK,
-        ["shop.py"],
-        TaskVerifier(checks=[]),
-        lambda: (False, output),
-        ["test_shop.py"],
-    )
+    draft = shop_draft(tmp_path, output)
     tried = Counter()
     asks = [draft.repair(output, tried)[0] for _ in range(3)]
     assert "Fix test_sum first" in asks[0] and "Fix test_sum first" in asks[1]
@@ -373,8 +378,6 @@ def test_a_function_sent_back_unchanged_is_next_asked_for_anew_without_its_code(
 
 
 def test_a_draft_that_fixes_nothing_gets_the_function_its_test_calls_asked_anew(tmp_path: Path):
-    from spud.playbooks.checks import TaskVerifier
-
     (tmp_path / "shop.py").write_text(MODULE.replace("raise NotImplementedError", "return 0"))
     (tmp_path / "test_shop.py").write_text(TESTS)
     output = (
@@ -382,14 +385,7 @@ def test_a_draft_that_fixes_nothing_gets_the_function_its_test_calls_asked_anew(
         "E       assert 0 == 3\n\ntest_shop.py:5: AssertionError\n"
         "FAILED test_shop.py::test_total - assert 0 == 3\n1 failed in 0.1s"
     )
-    draft = CodeDraft(
-        tmp_path,
-        TASK,
-        ["shop.py"],
-        TaskVerifier(checks=[]),
-        lambda: (False, output),
-        ["test_shop.py"],
-    )
+    draft = shop_draft(tmp_path, output)
     ask = draft.again(output, Counter(), anew=True)  # no frame in shop.py: the call it makes
     assert "Write total anew" in ask and "return 0\n\n\nclass Cart" not in ask
     assert "Fix test_total first" in draft.again(output, Counter())  # a plain repair
@@ -846,6 +842,23 @@ def test_a_chore_that_names_no_file_is_left_to_the_tools(workspace: Path):
     assert brief is not None and brief.playbook == "files" and brief.opening is None
 
 
+def timed_agent(workspace: Path, store, model, max_seconds: float, max_steps: int = 10):
+    """An agent on the shop task whose run ends at max_seconds, and its session."""
+    (workspace / "shop.py").write_text(MODULE)
+    (workspace / "test_shop.py").write_text(TESTS)
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    brief = brief_for(TASK, workspace, sandbox)
+    agent = Agent(
+        model,
+        [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
+        store,
+        limits=Limits(max_steps=max_steps, max_seconds=max_seconds),
+        verifier=brief.verifier,
+        opening=brief.opening,
+    )
+    return agent, agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+
+
 def test_drafts_stop_at_the_time_limit_before_another_model_call(
     workspace: Path, store, monkeypatch: pytest.MonkeyPatch
 ):
@@ -860,19 +873,7 @@ def test_drafts_stop_at_the_time_limit_before_another_model_call(
             return super().chat(messages, max_tokens, temperature, until_block)
 
     model = Slow(["No code here."] * 5)
-    (workspace / "shop.py").write_text(MODULE)
-    (workspace / "test_shop.py").write_text(TESTS)
-    sandbox = Sandbox(SandboxConfig(workspace=workspace))
-    brief = brief_for(TASK, workspace, sandbox)
-    agent = Agent(
-        model,
-        [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
-        store,
-        limits=Limits(max_steps=10, max_seconds=5),
-        verifier=brief.verifier,
-        opening=brief.opening,
-    )
-    sid = agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+    agent, sid = timed_agent(workspace, store, model, 5, 10)
     result = agent.run(sid)
     assert result.status == "limit:time"
     assert len(model.prompts) == 1  # the second draft was never asked for
@@ -900,19 +901,7 @@ def test_drafts_that_end_near_the_limit_do_not_hand_over_to_the_loop(
         model = Timed(
             [GOOD_TOTAL], [{"calls": [{"name": "finish", "arguments": {"summary": "x"}}]}]
         )
-        (workspace / "shop.py").write_text(MODULE)
-        (workspace / "test_shop.py").write_text(TESTS)
-        sandbox = Sandbox(SandboxConfig(workspace=workspace))
-        brief = brief_for(TASK, workspace, sandbox)
-        agent = Agent(
-            model,
-            [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
-            store,
-            limits=Limits(max_steps=30, max_seconds=max_seconds),
-            verifier=brief.verifier,
-            opening=brief.opening,
-        )
-        sid = agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+        agent, sid = timed_agent(workspace, store, model, max_seconds, 30)
         return agent.run(sid), model
 
     spent = 10.0 * (CodeDraft.rounds + 1)  # the drafts' time before they stop
@@ -945,19 +934,7 @@ def test_a_draft_is_cut_to_the_tokens_the_time_left_allows(
             return reply
 
     model = Paced(["No code here."] * 3)
-    (workspace / "shop.py").write_text(MODULE)
-    (workspace / "test_shop.py").write_text(TESTS)
-    sandbox = Sandbox(SandboxConfig(workspace=workspace))
-    brief = brief_for(TASK, workspace, sandbox)
-    agent = Agent(
-        model,
-        [t for t in coding_tools(workspace, sandbox) if t.name in brief.tools],
-        store,
-        limits=Limits(max_steps=10, max_seconds=50),
-        verifier=brief.verifier,
-        opening=brief.opening,
-    )
-    sid = agent.start(TASK, str(workspace), "system" + brief.prompt, brief.context)
+    agent, sid = timed_agent(workspace, store, model, 50, 10)
     assert agent.run(sid).status == "limit:time"
     # the first draft at the playbook's length; then 30 s left, then 10 s, at 10 tokens a second
     assert asked == [2048, 300, 100]
