@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     context_window: int = 8192
     threads: int = 0  # 0: all cores
     temperature: float = 0.0
+    # embedded model: up to this many tokens guessed from the prompt and checked in one decode
+    # (speculative decoding by prompt lookup; 0: off); see docs/benchmarks.md
+    lookahead: int = Field(16, ge=0, le=64)
     # where the embedded (GGUF) model runs: "" in each process; "start": `spud serve` starts one
     # llama.cpp server for it and supervises it; or the URL of such a server, shared by workers
     model_server: str = ""

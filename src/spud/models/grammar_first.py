@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import llama_cpp
 import numpy as np
 from llama_cpp import Llama, LlamaGrammar
 from llama_cpp._internals import LlamaContext, LlamaSampler
+
+from spud.models.lookup import PromptLookup
 
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
@@ -21,6 +24,27 @@ class GrammarFirstLlama(Llama):
     grammar-masked vocabulary. What is sampled is the same: at temperature 0 the allowed
     token with the highest logit, as with the grammar in the chain (llama.cpp's own
     common_sampler and llama-server sample this way)."""
+
+    def __init__(self, *args: Any, lookahead: int = 0, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        # Set here, not passed to Llama: Llama given a draft model keeps every prompt token's
+        # logits (context x vocabulary floats, 5 GB at 8k tokens of Qwen); eval below keeps
+        # only those of the guesses being checked.
+        self.draft_model = PromptLookup(ahead=lookahead) if lookahead > 0 else None
+        self.decodes = 0  # llama_decode calls for generated tokens (guesses checked at once)
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        """As Llama.eval, except that a step checking drafted guesses gets the logits of every
+        position it evaluates (the sampler reads each), and a prompt only its last."""
+        if self.draft_model is None or len(tokens) > self.draft_model.ahead + 1:
+            return super().eval(tokens)
+        self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)
+        self._batch.set_batch(batch=list(tokens), n_past=self.n_tokens, logits_all=True)
+        self._ctx.decode(self._batch)
+        self.input_ids[self.n_tokens : self.n_tokens + len(tokens)] = tokens
+        self.n_tokens += len(tokens)
+        self._requires_eval = False
+        self.decodes += 1
 
     def _init_sampler(self, *args: Any, grammar: LlamaGrammar | None = None, **kw: Any) -> Any:
         chain = super()._init_sampler(*args, grammar=None, **kw)

@@ -71,6 +71,7 @@ def _local(
     options = dict(
         context_window=window,
         threads=settings.threads,
+        lookahead=settings.lookahead,
         temperature=settings.temperature,
         max_output_tokens=out,
         max_calls=settings.max_calls_per_reply,

@@ -138,6 +138,7 @@ class LocalModel:
         narrow_args: bool = True,
         max_calls: int = MAX_CALLS_PER_STEP,
         drafts: bool = True,
+        lookahead: int = 0,
     ) -> None:
         if edit_format not in EDIT_FORMATS:
             raise ValueError(f"unknown edit format {edit_format!r}; use one of {EDIT_FORMATS}")
@@ -158,6 +159,8 @@ class LocalModel:
         self.max_calls = max_calls  # tool calls one reply may hold
         # Playbooks' first steps ask for code and scripts in plain markdown (see chat)
         self.drafts = drafts
+        # Tokens guessed ahead from the prompt and checked in one decode (0: off); see lookup.py
+        self.lookahead = lookahead
         self.llm = self._open(path, context_window, threads, seed)
         self._grammars: dict[str, object] = {}
 
@@ -172,6 +175,7 @@ class LocalModel:
             n_threads=threads or os.cpu_count(),  # llama.cpp's default is half the cores
             seed=seed,
             verbose=False,
+            lookahead=self.lookahead,
         )
 
     def _compiled(self, gbnf: str) -> object:
