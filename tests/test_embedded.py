@@ -118,6 +118,7 @@ def test_the_grammar_checking_the_pick_first_samples_what_the_masked_grammar_doe
     from llama_cpp import Llama
 
     model = load_model("qwen2.5-coder-0.5b", settings)
+    model.llm.draft_model = None  # checked guesses are batched: not the sampler under test
     plain = Llama(model.llm.model_path, n_ctx=4096, n_threads=os.cpu_count(), seed=0, verbose=False)
     specs = _specs(tmp_path)
     for task in TASKS:
@@ -127,3 +128,44 @@ def test_the_grammar_checking_the_pick_first_samples_what_the_masked_grammar_doe
         plain_model.__dict__.update(model.__dict__, llm=plain)
         theirs = plain_model.complete(msgs, specs)
         assert ours.message.meta["raw"] == theirs.message.meta["raw"], task
+
+
+SHOP = '''"""Order totals for the shop."""
+
+
+def subtotal(lines):
+    """Sum of quantity x unit price over the order lines (dicts with qty and price)."""
+    return sum(line["qty"] * line["price"] for line in lines)
+
+
+def shipping(total, country):
+    """Free at 50 or more at home ('NL'), else 4.95; abroad always 12.50."""
+    if country == "NL":
+        return 0 if total > 50 else 4.95
+    return 12.50
+
+
+def order_total(lines, country="NL"):
+    """Subtotal plus shipping, rounded to cents."""
+    sub = subtotal(lines)
+    return round(sub + shipping(sub, country), 2)
+'''
+
+
+def test_a_reply_that_copies_its_prompt_takes_fewer_decodes_than_tokens(settings: Settings):
+    """Prompt lookup: a file sent back with one fix is mostly guessed from the prompt, so the
+    model checks many tokens per decode, and the reply still holds the fix and the rest."""
+    model = load_model("qwen2.5-coder-1.5b", settings.model_copy(update={"lookahead": 16}))
+    ask = (
+        f"shop.py:\n```python\n{SHOP}```\n\nIn shipping, an order of exactly 50 at home ships "
+        "free: change `total > 50` to `total >= 50`. Reply with the whole file in one python "
+        "code block."
+    )
+    model.llm.decodes = 0
+    reply = model.chat([Message(role="user", content=ask)], max_tokens=400, until_block=True)
+    text = reply.message.content
+    assert "total >= 50" in text and "def order_total(lines" in text, text
+    assert model.llm.decodes * 2 < reply.usage.completion_tokens, (
+        model.llm.decodes,
+        reply.usage.completion_tokens,
+    )
