@@ -111,7 +111,7 @@ def cases(specs: list[Any]) -> dict[str, tuple[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=Settings().model)
-    parser.add_argument("--ahead", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--ahead", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=320)
     parser.add_argument("--out", type=Path, default=Path("bench/results/lookup_bench.json"))
