@@ -190,7 +190,7 @@ def test_a_failing_draft_gets_the_test_output_and_the_repair_finishes(workspace:
     calls = [c.name for m in messages if m.role == "assistant" for c in m.tool_calls]
     assert calls == ["write_file", "write_file", "finish"]
     repair = model.prompts[1][-1].content
-    assert "Fix test_cart first" in repair and "- test_cart" in repair  # what still fails
+    assert "The test test_cart fails" in repair and "- test_cart" in repair  # what still fails
     assert len(model.prompts[1]) == 2  # asked afresh: its own earlier reply is not shown
     assert "return sum(items)" in repair  # but the code as it is now, with that reply merged
     assert 'c.add("a")' in repair and "NotImplementedError" in repair  # its code and failure
@@ -283,11 +283,23 @@ def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path)
     draft = shop_draft(tmp_path, output)
     tried = Counter()
     asks = [draft.repair(output, tried)[0] for _ in range(3)]
-    assert "Fix test_sum first" in asks[0] and "Fix test_sum first" in asks[1]
-    assert "Fix test_cart first" in asks[2]
+    assert "The test test_sum fails" in asks[0] and "The test test_sum fails" in asks[1]
+    assert "The test test_cart fails" in asks[2]
     assert "@pytest.mark.parametrize(" in asks[0] and "([], 0)" in asks[0]  # its cases shown
     assert "- test_sum[items1-0]: NotImplementedError" in asks[0]  # each failing case listed
     assert "3 fail" in asks[0]
+
+
+def test_a_draft_of_the_test_itself_is_not_run_and_the_next_request_says_why(
+    workspace: Path, store
+):
+    test_back = "```python\n# the sum is wrong\ndef test_total():\n    assert total([1, 2]) == 3\n```"
+    model = Drafter([test_back, GOOD_TOTAL + "\n" + GOOD_CART])
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished"
+    again = model.prompts[1][-1].content
+    assert "Your block defined test_total: tests, which stay as they are" in again
+    assert (workspace / "test_shop.py").read_text() == TESTS
 
 
 def test_reasons_without_code_are_followed_by_a_request_for_the_code(workspace: Path, store):
@@ -368,7 +380,7 @@ def test_a_function_sent_back_unchanged_is_next_asked_for_anew_without_its_code(
     result, messages = draft_run(workspace, store, model)
     assert result.status == "finished"
     first_repair, anew = model.prompts[1][-1].content, model.prompts[2][-1].content
-    assert "Fix test_total first" in first_repair and "anew" not in first_repair
+    assert "The test test_total fails" in first_repair and "anew" not in first_repair
     assert "def total(items):\n    raise NotImplementedError" in shown_source(first_repair)
     assert "it changed nothing" in anew and "Write total anew" in anew
     source = shown_source(anew)
@@ -388,7 +400,7 @@ def test_a_draft_that_fixes_nothing_gets_the_function_its_test_calls_asked_anew(
     draft = shop_draft(tmp_path, output)
     ask = draft.again(output, Counter(), anew=True)  # no frame in shop.py: the call it makes
     assert "Write total anew" in ask and "return 0\n\n\nclass Cart" not in ask
-    assert "Fix test_total first" in draft.again(output, Counter())  # a plain repair
+    assert "Change total in shop.py so that test_total passes" in draft.again(output, Counter())  # a plain repair
 
 
 def test_a_blanked_function_keeps_its_signature_and_docstring():
