@@ -215,6 +215,29 @@ def test_finish_is_not_offered_until_something_ran(store):
     assert offered == [frozenset({"finish"}), frozenset()]
 
 
+def test_a_reply_cut_at_the_cap_takes_its_tool_off_the_next_reply_while_another_is_left(store):
+    from spud.core.errors import FormatError
+
+    def run(tools: list) -> list[frozenset]:
+        offered: list[frozenset] = []
+        model = ReplayModel([call("echo", text="x"), finish()])
+        orig = model.complete
+
+        def spy(messages, specs, exclude=frozenset()):
+            offered.append(exclude)
+            if len(offered) == 1:  # a whole file that did not fit in one reply
+                raise FormatError("the reply was cut", '{"name": "echo", "arguments": {"te', True)
+            return orig(messages, specs, exclude)
+
+        model.complete = spy  # type: ignore[method-assign]
+        agent = Agent(model, tools, store)
+        agent.run(agent.start("task", "/tmp"))
+        return offered
+
+    assert run([Echo(), Big()])[1] == {"finish", "echo"}  # echo again would be cut again
+    assert run([Echo()])[1] == {"finish"}  # the only tool stays on offer
+
+
 class Flaky:
     name = "tests"
     description = "Run the tests."

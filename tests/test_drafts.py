@@ -249,6 +249,7 @@ def test_a_draft_that_makes_more_tests_fail_is_undone(workspace: Path, store):
     assert result.status == "finished"
     writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
     assert [bool(m.meta.get("undo")) for m in writes] == [False, False, True, False]
+    assert result.steps == 4  # three drafts and finish: putting the code back is not a step
     assert "back as it was" in model.prompts[2][-1].content
     assert "return sum(items)\n" in model.prompts[2][-1].content  # the good total is shown
     assert "return sum(items)\n" in (workspace / "shop.py").read_text()
@@ -401,6 +402,21 @@ def test_a_draft_that_fixes_nothing_gets_the_function_its_test_calls_asked_anew(
     ask = draft.again(output, Counter(), anew=True)  # no frame in shop.py: the call it makes
     assert "Write total anew" in ask and "return 0\n\n\nclass Cart" not in ask
     assert "Change total in shop.py so that test_total passes" in draft.again(output, Counter())  # a plain repair
+
+
+def test_the_function_named_like_the_failing_test_is_the_suspect_before_its_setup(
+    tmp_path: Path,
+):
+    (tmp_path / "todo.py").write_text(
+        "def complete(items, i):\n    items[i] = True\n\n\n"
+        "def to_markdown(items):\n    return ''\n\n\ndef by_tag(items, tag):\n    return []\n"
+    )
+    (tmp_path / "test_todo.py").write_text("")
+    draft = shop_draft(tmp_path, "")
+    draft.sources = ["todo.py"]
+    test = "def test_markdown_sorted_by_id():\n    items = [False]\n    complete(items, 0)\n"
+    test += "    assert by_tag(items, 'x') == []\n    assert to_markdown(items) == '- [x]'\n"
+    assert draft._suspect("(see the list above)", test) == ("todo.py", "to_markdown")
 
 
 def test_a_blanked_function_keeps_its_signature_and_docstring():

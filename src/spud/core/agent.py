@@ -174,8 +174,13 @@ class Agent:
         # Until something has been done, finishing is not on offer (small models like to
         # "finish" at once); it stays described so the prompt prefix does not change.
         exclude = {"finish"} if self.require_action and not guards.acted(turn) else set()
-        # After a call repeated with the same result, the next step must use another tool.
+        # After a call repeated with the same result, the next step must use another tool;
+        # after a reply cut at the output cap, too (a whole file too long for one reply),
+        # while another tool than finish is left.
         exclude |= guards.repeated_last_step(messages)
+        cut = guards.cut_last_reply(messages)
+        if any(s.name not in exclude | cut | {"finish"} for s in self.specs):
+            exclude |= cut
         try:
             specs = with_choices(self.specs, self.tools, messages)  # live values, grammar only
             specs = fixed_choices(specs, self.choices)
@@ -241,9 +246,8 @@ class Agent:
     def _format_error(
         self, sid: str, messages: list[Message], result: RunResult, exc: FormatError
     ) -> None:
-        self._record(
-            sid, messages, Message(role="assistant", meta={"kind": "format_error", "raw": exc.raw})
-        )
+        meta = {"kind": "format_error", "raw": exc.raw, "cut": exc.cut}
+        self._record(sid, messages, Message(role="assistant", meta=meta))
         note = f"Your reply was not a valid tool call: {exc.problem}. Reply with one tool call."
         self._record(
             sid, messages, Message(role="user", content=note, meta={"kind": "format_error"})

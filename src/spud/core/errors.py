@@ -8,10 +8,11 @@ class SpudError(Exception):
 class FormatError(SpudError):
     """The model's reply was not a valid tool call; fed back to the model."""
 
-    def __init__(self, problem: str, raw: str = "") -> None:
+    def __init__(self, problem: str, raw: str = "", cut: bool = False) -> None:
         super().__init__(problem)
         self.problem = problem
         self.raw = raw
+        self.cut = cut  # stopped at the output cap
 
 
 class RunEnded(SpudError):

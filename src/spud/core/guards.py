@@ -80,6 +80,19 @@ def skipped(call: ToolCall) -> Message:
     )
 
 
+CALLED = re.compile(r'"name"\s*:\s*"([\w.-]+)"')
+
+
+def cut_last_reply(messages: list[Message]) -> set[str]:
+    """The tool the latest reply was calling when it was cut at the output cap: the same call
+    again is cut again (a 1.5B's whole-file write_file, three replies running)."""
+    for m in reversed(messages):
+        if m.role == "assistant":
+            raw = m.meta.get("raw", "") if m.meta.get("cut") else ""
+            return {match.group(1)} if (match := CALLED.search(raw)) else set()
+    return set()
+
+
 def repeated_last_step(messages: list[Message]) -> set[str]:
     """Tools whose call in the latest step gave a result seen before (any call of the step)."""
     names: set[str] = set()

@@ -53,7 +53,8 @@ class RunResult(BaseModel):
         for m in messages[seen:]:
             if m.role != "assistant":
                 continue
-            self._assistants += 1
+            if not m.meta.get("undo"):  # putting back the best code so far is not a step
+                self._assistants += 1
             if "usage" in m.meta:
                 u = Usage.model_validate(m.meta["usage"])
                 self._totals.prompt_tokens += u.prompt_tokens

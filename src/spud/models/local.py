@@ -295,11 +295,11 @@ class LocalModel:
         if finish_reason == "length":
             advice = (
                 "change part of a file with edit_file instead of writing all of it"
-                if self.edit_format == "raw"
+                if self.edit_format == "raw" or any(t.name == "edit_file" for t in tools)
                 else "keep arguments shorter (write big files in several steps)"
             )
             raise FormatError(
-                f"the reply was cut at {self.max_output_tokens} tokens; {advice}", raw=raw
+                f"the reply was cut at {self.max_output_tokens} tokens; {advice}", raw, cut=True
             )
         if answers:
             raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
