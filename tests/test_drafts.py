@@ -294,7 +294,9 @@ def test_a_test_tried_twice_gives_the_next_failing_test_its_turn(tmp_path: Path)
 def test_a_draft_of_the_test_itself_is_not_run_and_the_next_request_says_why(
     workspace: Path, store
 ):
-    test_back = "```python\n# the sum is wrong\ndef test_total():\n    assert total([1, 2]) == 3\n```"
+    test_back = (
+        "```python\n# the sum is wrong\ndef test_total():\n    assert total([1, 2]) == 3\n```"
+    )
     model = Drafter([test_back, GOOD_TOTAL + "\n" + GOOD_CART])
     result, messages = draft_run(workspace, store, model)
     assert result.status == "finished"
@@ -401,7 +403,9 @@ def test_a_draft_that_fixes_nothing_gets_the_function_its_test_calls_asked_anew(
     draft = shop_draft(tmp_path, output)
     ask = draft.again(output, Counter(), anew=True)  # no frame in shop.py: the call it makes
     assert "Write total anew" in ask and "return 0\n\n\nclass Cart" not in ask
-    assert "Change total in shop.py so that test_total passes" in draft.again(output, Counter())  # a plain repair
+    assert "Change total in shop.py so that test_total passes" in draft.again(
+        output, Counter()
+    )  # a plain repair
 
 
 def test_the_function_named_like_the_failing_test_is_the_suspect_before_its_setup(
