@@ -423,6 +423,23 @@ def test_the_function_named_like_the_failing_test_is_the_suspect_before_its_setu
     assert draft._suspect("(see the list above)", test) == ("todo.py", "to_markdown")
 
 
+def test_the_suspect_of_a_script_run_by_the_test_is_the_last_frame_of_its_traceback(
+    tmp_path: Path,
+):
+    (tmp_path / "tally.py").write_text("def main(argv=None):\n    raise NotImplementedError\n")
+    (tmp_path / "test_tally.py").write_text("")
+    draft = shop_draft(tmp_path, "")
+    draft.sources = ["tally.py"]
+    failure = (
+        "E   AssertionError: Traceback (most recent call last):\n"
+        'E       File "/ws/tally.py", line 9, in <module>\n'
+        'E       File "/ws/tally.py", line 2, in main\n'
+        "E   NotImplementedError"
+    )
+    test = "def test_top(files):\n    assert tally(files, 'a.txt') == ['1 a']\n"
+    assert draft._suspect(failure, test) == ("tally.py", "main")
+
+
 def test_a_blanked_function_keeps_its_signature_and_docstring():
     source = 'class A:\n    def f(self, x):\n        """Doc."""\n        y = x\n        return y\n\n    def g(self):\n        return 2\n'
     assert blanked(source, "f") == (

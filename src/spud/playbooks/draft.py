@@ -55,6 +55,8 @@ ANEW = (
 )
 LEFT_OUT = "...  # left out: write it anew"
 SOURCE_FRAME = re.compile(r"^([\w./-]+\.py):\d+: in (\w+)$", re.MULTILINE)
+# a traceback Python printed, e.g. of the script a test ran in a subprocess (stderr shown)
+SCRIPT_FRAME = re.compile(r'File "([^"]+\.py)", line \d+, in (\w+)')
 FAILED_LINE = re.compile(r"^FAILED [^:\s]+::(\w+)(\[[^\]]*\])?(?: - (.*))?$", re.MULTILINE)
 ERROR_LINE = re.compile(r"^ERROR ", re.MULTILINE)
 PASSED_RUN = re.compile(r"\b\d+ passed\b(?!.*\b(?:failed|error))")
@@ -208,8 +210,15 @@ class CodeDraft:
     def _suspect(self, failure: str, test: str) -> tuple[str, str]:
         """The source file and function a failing test points at: the last frame of its
         traceback in a source file, else the first function it calls that a source defines."""
-        frames = [(f, fn) for f, fn in SOURCE_FRAME.findall(failure) if f in self.sources]
-        frames = [(f, fn) for f, fn in frames if fn != "<module>"]
+        found = sorted(
+            [*SOURCE_FRAME.finditer(failure), *SCRIPT_FRAME.finditer(failure)], key=re.Match.start
+        )
+        frames = [
+            (rel, m[2])
+            for m in found
+            for rel in self.sources
+            if m[1] == rel or m[1].endswith(f"/{rel}")
+        ]
         if frames:
             return frames[-1]
         try:
