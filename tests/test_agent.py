@@ -334,6 +334,30 @@ def test_long_arguments_of_older_calls_are_elided_when_outputs_are_not_enough(st
     assert all(m.tool_calls[0].arguments["text"].count("x = 1") == 400 for m in stored[:5])
 
 
+def test_old_draft_steps_are_left_out_when_shortening_is_not_enough():
+    """21 code rounds of a 1.5B overflowed its window even shortened: the oldest go, noted."""
+    from spud.core.context import fit_context
+    from spud.core.messages import Message, ToolCall
+
+    msgs = [Message(role="system", content="sys"), Message(role="user", content="the task")]
+    for n in range(30):
+        code = ToolCall(id=f"c{n}", name="echo", arguments={"text": f"round {n} " + "y" * 90})
+        msgs += [
+            Message(role="assistant", tool_calls=[code], meta={"kind": "draft", "draft": "x"}),
+            Message(role="tool", name="echo", tool_call_id=f"c{n}", content=f"wrote, {n} failed"),
+        ]
+    model = ReplayModel([], context_window=2000)
+    prompt = fit_context(model, msgs, [], reserve=200)
+    assert model.count_tokens(prompt, []) <= 1800
+    assert prompt[:2] == msgs[:2] and prompt[-2:] == msgs[-2:]  # the task and the latest round
+    note = prompt[2].content
+    assert prompt[2].role == "user" and "earlier draft steps left out" in note
+    kept = [m.tool_call_id for m in prompt if m.role == "tool"]
+    left = int(note.split("[")[1].split(" ")[0])
+    assert kept == [f"c{n}" for n in range(left, 30)]  # the oldest left out, in order
+    assert 0 < left < 29
+
+
 CRASHER = textwrap.dedent(
     """
     import os, sys

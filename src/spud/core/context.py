@@ -67,12 +67,42 @@ def fit_context(
         prompt[i] = old.model_copy(update=update)
         if model.count_tokens(prompt, specs) <= budget:
             return prompt
+    if (fitted := _without_old_rounds(model, prompt, specs, budget)) is not None:
+        return fitted
     used = model.count_tokens(prompt, specs)
     raise ContextOverflow(
         f"the conversation needs {used} tokens but {model.name} has room for {budget} "
         f"(context window {model.context_window}); start a new session or use a model "
         "with a larger context window"
     )
+
+
+def _without_old_rounds(
+    model: Model, prompt: list[Message], specs: list[ToolSpec], budget: int
+) -> list[Message] | None:
+    """The prompt without its oldest draft steps and their results, as many as it takes to
+    fit (21 code rounds of a 1.5B, and the undos between them, overflowed its 8k window even
+    shortened), with a note where they were; None if even that does not fit. Their code is
+    in the files, and the latest round stays."""
+    steps = [i for i, m in enumerate(prompt) if m.role == "assistant" and m.kind == "draft"]
+    left_out: set[int] = set()
+    for n, i in enumerate(steps[:-1], start=1):
+        ids = {c.id for c in prompt[i].tool_calls}
+        left_out |= {i} | {
+            j for j, m in enumerate(prompt) if m.role == "tool" and m.tool_call_id in ids
+        }
+        note = Message(
+            role="user",
+            content=f"[{n} earlier draft steps left out to fit the context window; their "
+            "changes are in the files]",
+            meta={"elided": True},
+        )
+        first = min(left_out)
+        kept = [m for j, m in enumerate(prompt) if j not in left_out and j > first]
+        fitted = [*prompt[:first], note, *kept]
+        if model.count_tokens(fitted, specs) <= budget:
+            return fitted
+    return None
 
 
 def _elided(arguments: dict) -> dict:
