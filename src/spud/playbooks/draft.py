@@ -209,7 +209,8 @@ class CodeDraft:
 
     def _suspect(self, failure: str, test: str) -> tuple[str, str]:
         """The source file and function a failing test points at: the last frame of its
-        traceback in a source file, else the first function it calls that a source defines."""
+        traceback in a source file (also of a script the test ran), else the function it
+        calls that a source defines, one named like the test first."""
         found = sorted(
             [*SOURCE_FRAME.finditer(failure), *SCRIPT_FRAME.finditer(failure)], key=re.Match.start
         )
