@@ -18,6 +18,7 @@ from spud.core.context import RAISED_LINE
 from spud.core.errors import LimitReached
 from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
+from spud.playbooks import expected as by_hand
 from spud.playbooks.base import workspace_files
 from spud.playbooks.draft import (
     BLOCK,
@@ -91,6 +92,9 @@ IMPORTS = {
     "Presentation": "from pptx import Presentation",
 }
 EARLIER_CHARS = 800
+# Rounds drafted after a passing script whose output differs from the hand's head
+# (expected.py), repairs told the difference; a passing draft that agrees stands first.
+HAND_ROUNDS = 3
 SHOWN_FILES = 15
 Stamps = dict[str, tuple[int, int]]  # a file's size and change time, by path
 HEREDOC = "SPUD_SCRIPT"
@@ -130,14 +134,18 @@ class ScriptDraft:
         failures: set[str] = set()
         temperature = None  # the model's own; for a fresh start, more varied
         votes = Votes(stamps(self.workspace), self.save_as)
+        hand: by_hand.Expected | None = None
+        hand_asked, hand_rounds = False, 0
         started = time.monotonic()
         try:
             for done in range(self.rounds):
                 now = stamps(self.workspace) if votes.groups else None
-                if votes.settled(
-                    getattr(model, "votes", 1), now, _seconds_left(model), started, done
-                ):
+                differs = hand is not None and votes.groups and not votes.agreed
+                wanted = differs and hand_rounds < HAND_ROUNDS
+                most = getattr(model, "votes", 1)
+                if votes.settled(most, now, _seconds_left(model), started, done, wanted):
                     break
+                hand_rounds += bool(differs)
                 reply = model.chat(
                     chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
                 )
@@ -170,9 +178,18 @@ class ScriptDraft:
                 if ran.meta.get("ok") and all(c.passed for c in checks):
                     made = self.outputs or list(changed(before, stamps(self.workspace)))
                     key = outputs_key(self.workspace, made, ran.content or "", self.save_as)
-                    votes.add(
-                        script, key, said(text) or "The script ran and its outputs were checked."
-                    )
+                    summary = said(text) or "The script ran and its outputs were checked."
+                    votes.add(script, key, summary)  # before a question that may run out of time
+                    if not hand_asked and votes.unchanged(stamps(self.workspace)):
+                        hand_asked = True  # once, and only where a repair starts from the same
+                        hand = by_hand.ask(model, chat[0], ask, self.workspace, self.outputs)
+                    diff = by_hand.difference(hand, self.workspace) if hand else ""
+                    if hand is not None and not diff:
+                        votes.agreed.add(key)
+                    elif diff and not votes.agreed and hand_rounds < HAND_ROUNDS:
+                        request = by_hand.repair(hand, self.workspace, diff)
+                        chat.append(Message(role="user", content=request))
+                        continue
                     chat, temperature = chat[:2], REDRAFT_TEMPERATURE  # the next: a fresh draft
                     continue
                 votes.now = ""  # what the workspace holds is no passing draft's
@@ -253,6 +270,7 @@ class Votes:
     keys: dict[str, str] = field(default_factory=dict)  # a passing script's outputs' key
     now: str = ""  # the key of what the workspace holds ("" after a failing run)
     only: str = ""  # the key that must stand (the time ran out with its outputs there)
+    agreed: set[str] = field(default_factory=set)  # keys whose outputs agree with the hand
 
     @property
     def total(self) -> int:
@@ -262,24 +280,35 @@ class Votes:
         self.groups.setdefault(key, []).append((script, summary))
         self.keys[script] = self.now = key
 
+    def unchanged(self, now: Stamps | None) -> bool:
+        """Whether every file that was there before the drafts is as it was."""
+        if self.initial is None or now is None:
+            return False
+        return all(now.get(p) == s for p, s in self.initial.items() if p != self.save_as)
+
     def again(self, script: str) -> None:
         if (key := self.keys.get(script)) is not None:
             self.groups[key].append(self.groups[key][0])
 
     def settled(
-        self, most: int, now: Stamps | None, left: float | None, started: float, rounds: int
+        self,
+        most: int,
+        now: Stamps | None,
+        left: float | None,
+        started: float,
+        rounds: int,
+        wanted: bool = False,
     ) -> bool:
         """Whether drafting stops here: no pass yet goes on; a pass stops it when more drafts
-        cannot change the choice, when a run changed the files drafts start from, or when the
-        time left is under two rounds at the pace so far."""
+        cannot change the choice (unless drafts are wanted: no pass agrees with the hand yet),
+        when a run changed the files drafts start from, or when the time left is under two
+        rounds at the pace so far."""
         if not self.groups:
             return False
         sizes = sorted((len(g) for g in self.groups.values()), reverse=True) + [0]
-        if sizes[0] >= sizes[1] + max(most - self.total, 0):
+        if sizes[0] >= sizes[1] + max(most - self.total, 0) and not wanted:
             return True
-        if self.initial is None or now is None:
-            return True
-        if any(now.get(p) != s for p, s in self.initial.items() if p != self.save_as):
+        if not self.unchanged(now):
             return True  # a run changed or removed a file that was there: drafts would differ
         pace = (time.monotonic() - started) / max(rounds, 1)
         return left is not None and left < 2 * pace
@@ -292,7 +321,8 @@ class Votes:
         if self.only:
             key, group = self.only, self.groups[self.only]
         else:
-            key, group = max(self.groups.items(), key=lambda kv: len(kv[1]))
+            agreeing = {k: g for k, g in self.groups.items() if k in self.agreed}
+            key, group = max((agreeing or self.groups).items(), key=lambda kv: len(kv[1]))
         return key, group[0][0], group[0][1], len(group)
 
 

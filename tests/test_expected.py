@@ -1,0 +1,91 @@
+"""A passing script's output held against its head worked out by hand: repairs and choice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_drafts import Drafter, script_run
+
+from spud.playbooks.expected import Expected, difference
+
+CSV = "sku,price,active\nA1,4.50,yes\nB2,12,no\n"
+TASK = (
+    "Convert products.csv into products.json: one JSON array with one object per row, keys "
+    "sku (a string), price (a number) and active (a boolean: yes is true)."
+)
+AS_TEXT = (
+    "It converts.\n```python\nimport csv, json\nrows = list(csv.DictReader(open('products.csv')))"
+    "\njson.dump(rows, open('products.json', 'w'))\n```"
+)
+TYPED = (
+    "It converts with types.\n```python\nimport csv, json\nrows = []\n"
+    "for r in csv.DictReader(open('products.csv')):\n"
+    "    rows.append({'sku': r['sku'], 'price': float(r['price']), "
+    "'active': r['active'].lower() == 'yes'})\njson.dump(rows, open('products.json', 'w'))\n```"
+)
+HAND = '```json\n{"sku": "A1", "price": 4.5, "active": true}\n```'
+
+
+def test_a_passing_script_whose_output_differs_from_the_hand_is_told_where(workspace, store):
+    (workspace / "products.csv").write_text(CSV)
+    model = Drafter([AS_TEXT, HAND, TYPED])
+    result, _ = script_run(workspace, store, model, task=TASK)
+    assert result.status == "finished", result.summary
+    rows = json.loads((workspace / "products.json").read_text())
+    assert rows[0] == {"sku": "A1", "price": 4.5, "active": True}
+    hand_ask = model.prompts[1][-1].content
+    assert "Do not write a script" in hand_ask and "first element of the JSON array" in hand_ask
+    repair = model.prompts[2][-1].content
+    assert '- "price": the script wrote "4.50" (text), by hand 4.5 (a number)' in repair
+    assert '- "active": the script wrote "yes" (text), by hand true (a boolean)' in repair
+    assert '- "sku"' not in repair  # only what differs
+    assert len(model.prompts) == 3  # the repaired output agrees: no more drafts
+
+
+def test_a_script_that_agrees_with_the_hand_finishes_without_a_repair(workspace, store):
+    (workspace / "products.csv").write_text(CSV)
+    model = Drafter([TYPED, HAND])
+    result, messages = script_run(workspace, store, model, task=TASK)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 2  # the draft and the hand's head
+    runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
+    assert len(runs) == 1
+
+
+def test_when_no_repair_agrees_with_the_hand_the_first_passing_output_stands(workspace, store):
+    (workspace / "products.csv").write_text(CSV)
+    wrong_hand = '```json\n[{"sku": "A1", "price": 5, "active": true}]\n```'
+    twice, thrice = (TYPED.replace("float(r['price'])", f"{n} * float(r['price'])") for n in (2, 3))
+    model = Drafter([TYPED, wrong_hand, twice, AS_TEXT, thrice, TYPED])
+    result, _ = script_run(workspace, store, model, task=TASK)
+    assert result.status == "finished", result.summary
+    rows = json.loads((workspace / "products.json").read_text())
+    assert rows[1]["price"] == 12.0  # the first passing draft's, put back
+    assert len(model.prompts) == 5  # three rounds after the first disagreement, then no more
+
+
+def test_a_hand_reply_that_is_a_script_checks_nothing(workspace, store):
+    (workspace / "products.csv").write_text(CSV)
+    model = Drafter([AS_TEXT, TYPED])  # asked for the head, the model wrote a script again
+    result, _ = script_run(workspace, store, model, task=TASK)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 2
+    assert json.loads((workspace / "products.json").read_text())[0]["price"] == "4.50"
+
+
+def test_csv_and_text_heads_are_compared_field_by_field_and_line_by_line(tmp_path: Path):
+    (tmp_path / "out.csv").write_text("number,date,total\n2024-031,2024-03-05,12.50\n")
+    hand = Expected(
+        "out.csv", "csv", [["number", "date", "total"], ["2024-031", "05.03.2024", "12.50"]]
+    )
+    assert difference(hand, tmp_path) == (
+        "- line 2, date: the script wrote '2024-03-05', by hand '05.03.2024'"
+    )
+    hand.hand[1][1] = "2024-03-05"
+    assert difference(hand, tmp_path) == ""
+    (tmp_path / "merged.log").write_text("10:00 web-1 INFO up\n10:01 INFO down\n")
+    lines = Expected("merged.log", "lines", ["10:00 web-1 INFO up", "10:01 worker INFO down"])
+    assert difference(lines, tmp_path) == (
+        "- line 2: the script wrote '10:01 INFO down', by hand '10:01 worker INFO down'"
+    )
