@@ -87,6 +87,31 @@ def test_time_limit(store):
     assert agent.run(sid).status == "limit:time"
 
 
+def test_a_reply_still_being_generated_when_the_time_is_up_ends_the_run_there(store):
+    import time
+
+    from spud.core.run import DEADLINE, past_deadline
+
+    decoded: list[int] = []
+    model = ReplayModel([call("echo", text="x")] * 5)
+    orig = model.complete
+
+    def slow(messages, tools, exclude=frozenset()):  # a local model checks at each decode
+        for n in range(400):
+            past_deadline()
+            decoded.append(n)
+            time.sleep(0.01)
+        return orig(messages, tools, exclude)
+
+    model.complete = slow  # type: ignore[method-assign]
+    agent = Agent(model, [Echo()], store, limits=Limits(max_seconds=0.3))
+    result = agent.run(agent.start("task", "/tmp"))
+    assert result.status == "limit:time" and "during the model's reply" in result.summary
+    assert len(decoded) < 400  # stopped inside the first reply, not after it
+    assert DEADLINE.get() is None  # outside a run, nothing is cut
+    past_deadline()
+
+
 def test_format_error_is_fed_back_and_run_recovers(store):
     agent, sid = make(
         [{"text": "```json\n{not json}\n```"}, call("echo", text="ok"), finish()], store

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from spud.config import Settings
 from spud.core.agent import SYSTEM_PROMPT, Finish
-from spud.core.errors import FormatError
+from spud.core.errors import FormatError, LimitReached
 from spud.core.messages import Message
+from spud.core.run import DEADLINE
 from spud.core.tooling import tool_spec
 from spud.models.loader import load_model
 from spud.models.toolcall import check_call
@@ -150,6 +152,19 @@ def order_total(lines, country="NL"):
     sub = subtotal(lines)
     return round(sub + shipping(sub, country), 2)
 '''
+
+
+def test_a_reply_stops_when_the_runs_time_is_up_and_the_model_goes_on(settings: Settings):
+    model = load_model("qwen2.5-coder-0.5b", settings)
+    count = [Message(role="user", content="Count from 1 to 400, one number a line.")]
+    deadline = DEADLINE.set(time.monotonic() + 1.0)
+    try:
+        with pytest.raises(LimitReached, match="during the model's reply"):
+            model.chat(count, max_tokens=1600)
+    finally:
+        DEADLINE.reset(deadline)
+    reply = model.chat(count, max_tokens=40)  # no run's deadline: the reply is whole
+    assert reply.usage.completion_tokens == 40 and "1\n2\n3" in reply.message.content
 
 
 def test_a_reply_that_copies_its_prompt_takes_fewer_decodes_than_tokens(settings: Settings):

@@ -30,12 +30,15 @@ HAND = '```json\n{"sku": "A1", "price": 4.5, "active": true}\n```'
 def test_a_passing_script_whose_output_differs_from_the_hand_is_told_where(workspace, store):
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([AS_TEXT, HAND, TYPED])
-    result, _ = script_run(workspace, store, model, task=TASK)
+    result, messages = script_run(workspace, store, model, task=TASK)
     assert result.status == "finished", result.summary
     rows = json.loads((workspace / "products.json").read_text())
     assert rows[0] == {"sku": "A1", "price": 4.5, "active": True}
+    repaired = [m for m in messages if m.meta.get("by_hand")]
+    assert len(repaired) == 1 and '"price"' in repaired[0].meta["by_hand"]
     hand_ask = model.prompts[1][-1].content
     assert "Do not write a script" in hand_ask and "first element of the JSON array" in hand_ask
+    assert "Write one Python 3 script" not in hand_ask and hand_ask.startswith(TASK)
     repair = model.prompts[2][-1].content
     assert '- "price": the script wrote "4.50" (text), by hand 4.5 (a number)' in repair
     assert '- "active": the script wrote "yes" (text), by hand true (a boolean)' in repair

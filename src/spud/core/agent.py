@@ -37,6 +37,7 @@ from spud.core.protocols import (
 )
 from spud.core.run import (
     CHAT_PROMPT,
+    DEADLINE,
     SYSTEM_PROMPT,
     AllowAll,
     Finish,
@@ -131,6 +132,7 @@ class Agent:
         started = time.monotonic()
         result = RunResult(session_id=session_id, status="running")
         result.count(messages)
+        deadline = DEADLINE.set(started + self.limits.max_seconds)
         try:
             self._run_pending(session_id, messages, result)
             turn = messages[guards.last_user_turn(messages) :]
@@ -156,6 +158,8 @@ class Agent:
                 self._step(session_id, messages, result)
         except RunEnded as end:
             result.status, result.summary = end.status, end.summary + end.hint
+        finally:
+            DEADLINE.reset(deadline)
         result.seconds = time.monotonic() - started
         self.store.update_session(
             session_id,

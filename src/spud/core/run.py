@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
+
 from pydantic import BaseModel, Field, PrivateAttr
 
 from spud.core.errors import LimitReached
@@ -89,6 +92,19 @@ class Limits(BaseModel):
             raise LimitReached("cost", spent)
         if elapsed >= self.max_seconds:
             raise LimitReached("time", f"{elapsed:.0f}s of {self.max_seconds:.0f}s used")
+
+
+# When the running run's time is up (time.monotonic()), for a model that can stop there: a
+# local model's reply stops at its next decode step instead of running past the limit (a
+# 1.5B's 768-token reply ended 240 s runs at up to 296 s).
+DEADLINE: ContextVar[float | None] = ContextVar("spud_run_deadline", default=None)
+
+
+def past_deadline() -> None:
+    """Raise LimitReached("time") when the running run's time is up."""
+    deadline = DEADLINE.get()
+    if deadline is not None and time.monotonic() >= deadline:
+        raise LimitReached("time", "the time was up during the model's reply")
 
 
 class Harness(BaseModel):

@@ -12,6 +12,7 @@ import numpy as np
 from llama_cpp import Llama, LlamaGrammar
 from llama_cpp._internals import LlamaContext, LlamaSampler
 
+from spud.core.run import past_deadline
 from spud.models.lookup import PromptLookup
 
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
@@ -35,7 +36,14 @@ class GrammarFirstLlama(Llama):
 
     def eval(self, tokens: Sequence[int]) -> None:
         """As Llama.eval, except that a step checking drafted guesses gets the logits of every
-        position it evaluates (the sampler reads each), and a prompt only its last."""
+        position it evaluates (the sampler reads each), and a prompt only its last; each step,
+        and each batch of a prompt, first checks that the run's time is not up."""
+        past_deadline()
+        if len(tokens) > self.n_batch:
+            for at in range(0, len(tokens), self.n_batch):
+                past_deadline()
+                super().eval(tokens[at : at + self.n_batch])
+            return None
         if self.draft_model is None or len(tokens) > self.draft_model.ahead + 1:
             return super().eval(tokens)
         self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)

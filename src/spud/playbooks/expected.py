@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spud.core.messages import Message
+from spud.core.messages import Message, ModelReply
 from spud.core.protocols import TextModel
 
 # A 1.5B's passing scripts often make the asked-for file with the wrong content, and shown it
@@ -80,19 +80,21 @@ def target(workspace: Path, outputs: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def ask(model: TextModel, system: Message, prompt: str, workspace: Path, outputs: list[str]):
-    """The head of the first fitting output, as the model works it out by hand (one reply);
-    None when no output fits or the reply holds nothing to compare."""
+def ask(
+    model: TextModel, system: Message, prompt: str, workspace: Path, outputs: list[str]
+) -> tuple[Expected | None, ModelReply | None]:
+    """The head of the first fitting output, as the model works it out by hand, and the reply
+    (None when no output fits); no Expected when the reply holds nothing to compare."""
     found = target(workspace, outputs)
     if found is None:
-        return None
+        return None, None
     rel, kind = found
     what = Expected(rel, kind, None).what
     it = "it" if kind == "json" else "them"
     text = f"{prompt}\n\n{HAND_ASK.format(what=what, path=rel, it=it)}"
     reply = model.chat([system, Message(role="user", content=text)], max_tokens=400)
     hand = _parsed(_block(reply.message.content), kind)
-    return Expected(rel, kind, hand) if hand else None
+    return (Expected(rel, kind, hand) if hand else None), reply
 
 
 def difference(expected: Expected, workspace: Path) -> str:

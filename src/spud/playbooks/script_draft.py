@@ -127,7 +127,8 @@ class ScriptDraft:
         what = self.ask or SCRIPT_ASK.format(libraries=named + self.libraries)
         if self.save_as:
             what = SAVED_ASK.format(path=self.save_as)
-        ask = f"{self.task}\n\n{self.shown}\n\n{what}".replace("\n\n\n\n", "\n\n")
+        brief = f"{self.task}\n\n{self.shown}".rstrip()  # the task and what it works on
+        ask = f"{brief}\n\n{what}"
         chat = [Message(role="system", content=SCRIPT_SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []
         scripts: set[str] = set()
@@ -135,7 +136,7 @@ class ScriptDraft:
         temperature = None  # the model's own; for a fresh start, more varied
         votes = Votes(stamps(self.workspace), self.save_as)
         hand: by_hand.Expected | None = None
-        hand_asked, hand_rounds = False, 0
+        hand_asked, hand_rounds, told = False, 0, ""
         started = time.monotonic()
         try:
             for done in range(self.rounds):
@@ -170,6 +171,8 @@ class ScriptDraft:
                 scripts.add(script)
                 script = with_imports(script)
                 meta = {"kind": "draft", "draft": text, "usage": usage_of(*unused, reply)}
+                if told:
+                    meta["by_hand"], told = told, ""  # what the hand's head said differed
                 unused = []
                 if self.save_as:
                     votes.now = ""  # the saved script is about to be another's
@@ -182,13 +185,17 @@ class ScriptDraft:
                     votes.add(script, key, summary)  # before a question that may run out of time
                     if not hand_asked and votes.unchanged(stamps(self.workspace)):
                         hand_asked = True  # once, and only where a repair starts from the same
-                        hand = by_hand.ask(model, chat[0], ask, self.workspace, self.outputs)
+                        hand, asked = by_hand.ask(
+                            model, chat[0], brief, self.workspace, self.outputs
+                        )
+                        unused += [asked] if asked else []  # counted with the next draft
                     diff = by_hand.difference(hand, self.workspace) if hand else ""
                     if hand is not None and not diff:
                         votes.agreed.add(key)
                     elif diff and not votes.agreed and hand_rounds < HAND_ROUNDS:
                         request = by_hand.repair(hand, self.workspace, diff)
                         chat.append(Message(role="user", content=request))
+                        told = diff  # shown with the next draft's step
                         continue
                     chat, temperature = chat[:2], REDRAFT_TEMPERATURE  # the next: a fresh draft
                     continue
