@@ -474,6 +474,7 @@ def script_run(
     office: bool = False,
     max_steps: int = 10,
     votes: int = 1,
+    by_hand: bool = True,
 ):
     from spud.tools.office.tools import office_tools
 
@@ -488,7 +489,7 @@ def script_run(
         limits=Limits(max_steps=max_steps),
         verifier=brief.verifier,
         opening=brief.opening,
-        harness=Harness(draft_votes=votes),
+        harness=Harness(draft_votes=votes, by_hand=by_hand),
     )
     sid = agent.start(task, str(ws), "system" + brief.prompt, brief.context)
     return agent.run(sid), store.messages(sid)

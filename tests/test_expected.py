@@ -68,6 +68,17 @@ def test_when_no_repair_agrees_with_the_hand_the_first_passing_output_stands(wor
     assert len(model.prompts) == 5  # three rounds after the first disagreement, then no more
 
 
+def test_the_hand_lever_switched_off_asks_nothing(workspace, store):
+    from spud.eval.harness import agent_harness
+
+    assert agent_harness("spud").by_hand and not agent_harness("spud-nohand").by_hand
+    (workspace / "products.csv").write_text(CSV)
+    model = Drafter([AS_TEXT, HAND, TYPED])
+    result, _ = script_run(workspace, store, model, task=TASK, by_hand=False)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 1
+
+
 def test_a_hand_reply_that_is_a_script_checks_nothing(workspace, store):
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([AS_TEXT, TYPED])  # asked for the head, the model wrote a script again

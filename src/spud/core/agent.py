@@ -151,6 +151,7 @@ class Agent:
                     return self.limits.max_seconds - (time.monotonic() - started)
 
                 drafts = DraftModel(self.model, check, self.notes, left, self.harness.draft_votes)
+                drafts.by_hand = self.harness.by_hand
                 self.opening(drafts, act)
                 drafts.room_for_the_loop()
             while True:
@@ -384,6 +385,7 @@ class DraftModel:
     ) -> None:
         self.model, self.check, self.notes, self.left = model, check, notes, left
         self.votes = votes  # passing drafts that vote on the outputs (the harness's draft_votes)
+        self.by_hand = True  # script outputs held against their heads worked by hand
         self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
         self.replies = 0
 

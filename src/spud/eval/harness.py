@@ -14,6 +14,7 @@ HARNESSES = (
     "spud-noplaybook",
     "spud-nocheck",
     "spud-nodraft",
+    "spud-nohand",
     "spud-draft",
     "spud-raw",
     "spud-free",
@@ -65,7 +66,10 @@ def agent_harness(harness: str) -> Harness:
     """
     on = harness == "spud-check"
     checks = harness not in ("spud-nocheck", "spud-v1", "raw")
-    return Harness(self_check=on, rerun_guard=on, verify=checks, check_after_change=checks)
+    hand = harness not in ("spud-nohand", "spud-v1", "raw")
+    return Harness(
+        self_check=on, rerun_guard=on, verify=checks, check_after_change=checks, by_hand=hand
+    )
 
 
 def playbook_for(harness: str) -> str | None:

@@ -183,7 +183,11 @@ class ScriptDraft:
                     key = outputs_key(self.workspace, made, ran.content or "", self.save_as)
                     summary = said(text) or "The script ran and its outputs were checked."
                     votes.add(script, key, summary)  # before a question that may run out of time
-                    if not hand_asked and votes.unchanged(stamps(self.workspace)):
+                    if (
+                        not hand_asked
+                        and getattr(model, "by_hand", True)
+                        and votes.unchanged(stamps(self.workspace))
+                    ):
                         hand_asked = True  # once, and only where a repair starts from the same
                         hand, asked = by_hand.ask(
                             model, chat[0], brief, self.workspace, self.outputs
