@@ -88,6 +88,15 @@ def test_a_hand_reply_that_is_a_script_checks_nothing(workspace, store):
     assert json.loads((workspace / "products.json").read_text())[0]["price"] == "4.50"
 
 
+def test_a_hand_that_writes_the_whole_array_cut_short_gives_its_first_element(workspace, store):
+    (workspace / "products.csv").write_text(CSV)
+    cut = '```json\n[\n  {"sku": "A1", "price": 4.5, "active": true},\n  {"sku": "B2", "pri'
+    model = Drafter([AS_TEXT, cut, TYPED])
+    result, _ = script_run(workspace, store, model, task=TASK)
+    assert result.status == "finished", result.summary
+    assert '"price": the script wrote "4.50"' in model.prompts[2][-1].content
+
+
 def test_csv_and_text_heads_are_compared_field_by_field_and_line_by_line(tmp_path: Path):
     (tmp_path / "out.csv").write_text("number,date,total\n2024-031,2024-03-05,12.50\n")
     hand = Expected(

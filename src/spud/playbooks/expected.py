@@ -32,6 +32,7 @@ HAND_REPAIR = (
     "it. Write the corrected complete script in one ```python block whose first line is a "
     "comment on what was wrong."
 )
+HAND_TOKENS = 250  # a record or two lines; a 1.5B asked for one element wrote them all
 LINES = 2  # a header and one record: more is arithmetic a small model gets wrong by hand
 TEXT = {".txt", ".csv", ".tsv", ".log", ".md"}
 FENCE = re.compile(r"```([\w+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -92,7 +93,7 @@ def ask(
     what = Expected(rel, kind, None).what
     it = "it" if kind == "json" else "them"
     text = f"{prompt}\n\n{HAND_ASK.format(what=what, path=rel, it=it)}"
-    reply = model.chat([system, Message(role="user", content=text)], max_tokens=400)
+    reply = model.chat([system, Message(role="user", content=text)], max_tokens=HAND_TOKENS)
     hand = _parsed(_block(reply.message.content), kind)
     return (Expected(rel, kind, hand) if hand else None), reply
 
@@ -149,7 +150,10 @@ def _parsed(text: str, kind: str, whole: bool = False) -> Any:
         try:
             value, _ = json.JSONDecoder().raw_decode(text[start:])
         except ValueError:
-            return None
+            if whole or text[start] != "[":
+                return None
+            # a hand that wrote the whole array, cut short: its first element
+            return _parsed(text[start + 1 :], kind)
         if whole:
             return value
         return value[0] if isinstance(value, list) and value else value or None
