@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_drafts import Drafter, script_run
 
-from spud.playbooks.expected import Expected, difference
+from spud.playbooks.expected import Expected, copied, difference
 
 CSV = "sku,price,active\nA1,4.50,yes\nB2,12,no\n"
 TASK = (
@@ -66,6 +66,42 @@ def test_when_no_repair_agrees_with_the_hand_the_first_passing_output_stands(wor
     rows = json.loads((workspace / "products.json").read_text())
     assert rows[1]["price"] == 12.0  # the first passing draft's, put back
     assert len(model.prompts) == 5  # three rounds after the first disagreement, then no more
+
+
+def test_a_repair_sent_back_unchanged_gets_a_fresh_chat_told_what_differed(workspace, store):
+    (workspace / "products.csv").write_text(CSV)
+    model = Drafter([AS_TEXT, HAND, AS_TEXT, TYPED])
+    result, _ = script_run(workspace, store, model, task=TASK)
+    assert result.status == "finished", result.summary
+    fresh = model.prompts[3]
+    assert (
+        len(fresh) == 2 and "An earlier script made products.json differently" in fresh[1].content
+    )
+    assert '"price": the script wrote "4.50" (text), by hand 4.5 (a number)' in fresh[1].content
+    assert json.loads((workspace / "products.json").read_text())[0]["price"] == 4.5
+
+
+def test_a_script_that_writes_the_inputs_values_in_does_not_agree(workspace, store):
+    (workspace / "products.csv").write_text("sku,name,price\nA-100,Espresso cup,4.50\n")
+    task = "Convert products.csv into products.json: one JSON array, price a number."
+    copy = (
+        "It converts.\n```python\nimport json\nrows = [{'sku': 'A-100', 'name': 'Espresso cup', "
+        "'price': 4.5}]\njson.dump(rows, open('products.json', 'w'))\n```"
+    )
+    reader = (
+        "It converts.\n```python\nimport csv, json\nrows = [dict(r, price=float(r['price'])) "
+        "for r in csv.DictReader(open('products.csv'))]\n"
+        "json.dump(rows, open('products.json', 'w'))\n```"
+    )
+    hand = '```json\n{"sku": "A-100", "name": "Espresso cup", "price": 4.5}\n```'
+    model = Drafter([copy, hand, reader])
+    result, _ = script_run(workspace, store, model, task=task)
+    assert result.status == "finished", result.summary
+    repair = model.prompts[2][-1].content
+    assert "writes values of the input into its code ('A-100', 'Espresso cup')" in repair
+    assert len(model.prompts) == 3  # the reader agrees with the hand and stands
+    assert copied("x = 'kitchen'\ny = 'A-100'", "A-100,kitchen,Mug large", "") == []  # one value
+    assert copied("open('products.csv')\nrow['price']", "products.csv: price", "") == []
 
 
 def test_the_hand_lever_switched_off_asks_nothing(workspace, store):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -29,9 +30,21 @@ HAND_REPAIR = (
     "The script ran and made {path}. Worked out by hand from the task's rules and the input, "
     "{what} of {path} {are}:\n```\n{hand}\n```\nThe script wrote:\n```\n{made}\n```\n"
     "Where they differ:\n{diff}\n\nWhere the script does not follow the task's rules, correct "
-    "it. Write the corrected complete script in one ```python block whose first line is a "
-    "comment on what was wrong."
+    "it; it computes every value from the input files and writes none of them in. Write the "
+    "corrected complete script in one ```python block whose first line is a comment on what "
+    "was wrong."
 )
+EARLIER = (
+    "An earlier script made {path} differently from the task's rules, worked out by hand:\n"
+    "{diff}\nWrite one that avoids it; it computes every value from the input files."
+)
+# Shown the hand's first record, a 1.5B wrote that record into its script as a literal (and
+# skipped the first row): a draft whose code holds the shown inputs' values is not agreeing.
+COPIED = (
+    "- the script writes values of the input into its code ({values}) instead of reading them "
+    "from the files"
+)
+COPIES = 2  # distinct copied values that make a script a copy, not a reader
 HAND_TOKENS = 250  # a record or two lines; a 1.5B asked for one element wrote them all
 LINES = 2  # a header and one record: more is arithmetic a small model gets wrong by hand
 TEXT = {".txt", ".csv", ".tsv", ".log", ".md"}
@@ -130,6 +143,25 @@ def repair(expected: Expected, workspace: Path, diff: str) -> str:
         made=_shown(_head(_made(workspace / expected.path, kind), kind), kind),
         diff=diff,
     )
+
+
+def copied(script: str, shown: str, task: str) -> list[str]:
+    """The script's string literals that are values of the shown inputs, not words of the
+    task (names like a column's are words; a value has a space, a digit or a sign); empty
+    below COPIES of them."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return []
+    found = {
+        node.value.strip()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+    values = sorted(
+        v for v in found if len(v) >= 4 and not v.isidentifier() and v in shown and v not in task
+    )
+    return values if len(values) >= COPIES else []
 
 
 def _made(path: Path, kind: str) -> Any:

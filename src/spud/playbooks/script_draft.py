@@ -136,7 +136,15 @@ class ScriptDraft:
         temperature = None  # the model's own; for a fresh start, more varied
         votes = Votes(stamps(self.workspace), self.save_as)
         hand: by_hand.Expected | None = None
-        hand_asked, hand_rounds, told = False, 0, ""
+        hand_asked, hand_rounds, told, differed = False, 0, "", ""
+
+        def fresh() -> list[Message]:
+            """A new chat, told how an earlier output differed from the hand while none agrees."""
+            if not differed or votes.agreed or hand is None:
+                return chat[:2]
+            note = by_hand.EARLIER.format(path=hand.path, diff=differed)
+            return [chat[0], Message(role="user", content=f"{ask}\n\n{note}")]
+
         started = time.monotonic()
         try:
             for done in range(self.rounds):
@@ -164,7 +172,7 @@ class ScriptDraft:
                     # models fresh samples do as well as repairs (Olausson et al., 2023). A passing
                     # script drafted again votes again for its outputs, without a run.
                     votes.again(with_imports(script))
-                    chat, temperature = chat[:2], REDRAFT_TEMPERATURE
+                    chat, temperature = fresh(), REDRAFT_TEMPERATURE
                     unused.append(reply)
                     continue
                 temperature = None
@@ -194,14 +202,17 @@ class ScriptDraft:
                         )
                         unused += [asked] if asked else []  # counted with the next draft
                     diff = by_hand.difference(hand, self.workspace) if hand else ""
+                    if hand and (copies := by_hand.copied(script, self.shown, self.task)):
+                        values = ", ".join(repr(v) for v in copies[:4])
+                        diff = "\n".join(filter(None, [by_hand.COPIED.format(values=values), diff]))
                     if hand is not None and not diff:
                         votes.agreed.add(key)
                     elif diff and not votes.agreed and hand_rounds < HAND_ROUNDS:
                         request = by_hand.repair(hand, self.workspace, diff)
                         chat.append(Message(role="user", content=request))
-                        told = diff  # shown with the next draft's step
+                        told = differed = diff  # shown with the next draft's step
                         continue
-                    chat, temperature = chat[:2], REDRAFT_TEMPERATURE  # the next: a fresh draft
+                    chat, temperature = fresh(), REDRAFT_TEMPERATURE  # the next: a fresh draft
                     continue
                 votes.now = ""  # what the workspace holds is no passing draft's
                 failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
