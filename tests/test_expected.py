@@ -101,7 +101,7 @@ def test_a_script_that_writes_the_inputs_values_in_does_not_agree(workspace, sto
     assert "writes values of the input into its code ('A-100', 'Espresso cup')" in repair
     assert len(model.prompts) == 3  # the reader agrees with the hand and stands
     assert copied("x = 'kitchen'\ny = 'A-100'", "A-100,kitchen,Mug large", "") == []  # one value
-    assert copied("open('products.csv')\nrow['price']", "products.csv: price", "") == []
+    assert copied("open('logs/a.log')\nopen('logs/b.log')", "logs/a.log\nlogs/b.log", "") == []
 
 
 def test_the_hand_lever_switched_off_asks_nothing(workspace, store):

@@ -44,6 +44,7 @@ COPIED = (
     "- the script writes values of the input into its code ({values}) instead of reading them "
     "from the files"
 )
+PATH = re.compile(r"[\w-]*[./][\w./-]*")  # a file's path or a number: read, not copied
 COPIES = 2  # distinct copied values that make a script a copy, not a reader
 HAND_TOKENS = 250  # a record or two lines; a 1.5B asked for one element wrote them all
 LINES = 2  # a header and one record: more is arithmetic a small model gets wrong by hand
@@ -147,8 +148,8 @@ def repair(expected: Expected, workspace: Path, diff: str) -> str:
 
 def copied(script: str, shown: str, task: str) -> list[str]:
     """The script's string literals that are values of the shown inputs, not words of the
-    task (names like a column's are words; a value has a space, a digit or a sign); empty
-    below COPIES of them."""
+    task (names like a column's are words, and paths are where the inputs are; a value has
+    a space, a digit or a sign); empty below COPIES of them."""
     try:
         tree = ast.parse(script)
     except SyntaxError:
@@ -159,7 +160,13 @@ def copied(script: str, shown: str, task: str) -> list[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
     }
     values = sorted(
-        v for v in found if len(v) >= 4 and not v.isidentifier() and v in shown and v not in task
+        v
+        for v in found
+        if len(v) >= 4
+        and not v.isidentifier()
+        and not PATH.fullmatch(v)
+        and v in shown
+        and v not in task
     )
     return values if len(values) >= COPIES else []
 
