@@ -104,6 +104,24 @@ def test_a_script_that_writes_the_inputs_values_in_does_not_agree(workspace, sto
     assert copied("open('logs/a.log')\nopen('logs/b.log')", "logs/a.log\nlogs/b.log", "") == []
 
 
+def test_a_hand_that_copies_the_tasks_example_lines_checks_nothing(workspace, store):
+    (workspace / "sales.csv").write_text("order_id,units\n1,2\n2,5\n")
+    task = (
+        "Write report.txt from sales.csv in this layout (the numbers are placeholders):\n"
+        "```\nSales report\nOrders: 12\nUnits: 345\n```"
+    )
+    script = (
+        "It reports.\n```python\nimport csv\nrows = list(csv.DictReader(open('sales.csv')))\n"
+        "units = sum(int(r['units']) for r in rows)\nopen('report.txt', 'w').write("
+        "f'Sales report\\nOrders: {len(rows)}\\nUnits: {units}\\n')\n```"
+    )
+    model = Drafter([script, "```\nSales report\nOrders: 12\n```"])
+    result, _ = script_run(workspace, store, model, task=task)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 2  # the hand's lines are the task's: no repair asked
+    assert (workspace / "report.txt").read_text() == "Sales report\nOrders: 2\nUnits: 7\n"
+
+
 def test_the_hand_lever_switched_off_asks_nothing(workspace, store):
     from spud.eval.harness import agent_harness
 

@@ -198,7 +198,7 @@ class ScriptDraft:
                     ):
                         hand_asked = True  # once, and only where a repair starts from the same
                         hand, asked = by_hand.ask(
-                            model, chat[0], brief, self.workspace, self.outputs
+                            model, chat[0], brief, self.workspace, self.outputs, self.task
                         )
                         unused += [asked] if asked else []  # counted with the next draft
                     diff = by_hand.difference(hand, self.workspace) if hand else ""
