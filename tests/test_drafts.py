@@ -463,7 +463,6 @@ def test_a_model_without_plain_text_replies_skips_the_drafts(workspace: Path, st
 
 
 CHORE = "Count the lines of notes.txt and write the number into count.txt."
-HEAD_3 = "```\n3\n```"  # count.txt as the model works it out by hand
 
 
 def script_run(
@@ -474,7 +473,7 @@ def script_run(
     office: bool = False,
     max_steps: int = 10,
     votes: int = 1,
-    by_hand: bool = True,
+    by_hand: bool = False,
 ):
     from spud.tools.office.tools import office_tools
 
@@ -524,15 +523,14 @@ def test_passing_scripts_vote_with_their_outputs_and_the_most_agreed_stand(works
     wrong = "It copies.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     other = "It counts lines.\n```python\nn = len(open('notes.txt').readlines())\nopen('count.txt', 'w').write(f'{n}\\n')\n```"
-    model = Drafter([wrong, HEAD_3, good, other])  # the second reply: count.txt by hand
+    model = Drafter([wrong, good, other])
     result, messages = script_run(workspace, store, model, votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text().strip() == "3"
     assert "(2 of 3 passing drafts made these outputs)" in result.summary
     assert result.summary.startswith("It counts.")
-    # the hand's head, a repair told how the output differs from it, then a fresh chat: the
-    # task, not the earlier scripts
-    assert [len(p) for p in model.prompts] == [2, 2, 4, 2]
+    # each further draft is a fresh chat: the task, not the earlier scripts
+    assert [len(p) for p in model.prompts] == [2, 2, 2]
     assert messages[-2].meta["agreeing"] == 2 and messages[-2].meta["drafts_passed"] == 3
 
 
@@ -540,7 +538,7 @@ def test_the_chosen_scripts_outputs_are_put_back_when_a_later_one_differs(worksp
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
     wrong = "It copies.\n```python\nopen('count.txt', 'w').write(open('notes.txt').read())\n```"
-    model = Drafter([good, HEAD_3, wrong, good])  # the same script again votes without a run
+    model = Drafter([good, wrong, good])  # the same script again votes without a run
     result, messages = script_run(workspace, store, model, votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"
@@ -572,7 +570,6 @@ def test_a_passing_draft_finishes_when_the_time_runs_out_during_more_drafts(work
 def test_passing_drafts_that_all_differ_end_with_a_summary_that_says_so(workspace, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     drafts = [f"It counts.\n```python\nopen('count.txt', 'w').write('{n}')\n```" for n in (3, 4, 5)]
-    drafts.insert(1, HEAD_3)
     result, _ = script_run(workspace, store, Drafter(drafts), votes=3)
     assert result.status == "finished", result.summary
     assert (workspace / "count.txt").read_text() == "3"  # the first one's, put back
@@ -703,8 +700,7 @@ def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Pa
     model = Drafter([crash, crash, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    # the third ask is the first one again; the fourth, count.txt worked out by hand
-    assert [len(p) for p in model.prompts] == [2, 4, 2, 2]
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # the third ask is the first one again
     assert model.prompts[2] == model.prompts[0]
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
     assert len(runs) == 2  # the copy was not run again
@@ -722,8 +718,7 @@ def test_the_same_failure_after_a_repair_gets_a_fresh_start(workspace: Path, sto
     model = Drafter([header, again, good])
     result, messages = script_run(workspace, store, model)
     assert result.status == "finished", result.summary
-    # a fresh chat, without the scripts; the fourth, count.txt worked out by hand
-    assert [len(p) for p in model.prompts] == [2, 4, 2, 2]
+    assert [len(p) for p in model.prompts] == [2, 4, 2]  # a fresh chat, without the scripts
     assert "ValueError: invalid literal for int()" in model.prompts[1][-1].content
     fresh = model.prompts[2][1].content
     assert fresh.startswith(model.prompts[0][1].content)  # the first ask, and what failed

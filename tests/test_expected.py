@@ -30,7 +30,7 @@ HAND = '```json\n{"sku": "A1", "price": 4.5, "active": true}\n```'
 def test_a_passing_script_whose_output_differs_from_the_hand_is_told_where(workspace, store):
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([AS_TEXT, HAND, TYPED])
-    result, messages = script_run(workspace, store, model, task=TASK)
+    result, messages = script_run(workspace, store, model, task=TASK, by_hand=True)
     assert result.status == "finished", result.summary
     rows = json.loads((workspace / "products.json").read_text())
     assert rows[0] == {"sku": "A1", "price": 4.5, "active": True}
@@ -49,7 +49,7 @@ def test_a_passing_script_whose_output_differs_from_the_hand_is_told_where(works
 def test_a_script_that_agrees_with_the_hand_finishes_without_a_repair(workspace, store):
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([TYPED, HAND])
-    result, messages = script_run(workspace, store, model, task=TASK)
+    result, messages = script_run(workspace, store, model, task=TASK, by_hand=True)
     assert result.status == "finished", result.summary
     assert len(model.prompts) == 2  # the draft and the hand's head
     runs = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "bash"]
@@ -61,7 +61,7 @@ def test_when_no_repair_agrees_with_the_hand_the_first_passing_output_stands(wor
     wrong_hand = '```json\n[{"sku": "A1", "price": 5, "active": true}]\n```'
     twice, thrice = (TYPED.replace("float(r['price'])", f"{n} * float(r['price'])") for n in (2, 3))
     model = Drafter([TYPED, wrong_hand, twice, AS_TEXT, thrice, TYPED])
-    result, _ = script_run(workspace, store, model, task=TASK)
+    result, _ = script_run(workspace, store, model, task=TASK, by_hand=True)
     assert result.status == "finished", result.summary
     rows = json.loads((workspace / "products.json").read_text())
     assert rows[1]["price"] == 12.0  # the first passing draft's, put back
@@ -71,7 +71,7 @@ def test_when_no_repair_agrees_with_the_hand_the_first_passing_output_stands(wor
 def test_a_repair_sent_back_unchanged_gets_a_fresh_chat_told_what_differed(workspace, store):
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([AS_TEXT, HAND, AS_TEXT, TYPED])
-    result, _ = script_run(workspace, store, model, task=TASK)
+    result, _ = script_run(workspace, store, model, task=TASK, by_hand=True)
     assert result.status == "finished", result.summary
     fresh = model.prompts[3]
     assert (
@@ -95,7 +95,7 @@ def test_a_script_that_writes_the_inputs_values_in_does_not_agree(workspace, sto
     )
     hand = '```json\n{"sku": "A-100", "name": "Espresso cup", "price": 4.5}\n```'
     model = Drafter([copy, hand, reader])
-    result, _ = script_run(workspace, store, model, task=task)
+    result, _ = script_run(workspace, store, model, task=task, by_hand=True)
     assert result.status == "finished", result.summary
     repair = model.prompts[2][-1].content
     assert "writes values of the input into its code ('A-100', 'Espresso cup')" in repair
@@ -116,16 +116,16 @@ def test_a_hand_that_copies_the_tasks_example_lines_checks_nothing(workspace, st
         "f'Sales report\\nOrders: {len(rows)}\\nUnits: {units}\\n')\n```"
     )
     model = Drafter([script, "```\nSales report\nOrders: 12\n```"])
-    result, _ = script_run(workspace, store, model, task=task)
+    result, _ = script_run(workspace, store, model, task=task, by_hand=True)
     assert result.status == "finished", result.summary
     assert len(model.prompts) == 2  # the hand's lines are the task's: no repair asked
     assert (workspace / "report.txt").read_text() == "Sales report\nOrders: 2\nUnits: 7\n"
 
 
-def test_the_hand_lever_switched_off_asks_nothing(workspace, store):
+def test_the_hand_lever_is_off_at_effort_low_and_asks_nothing(workspace, store):
     from spud.eval.harness import agent_harness
 
-    assert agent_harness("spud").by_hand and not agent_harness("spud-nohand").by_hand
+    assert agent_harness("spud-hand").by_hand and not agent_harness("spud").by_hand
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([AS_TEXT, HAND, TYPED])
     result, _ = script_run(workspace, store, model, task=TASK, by_hand=False)
@@ -136,7 +136,7 @@ def test_the_hand_lever_switched_off_asks_nothing(workspace, store):
 def test_a_hand_reply_that_is_a_script_checks_nothing(workspace, store):
     (workspace / "products.csv").write_text(CSV)
     model = Drafter([AS_TEXT, TYPED])  # asked for the head, the model wrote a script again
-    result, _ = script_run(workspace, store, model, task=TASK)
+    result, _ = script_run(workspace, store, model, task=TASK, by_hand=True)
     assert result.status == "finished", result.summary
     assert len(model.prompts) == 2
     assert json.loads((workspace / "products.json").read_text())[0]["price"] == "4.50"
@@ -146,7 +146,7 @@ def test_a_hand_that_writes_the_whole_array_cut_short_gives_its_first_element(wo
     (workspace / "products.csv").write_text(CSV)
     cut = '```json\n[\n  {"sku": "A1", "price": 4.5, "active": true},\n  {"sku": "B2", "pri'
     model = Drafter([AS_TEXT, cut, TYPED])
-    result, _ = script_run(workspace, store, model, task=TASK)
+    result, _ = script_run(workspace, store, model, task=TASK, by_hand=True)
     assert result.status == "finished", result.summary
     assert '"price": the script wrote "4.50"' in model.prompts[2][-1].content
 

@@ -385,7 +385,7 @@ class DraftModel:
     ) -> None:
         self.model, self.check, self.notes, self.left = model, check, notes, left
         self.votes = votes  # passing drafts that vote on the outputs (the harness's draft_votes)
-        self.by_hand = True  # script outputs held against their heads worked by hand
+        self.by_hand = False  # script outputs held against their heads worked by hand
         self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
         self.replies = 0
 

@@ -116,7 +116,7 @@ class Harness(BaseModel):
     check_repairs: int = 2  # failing checks sent back for a repair before the run gives up
     check_after_change: bool = True  # the quick check's result follows every file change
     draft_votes: int = 1  # passing script drafts whose outputs vote (effort medium, high: 3)
-    by_hand: bool = True  # a passing script's output is held against its head worked by hand
+    by_hand: bool = False  # a passing script's output is held against its head worked by hand
 
 
 class Finish:

@@ -14,7 +14,7 @@ HARNESSES = (
     "spud-noplaybook",
     "spud-nocheck",
     "spud-nodraft",
-    "spud-nohand",
+    "spud-hand",
     "spud-draft",
     "spud-raw",
     "spud-free",
@@ -66,7 +66,7 @@ def agent_harness(harness: str) -> Harness:
     """
     on = harness == "spud-check"
     checks = harness not in ("spud-nocheck", "spud-v1", "raw")
-    hand = harness not in ("spud-nohand", "spud-v1", "raw")
+    hand = harness == "spud-hand"  # on at effort medium and high
     return Harness(
         self_check=on, rerun_guard=on, verify=checks, check_after_change=checks, by_hand=hand
     )

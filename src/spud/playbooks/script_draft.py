@@ -193,7 +193,7 @@ class ScriptDraft:
                     votes.add(script, key, summary)  # before a question that may run out of time
                     if (
                         not hand_asked
-                        and getattr(model, "by_hand", True)
+                        and getattr(model, "by_hand", False)
                         and votes.unchanged(stamps(self.workspace))
                     ):
                         hand_asked = True  # once, and only where a repair starts from the same

@@ -42,8 +42,10 @@ def execute_with_effort(service: SessionService, spec: RunSpec, effort: str) -> 
     runs, temperature, votes = EFFORTS.get(effort, (0, 0.0, 1))
     if runs == 0:
         candidates_for(effort)  # raises the clear error
-    if votes > 1:
-        harness = (spec.harness or Harness()).model_copy(update={"draft_votes": votes})
+    if votes > 1:  # and their outputs are held against the hand's head (expected.py)
+        harness = (spec.harness or Harness()).model_copy(
+            update={"draft_votes": votes, "by_hand": True}
+        )
         spec = replace(spec, harness=harness)
     with tempfile.TemporaryDirectory(prefix="spud-candidates-") as tmp:
         original = Path(tmp) / "original"
