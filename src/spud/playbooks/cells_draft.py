@@ -73,9 +73,7 @@ class CellsDraft:
             chat.append(Message(role="assistant", content=text))
             try:
                 cells = cells_in(text)
-                settled = self.settled(by_sheet(cells, self.sheets))
-                self.none_left_out(settled)
-                writes = self.changes(settled)
+                writes = self.changes(self.settled(by_sheet(cells, self.sheets)))
                 self.data_kept(writes)
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
@@ -172,43 +170,6 @@ class CellsDraft:
                 "nothing. Look again at what the task asks and give the cells that must change."
             )
         return left
-
-    def none_left_out(self, writes: dict[str, dict[str, Any]]) -> None:
-        """Every cell the task names by itself, empty now and at most one row or column past
-        the sheet's data, is in the writes (asked for the word Sum in B9 and a formula in C9,
-        a 1.5B wrote only C9). A name like a cell that is a sheet's ("Q1!C1", "the Q1 sheet")
-        or far from the data ("Q1 sales") is not a cell to write."""
-        from openpyxl.utils.cell import column_index_from_string
-
-        from spud.tools.office.workbook import OfficeError, load_workbook
-
-        named = {
-            f"{m[1]}{m[2]}"
-            for m in TASK_CELLS.finditer(self.task)
-            if not m[3] and not self.task.startswith("!", m.end()) and m[0] not in self.sheets
-        }
-        written = {at for values in writes.values() for at in values}
-        if self.workspace is None or not named - written:
-            return
-        try:
-            sheet = load_workbook(self.workspace / self.workbook)[self.sheets[0]]
-        except (OfficeError, KeyError):
-            return
-
-        def near(at: str) -> bool:
-            col, row = CELL.match(at).groups()  # type: ignore[union-attr]
-            return column_index_from_string(col.upper()) <= sheet.max_column + 1 and (
-                int(row) <= sheet.max_row + 1
-            )
-
-        missing = sorted(
-            (at for at in named - written if near(at) and sheet[at].value is None), key=cell_order
-        )
-        if missing:
-            raise CellsError(
-                f"The task names {', '.join(missing)}, empty now, and your dict leaves "
-                f"{'it' if len(missing) == 1 else 'them'} out. Give every cell the task asks for."
-            )
 
     def data_kept(self, writes: dict[str, dict[str, Any]]) -> None:
         """Cells that hold the workbook's data are written only when the task names them
