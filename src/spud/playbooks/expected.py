@@ -152,8 +152,8 @@ def repair(expected: Expected, workspace: Path, diff: str) -> str:
     return HAND_REPAIR.format(
         path=expected.path,
         what=expected.what,
-        are="is" if expected.kind == "json" else "are",
-        hand=_shown(expected.hand, expected.kind),
+        are="is" if kind == "json" else "are",
+        hand=_shown(expected.hand, kind),
         made=_shown(_head(_made(workspace / expected.path, kind), kind), kind),
         diff=diff,
     )
