@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from spud.core.agent import Agent, Limits
@@ -64,6 +65,24 @@ def test_finishes_and_persists_every_step(store):
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool"]
     info = store.get_session(sid)
     assert info.status == "finished" and info.steps == 2
+
+
+def test_a_model_that_breaks_leaves_the_run_stored_as_an_error(store):
+    class Breaks(ReplayModel):
+        def complete(self, messages, tools, exclude=frozenset()):
+            if sum(m.role == "assistant" for m in messages):
+                raise ValueError("Requested tokens (8310) exceed context window of 8192")
+            return super().complete(messages, tools, exclude)
+
+    echo = Echo()
+    agent = Agent(Breaks([call("echo", text="hi")]), [echo], store)
+    sid = agent.start("say hi", "/tmp")
+    with pytest.raises(ValueError, match="8310"):
+        agent.run(sid)
+    info = store.get_session(sid)
+    assert info.status == "error" and "ValueError: Requested tokens (8310)" in info.summary
+    assert [m.role for m in store.messages(sid)][-2:] == ["assistant", "tool"]  # kept
+    assert echo.seen == ["hi"]
 
 
 def test_step_limit_stops_with_status(store):

@@ -546,6 +546,27 @@ def test_the_chosen_scripts_outputs_are_put_back_when_a_later_one_differs(worksp
     assert len(runs) == 3 and runs[-1].meta.get("chosen")  # good, wrong, good again to restore
 
 
+def test_script_rounds_that_outgrow_the_context_window_leave_out_their_oldest(workspace, store):
+    """Ten failing script rounds, each told its failure, once asked a 1.5B for more tokens than
+    its window held and ended the run in a ValueError: the oldest rounds are left out."""
+    (workspace / "notes.txt").write_text("a\nb\nc\n")
+    padding = "".join(f"# step {n}: count the lines of the notes\n" for n in range(40))
+    errors = ["ValueError", "KeyError", "TypeError", "IndexError", "NameError", "OSError"]
+    drafts = [f"It counts.\n```python\n{padding}raise {e}('no')\n```" for e in errors]
+    good = "It counts.\n```python\nopen('count.txt', 'w').write('3')\n```"
+    model = Drafter([*drafts, good])
+    model.context_window = 4096
+    result, _ = script_run(workspace, store, model, max_steps=30)
+    assert result.status == "finished", result.summary
+    sizes = [model.count_tokens(p, []) for p in model.prompts]
+    assert max(sizes) <= 4096 - 2048  # room for the reply each time
+    first = model.prompts[0][1].content
+    assert all(p[1].content.startswith(first) for p in model.prompts)  # the task, always
+    last = "\n".join(m.content for m in model.prompts[-1])
+    assert "raise ValueError" not in last and "raise KeyError" not in last  # the oldest left out
+    assert "raise OSError" in last  # the latest round stays
+
+
 class OutOfTime(Drafter):
     """A drafter whose run runs out of time at the draft after its last (of several, the
     last stays the one it repeats, so here: one draft)."""

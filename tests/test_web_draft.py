@@ -167,7 +167,7 @@ def test_a_form_is_filled_from_the_models_values_and_sent(workspace: Path, store
     assert sent[-1]["path"] == "/sent"
     assert sent[-1]["fields"] == {"name": ["Ada Lovelace"], "topic": ["billing"], "copy": ["yes"]}
     assert (
-        "(not checked)" in model.prompts[0]
+        "(not checked)" not in model.prompts[0]  # a small model copied the state
         and "(options: Choose (selected), Billing, Other)" in model.prompts[0]
     )
     assert called(messages)[-2:] == ["browser_click", "finish"]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spud.core import guards
-from spud.core.context import cut_output, fit_context, superseded
+from spud.core.context import cut_output, fit_chat, fit_context, superseded
 from spud.core.errors import (
     CheckFailed,
     Finished,
@@ -159,6 +159,10 @@ class Agent:
                 self._step(session_id, messages, result)
         except RunEnded as end:
             result.status, result.summary = end.status, end.summary + end.hint
+        except Exception as exc:  # a bug or a model's failure: the stored run says so
+            summary = f"the run broke: {type(exc).__name__}: {exc}"[:500]
+            self.store.update_session(session_id, status="error", summary=summary)
+            raise
         finally:
             DEADLINE.reset(deadline)
         result.seconds = time.monotonic() - started
@@ -403,6 +407,8 @@ class DraftModel:
         if self.left is not None and self.tokens and self.seconds > 0:
             allowed = int(self.left() * self.tokens / self.seconds)
             max_tokens = max(self.MIN_TOKENS, min(max_tokens, allowed))
+        if isinstance(self.model, Model):
+            messages = fit_chat(self.model, messages, max_tokens)
         reply = self.model.chat(
             messages, max_tokens=max_tokens, temperature=temperature, until_block=until_block
         )

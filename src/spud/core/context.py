@@ -77,6 +77,23 @@ def fit_context(
     )
 
 
+def fit_chat(model: Model, messages: list[Message], max_tokens: int) -> list[Message]:
+    """A draft's chat that fits the context window with room for its reply: its oldest
+    exchanges after the first request left out, as many as it takes (ten script rounds of a
+    1.5B, each told its failure, asked for 8,310 tokens of an 8,192 window and ended the whole
+    run in a ValueError); ContextOverflow when even the first request and the last do not fit."""
+    budget = model.context_window - max_tokens
+    head, rest = messages[:2], messages[2:]
+    while model.count_tokens([*head, *rest], []) > budget:
+        if len(rest) <= 1:
+            raise ContextOverflow(
+                f"a draft's request needs more than the {budget} tokens {model.name} has room "
+                f"for (context window {model.context_window}, {max_tokens} kept for the reply)"
+            )
+        rest = rest[2:] if len(rest) > 2 else rest[-1:]  # an exchange: a reply and its answer
+    return [*head, *rest]
+
+
 def _without_old_rounds(
     model: Model, prompt: list[Message], specs: list[ToolSpec], budget: int
 ) -> list[Message] | None:

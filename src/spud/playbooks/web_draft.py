@@ -52,16 +52,18 @@ ANSWER_ASK = (
 )
 PICK_ASK = (
     "The task picks one of several items. Write a short Python 3 script that finds it. Do not "
-    "copy the pages' text into it: write each candidate from the pages as a dict literal, with "
-    "its name and code exactly as the pages show them and every value the task's words depend "
-    "on (numbers as numbers). Then, with code, keep the items the task asks for (when it names "
-    "a kind, a model or a date), choose among them and print the whole chosen dict. For "
-    "example, for the longest red scarf:\n"
+    "copy the pages' text into it: write each candidate from every page above as a dict "
+    "literal, with the page it is on, its name and code exactly as the pages show them and "
+    "every value the task's words depend on (numbers as numbers). Then, with code, keep the "
+    "items the task asks for (when it names a kind, a model or a date), choose among them and "
+    "print the whole chosen dict. For example, for the longest red scarf on two shops' pages:\n"
     "```python\nitems = [\n"
-    '    {"name": "Tartan S-4", "colour": "Red", "length_cm": 160},\n'
-    '    {"name": "Nordic", "colour": "Grey", "length_cm": 190},\n'
-    '    {"name": "Ruby Knit", "colour": "Red", "length_cm": 175},\n]\n'
-    "# the task asks for a red one\n"
+    '    {"page": "Scarves | Wool Barn", "name": "Tartan S-4", "colour": "Red", "length_cm": 160}'
+    ",\n"
+    '    {"page": "Scarves | Wool Barn", "name": "Nordic", "colour": "Grey", "length_cm": 190},\n'
+    '    {"page": "Knitwear | Loop & Co", "name": "Ruby Knit", "colour": "Red", "length_cm": 175}'
+    ",\n"
+    "]\n# the task asks for a red one\n"
     'wanted = [item for item in items if item["colour"] == "Red"]\n'
     'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
@@ -89,9 +91,9 @@ HEAD_LINES = 8
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
     "with one line for each field the task gives a value or a choice for, as `ref: value` (a "
-    "text field: the text; a list: the option's label; a checkbox: check or uncheck, for every "
-    "checkbox the task mentions), then a last line `submit: ref` with the ref of the button "
-    "that sends the form."
+    "text field: the text; a list: the option's label; a checkbox: yes to tick it or no to "
+    "leave it clear, for every checkbox the task mentions), then a last line `submit: ref` with "
+    "the ref of the button that sends the form."
 )
 FORM_AGAIN = (
     "No field was set: reply with lines like `e5: Ada Lovelace`, using the refs listed above, "
@@ -313,7 +315,9 @@ class Control:
 
 
 def _controls(snapshot: str) -> dict[str, Control]:
-    """The fields and buttons of a snapshot, by ref, each as the model is shown it."""
+    """The fields and buttons of a snapshot, by ref, each as the model is shown it: a
+    checkbox without its state (shown "(not checked)", a 1.5B gave "unchecked" for a copy the
+    task asked for; the click that sets it knows the state)."""
     out: dict[str, Control] = {}
     for line in snapshot.splitlines():
         m = CONTROL.match(line)
@@ -328,8 +332,6 @@ def _controls(snapshot: str) -> dict[str, Control]:
         shown = f'{ref.group(1)}: {role} "{name}"'
         if options:
             shown += f" (options: {options})"
-        if role in ("checkbox", "radio"):
-            shown += " (checked)" if checked else " (not checked)"
         out[ref.group(1)] = Control(ref.group(1), role, name, checked, shown)
     return out
 
