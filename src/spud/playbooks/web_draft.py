@@ -52,18 +52,16 @@ ANSWER_ASK = (
 )
 PICK_ASK = (
     "The task picks one of several items. Write a short Python 3 script that finds it. Do not "
-    "copy the pages' text into it: write each candidate from every page above as a dict "
-    "literal, with the page it is on, its name and code exactly as the pages show them and "
-    "every value the task's words depend on (numbers as numbers). Then, with code, keep the "
-    "items the task asks for (when it names a kind, a model or a date), choose among them and "
-    "print the whole chosen dict. For example, for the longest red scarf on two shops' pages:\n"
+    "copy the pages' text into it: write each candidate from the pages as a dict literal, with "
+    "its name and code exactly as the pages show them and every value the task's words depend "
+    "on (numbers as numbers). Then, with code, keep the items the task asks for (when it names "
+    "a kind, a model or a date), choose among them and print the whole chosen dict. For "
+    "example, for the longest red scarf:\n"
     "```python\nitems = [\n"
-    '    {"page": "Scarves | Wool Barn", "name": "Tartan S-4", "colour": "Red", "length_cm": 160}'
-    ",\n"
-    '    {"page": "Scarves | Wool Barn", "name": "Nordic", "colour": "Grey", "length_cm": 190},\n'
-    '    {"page": "Knitwear | Loop & Co", "name": "Ruby Knit", "colour": "Red", "length_cm": 175}'
-    ",\n"
-    "]\n# the task asks for a red one\n"
+    '    {"name": "Tartan S-4", "colour": "Red", "length_cm": 160},\n'
+    '    {"name": "Nordic", "colour": "Grey", "length_cm": 190},\n'
+    '    {"name": "Ruby Knit", "colour": "Red", "length_cm": 175},\n]\n'
+    "# the task asks for a red one\n"
     'wanted = [item for item in items if item["colour"] == "Red"]\n'
     'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
