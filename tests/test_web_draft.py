@@ -253,3 +253,48 @@ def test_an_email_address_is_not_taken_for_an_output_file():
 def test_a_script_that_copies_the_data_it_was_given_runs_on_the_full_data():
     script = 'PAGES = ["cut short"]\n\nx = 1\nprint(len(PAGES), x)\n'
     assert given(script, 'PAGES = ["a", "b"]') == "\nx = 1\nprint(len(PAGES), x)\n"
+
+
+SHOPS = {
+    "index.html": PAGE.format(
+        title="Kettles", nav="<a href='a.html'>Alder Home</a> <a href='b.html'>Birch Stores</a>",
+        main="<p>Two shops sell the Aurora kettle.</p>",
+    ),
+    "a.html": PAGE.format(
+        title="Kettles | Alder Home", nav="<a href='index.html'>Back</a>",
+        main="<table><tr><th>Model</th><th>Price</th></tr><tr><td>Aurora</td><td>39.90</td></tr>"
+        "<tr><td>Brisk</td><td>27.50</td></tr></table>",
+    ),
+    "b.html": PAGE.format(
+        title="Kettles | Birch Stores", nav="<a href='index.html'>Back</a>",
+        main="<table><tr><th>Model</th><th>Price</th></tr><tr><td>Brisk</td><td>26.95</td></tr>"
+        "<tr><td>Aurora</td><td>34.50</td></tr></table>",
+    ),
+}  # fmt: skip
+
+
+def test_a_pick_that_leaves_out_a_page_of_items_is_asked_for_them(workspace: Path, store):
+    one_shop = (
+        "```python\nitems = [{'name': 'Aurora', 'price': 39.90}, {'name': 'Brisk', 'price': 27.50}]"
+        "\nprint(min([i for i in items if i['name'] == 'Aurora'], key=lambda i: i['price']))\n```"
+    )
+    both = (
+        "```python\nitems = [\n    {'page': 'Kettles | Alder Home', 'name': 'Aurora', 'price': 39.90},\n"
+        "    {'page': 'Kettles | Birch Stores', 'name': 'Aurora', 'price': 34.50},\n]\n"
+        "print(min(items, key=lambda i: i['price']))\n```"
+    )
+
+    def reply(prompt: str) -> str:
+        if "dict literal" in prompt:
+            return one_shop
+        if prompt.startswith("None of your items is from"):
+            return both
+        return "ANSWER: Birch Stores" if "Birch Stores" in prompt else "ANSWER: Alder Home"
+
+    model = Reader(reply)
+    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
+    with serve(SHOPS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished" and result.summary.startswith("Birch Stores")
+    assert model.prompts[1].startswith('None of your items is from "Kettles | Birch Stores"')
+    assert sum(p.startswith("None of your items") for p in model.prompts) == 1  # once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
 
 WORD = re.compile(r"[a-z0-9]{3,}")
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 COMMON = {
     "the", "and", "for", "with", "that", "this", "from", "into", "open", "page", "pages", "write",
     "tell", "when", "finish", "then", "use", "file", "just", "number", "html", "http", "https",
@@ -65,6 +67,10 @@ PICK_ASK = (
     'wanted = [item for item in items if item["colour"] == "Red"]\n'
     'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
+)
+UNCOVERED = (
+    "None of your items is from {pages}, which also list items. Write the whole script again "
+    "with the items of every page above, each with the page it is on."
 )
 CHOSEN = "The script chose this item:\n{item}\n\n"
 CHOSEN_ANSWER = "Answer the task with it, on one line that starts with ANSWER:"
@@ -128,11 +134,11 @@ class WebDraft:
                 model, act
             )
         elif self.outputs:
-            self.write(model, act, pages, self.outputs[0])
+            self.write(model, act, pages, read, self.outputs[0])
         elif forms and FORM_WORDS.search(self.task):
-            self.fill(model, act, pages, self.best(forms))
+            self.fill(model, act, pages, read, self.best(forms))
         else:
-            self.answer(model, act, pages)
+            self.answer(model, act, pages, read)
 
     def crawl(self, act: Act) -> tuple[list[str], list[str]]:
         """The pages read, as the tool showed each, and the addresses of pages with a form.
@@ -173,13 +179,17 @@ class WebDraft:
         words = _words(self.task)
         return max(forms, key=lambda u: (_overlap(words, f" {u}"), -forms.index(u)))
 
-    def work_out(self, model: TextModel, act: Act, pages: str) -> tuple[list[Message], str]:
+    def work_out(
+        self, model: TextModel, act: Act, pages: str, read: list[str]
+    ) -> tuple[list[Message], str]:
         """The chat that worked out the answer, ending with the model's turn, and that turn.
 
         When the task picks one of several items by a value, the model first writes a script
         that holds the candidates as data and picks with code (a 1.5B listed five laptops'
         weights right, then named the second lightest); the turn is then that script, and the
         next ask starts with the item it chose (`lead`). Otherwise the turn answers in words.
+        A script whose items leave out a page that lists items is asked for once more (a 1.5B
+        wrote one shop's kettles of two and named that shop the cheaper).
         """
         self.lead = ""
         if CHOICE.search(self.task):
@@ -187,6 +197,13 @@ class WebDraft:
             reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
             self.unrecorded.append(reply)
             script, problem = script_in(reply.message.content)
+            if not problem and (left_out := uncovered(script, read)):
+                chat.append(Message(role="assistant", content=reply.message.content))
+                chat.append(Message(role="user", content=UNCOVERED.format(pages=left_out)))
+                reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
+                self.unrecorded.append(reply)
+                script, problem = script_in(reply.message.content)
+                chat = chat[:2]
             if not problem:
                 meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
                 meta["scratch"] = True  # a pick that fails leaves the answer to words
@@ -208,8 +225,8 @@ class WebDraft:
         usage, self.unrecorded = usage_of(*self.unrecorded), []
         return usage
 
-    def answer(self, model: TextModel, act: Act, pages: str) -> None:
-        chat, text = self.work_out(model, act, pages)
+    def answer(self, model: TextModel, act: Act, pages: str, read: list[str]) -> None:
+        chat, text = self.work_out(model, act, pages, read)
         if self.lead:
             chat.append(Message(role="user", content=self.lead + CHOSEN_ANSWER))
             reply = model.chat(chat, max_tokens=self.answer_tokens)
@@ -221,9 +238,9 @@ class WebDraft:
             meta = {"kind": "draft", "draft": text, "usage": self.recorded()}
             act(ToolCall(name="finish", arguments={"summary": answer}), meta)
 
-    def write(self, model: TextModel, act: Act, pages: str, path: str) -> None:
+    def write(self, model: TextModel, act: Act, pages: str, read: list[str], path: str) -> None:
         """Ask for the answer, then for the output file's content in one block, and write it."""
-        chat, first = self.work_out(model, act, pages)
+        chat, first = self.work_out(model, act, pages, read)
         ask = self.lead + (CHOSEN_WRITE if self.lead else WRITE_ASK).format(path=path)
         chat.append(Message(role="user", content=ask))
         reply = model.chat(chat, max_tokens=self.max_tokens)
@@ -240,7 +257,7 @@ class WebDraft:
             summary = f"Wrote {path}" + (f": {said[-1].strip()}" if said else " from the pages.")
             act(ToolCall(name="finish", arguments={"summary": summary}), {"kind": "draft"})
 
-    def fill(self, model: TextModel, act: Act, pages: str, url: str) -> None:
+    def fill(self, model: TextModel, act: Act, pages: str, read: list[str], url: str) -> None:
         """Open the form, ask for each field's value by ref, set them, and send the form."""
         opened = act(ToolCall(name="browser_open", arguments={"url": url}), {"kind": "draft"})
         controls = _controls(opened.content or "")
@@ -250,7 +267,7 @@ class WebDraft:
         form = FORM_ASK.format(url=url, controls=listed)
         chat = _chat(f"{self.task}\n\n{pages}\n\n{form}")
         if CHOICE.search(self.task):  # the item the form is for is worked out first
-            chat = self.work_out(model, act, pages)[0]
+            chat = self.work_out(model, act, pages, read)[0]
             chat.append(Message(role="user", content=self.lead + form))
         temperature = None
         for _ in range(2):
@@ -345,6 +362,39 @@ def _button(settings: list[tuple[str, str]], controls: dict[str, Control]) -> st
         if key in buttons and "submit" in value.lower():
             return key
     return buttons[0] if len(buttons) == 1 else None
+
+
+def uncovered(script: str, pages: list[str]) -> str:
+    """The titles of the pages that list items (table rows) of which the script's dict
+    literals hold none, empty when there are none; an item is a page's when one of its texts
+    and all of its numbers are on the page."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return ""
+    items = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict) and node.values:
+            values = [v.value for v in node.values if isinstance(v, ast.Constant)]
+            texts = [v for v in values if isinstance(v, str) and len(v) > 2]
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if texts:
+                items.append((texts, numbers))
+    if not items:
+        return ""
+    left_out, covered = [], 0
+    for page in pages:
+        if sum(" | " in line for line in page.splitlines()) < 3:  # a header and two rows
+            continue
+        found = {float(n.replace(",", "")) for n in NUMBER.findall(page)}
+        if any(
+            any(t in page for t in texts) and all(float(n) in found for n in numbers)
+            for texts, numbers in items
+        ):
+            covered += 1
+        else:
+            left_out.append(page.split("\n", 1)[0].removeprefix("## ").rsplit(" - ", 1)[0])
+    return ", ".join(f'"{title}"' for title in left_out) if covered else ""
 
 
 def _head(page: str) -> str:
