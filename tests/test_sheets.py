@@ -102,6 +102,15 @@ def test_a_write_names_formulas_unlike_their_neighbours_and_short_totals(
     assert "If the task is done, call finish." in fixed.output
 
 
+def test_a_write_names_a_formula_among_the_header_rows_titles(book: Path, workspace: Path):
+    cells = {"D1": "=B1+C1", "D2": "=B2+C2", "D3": "=B3+C3", "D4": "=B4+C4"}
+    res = _run(SheetWrite, workspace, path="sales.xlsx", cells=cells)
+    assert res.ok, res.output
+    assert "D1 =B1+C1: a formula among the header row's titles (text)" in res.output
+    fixed = _run(SheetWrite, workspace, path="sales.xlsx", cells={"D1": "Total"})
+    assert "formulas to check" not in fixed.output
+
+
 def test_cross_sheet_and_named_ranges_compute(book: Path):
     r = recalculate(load_workbook(book))
     assert r.value("Summary", "B1") == 90

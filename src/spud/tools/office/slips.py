@@ -1,5 +1,6 @@
 """A workbook's usual formula slips: a formula unlike those on both sides of it, a sum that stops
-short of the numbers next to its range (the two checks spreadsheet programs flag)."""
+short of the numbers next to its range (the two checks spreadsheet programs flag), a formula
+among a header row's titles."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def formula_slips(wb: Any) -> list[Slip]:
         }
         formulas = {at: t for at, v in cells.items() if (t := formula_text(v)) is not None}
         for (row, col), text in sorted(formulas.items()):
-            why = _unlike_neighbours(formulas, row, col) or _short_sum(cells, text, row, col)
+            why = (
+                _unlike_neighbours(formulas, row, col)
+                or _short_sum(cells, text, row, col)
+                or _among_titles(cells, row, col)
+            )
             if why:
                 slips.append(Slip(ws.title, _address(row, col), text, why))
     return slips
@@ -96,6 +101,17 @@ def _short_sum(cells: dict[tuple[int, int], Any], text: str, row: int, col: int)
     if not gap and isinstance(plain, (int, float)) and not isinstance(plain, bool):
         return f"leaves out {_address(*before)}, just before its range"
     return ""
+
+
+def _among_titles(cells: dict[tuple[int, int], Any], row: int, col: int) -> str:
+    """Why a formula sits in a header row: every other cell of its row is a text, and the
+    cell below it holds data (a 1.5B wrote "G1": "=E1*F1" above "G2:G31", where the task
+    asked for the title "Line total")."""
+    others = [v for (r, c), v in cells.items() if r == row and c != col]
+    titles = [v for v in others if isinstance(v, str) and formula_text(v) is None]
+    if len(titles) < 2 or len(titles) < len(others) or not _number_like(cells.get((row + 1, col))):
+        return ""
+    return "a formula among the header row's titles (text); a column's title is text"
 
 
 def _number_like(value: Any) -> bool:
