@@ -818,6 +818,32 @@ def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: P
     assert "load_workbook" not in command
 
 
+def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(workspace: Path, store):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "May"
+    for row in [["Store", "Sales"], ["Oslo", 1200], ["Bergen", 800]]:
+        wb.active.append(row)
+    wb.save(workspace / "stores.xlsx")
+    sliced = (  # a 1.5B's slips, eight scripts running
+        "```python\nimport openpyxl\nws = openpyxl.load_workbook('stores.xlsx')['May']\n"
+        "header, data = ws[1], ws[2:]\nopen('best.txt', 'w').write(str(data))\n```"
+    )
+    undefined = "```python\nopen('best.txt', 'w').write(max(data)[0])\n```"
+    good = "```python\nrows = SHEETS['stores.xlsx']['May']\nopen('best.txt', 'w').write(rows[1][0])\n```"
+    model = Drafter([sliced, undefined, good])
+    task = "Write best.txt with the store of stores.xlsx that sold the most."
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[1][-1].content
+    assert "Hint: openpyxl worksheets are read by address" in told and "ws.iter_rows(" in told
+    told = model.prompts[2][-1].content
+    assert (
+        "Hint: data is not defined here" in told and "rows = SHEETS['stores.xlsx']['May']" in told
+    )
+
+
 def test_an_office_script_making_a_deck_is_told_how_to_write_one(workspace: Path, store):
     import openpyxl
     from pptx import Presentation

@@ -12,10 +12,25 @@ import re
 import sys
 import traceback
 
+# A 1.5B's openpyxl slips, eight scripts running (`ws[2:]`, `ws.rows[1:]`, `ws[0]`, `ws.header`):
+# after such a crash the hook says how a worksheet is read, as a person who knows openpyxl would.
+SHEET_HINT = (
+    "Hint: openpyxl worksheets are read by address: ws['A2'], ws[2] (row 2's cells; rows start "
+    "at 1), ws['A2:E37']; their values row by row come from ws.iter_rows(min_row=2, "
+    "values_only=True). Slices (ws[2:]), ws[0] and ws.rows[1:] do not work."
+)
+LOADED_HINT = (
+    "Hint: {name} is not defined here. The workbooks' values are loaded already: rows = "
+    "{example} gives that sheet's rows as lists, the header first; header, data = rows[0], "
+    "rows[1:]."
+)
+
 
 def shown(kind, exc, tb):
     """The traceback, then the names on the failing line and the frame's locals, by value."""
     traceback.print_exception(kind, exc, tb.tb_next)
+    if hint := _hint(exc, tb):
+        print(hint, file=sys.stderr)
     last = None
     while tb:
         last = tb if tb.tb_frame.f_code.co_filename == "<stdin>" else last
@@ -38,6 +53,26 @@ def shown(kind, exc, tb):
         print("Values where it failed:", file=sys.stderr)
     for k in names:
         print(f"  {k} = {repr(scope[k])[:300]}", file=sys.stderr)
+
+
+def _hint(exc, tb):
+    """What to do instead, for the crashes a small model's workbook scripts keep making."""
+    files = []
+    while tb:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    text = str(exc)
+    in_sheet = any(f.replace("\\", "/").endswith("openpyxl/worksheet/worksheet.py") for f in files)
+    if in_sheet or "'Worksheet' object" in text or (
+        "'generator' object is not subscriptable" in text and "openpyxl" in sys.modules
+    ):
+        return SHEET_HINT
+    books = globals().get("LOADED") or {}
+    if isinstance(exc, NameError) and exc.name in ("data", "rows", "header") and books:
+        book = next(iter(books))
+        example = f"SHEETS[{book!r}][{next(iter(books[book]), 'Sheet1')!r}]"
+        return LOADED_HINT.format(name=exc.name, example=example)
+    return ""
 
 
 def rows(path):
@@ -66,5 +101,5 @@ if __name__ == "__main__":
     sys.path[0] = ""  # the script's imports come from the workspace, as with `python3 -`
     scope = {"__name__": "__main__", "__file__": "<stdin>"}
     if books:
-        scope["SHEETS"] = {book: rows(book) for book in books}
+        scope["SHEETS"] = LOADED = {book: rows(book) for book in books}
     exec(compile(SOURCE, "<stdin>", "exec"), scope)
