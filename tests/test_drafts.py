@@ -837,7 +837,7 @@ def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(work
     result, _ = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
     told = model.prompts[1][-1].content
-    assert "Hint: openpyxl worksheets are read by address" in told and "ws.iter_rows(" in told
+    assert "Hint, how openpyxl reads and writes a worksheet" in told and "ws.iter_rows(" in told
     told = model.prompts[2][-1].content
     assert (
         "Hint: data is not defined here" in told and "rows = SHEETS['stores.xlsx']['May']" in told

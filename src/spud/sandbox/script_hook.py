@@ -14,11 +14,15 @@ import traceback
 
 # A 1.5B's openpyxl slips, eight scripts running (`ws[2:]`, `ws.rows[1:]`, `ws[0]`, `ws.header`):
 # after such a crash the hook says how a worksheet is read, as a person who knows openpyxl would.
-SHEET_HINT = (
-    "Hint: openpyxl worksheets are read by address: ws['A2'], ws[2] (row 2's cells; rows start "
-    "at 1), ws['A2:E37']; their values row by row come from ws.iter_rows(min_row=2, "
-    "values_only=True). Slices (ws[2:]), ws[0] and ws.rows[1:] do not work."
-)
+SHEET_HINT = """Hint, how openpyxl reads and writes a worksheet ws:
+  ws['A2'] is one cell; ws[2] is row 2's cells (rows start at 1)
+  ws['D2:D26'] is a tuple of rows, each a tuple of cells:
+    for row in ws['D2:D26']:
+        for cell in row:
+            cell.number_format = '0.00'
+  ws.iter_rows(min_row=2, values_only=True) gives the values row by row
+  ws.append([v1, v2, v3]) adds a row from a list of values
+  ws[2:], ws[0], ws.rows[1:] and ws.header do not exist"""
 LOADED_HINT = (
     "Hint: {name} is not defined here. The workbooks' values are loaded already: rows = "
     "{example} gives that sheet's rows as lists, the header first; header, data = rows[0], "
@@ -63,8 +67,11 @@ def _hint(exc, tb):
         tb = tb.tb_next
     text = str(exc)
     in_sheet = any(f.replace("\\", "/").endswith("openpyxl/worksheet/worksheet.py") for f in files)
-    if in_sheet or "'Worksheet' object" in text or (
-        "'generator' object is not subscriptable" in text and "openpyxl" in sys.modules
+    misread = ("'generator' object is not subscriptable", "'tuple' object has no attribute")
+    if (
+        in_sheet
+        or "'Worksheet' object" in text
+        or ("openpyxl" in sys.modules and any(m in text for m in misread))
     ):
         return SHEET_HINT
     books = globals().get("LOADED") or {}
