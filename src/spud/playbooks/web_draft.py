@@ -198,12 +198,15 @@ class WebDraft:
             self.unrecorded.append(reply)
             script, problem = script_in(reply.message.content)
             if not problem and (left_out := uncovered(script, read)):
-                chat.append(Message(role="assistant", content=reply.message.content))
-                chat.append(Message(role="user", content=UNCOVERED.format(pages=left_out)))
-                reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
-                self.unrecorded.append(reply)
-                script, problem = script_in(reply.message.content)
-                chat = chat[:2]
+                again = [
+                    *chat,
+                    Message(role="assistant", content=reply.message.content),
+                    Message(role="user", content=UNCOVERED.format(pages=left_out)),
+                ]
+                second = model.chat(again, max_tokens=self.pick_tokens, until_block=True)
+                self.unrecorded.append(second)
+                if not (fuller := script_in(second.message.content))[1]:  # else the first
+                    reply, script = second, fuller[0]
             if not problem:
                 meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
                 meta["scratch"] = True  # a pick that fails leaves the answer to words
