@@ -101,6 +101,20 @@ def test_cells_that_fail_their_checks_get_the_values_and_then_a_script_takes_ove
     assert values(workspace / "orders.xlsx", "Orders", ["D2", "D4"]) == [3.0, 6.0]
 
 
+def test_cells_given_back_unchanged_are_told_what_the_checks_said_again(workspace: Path, store):
+    orders(workspace)
+    titled = '```python\ncells = {"Orders!D1": "=B1*C1", "Orders!D2:D4": "=B2*C2"}\n```'
+    good = '```python\ncells = {"Orders!D1": "Line total", "Orders!D2:D4": "=B2*C2"}\n```'
+    model = Drafter([titled, titled, good])
+    result, _ = script_run(workspace, store, model, TASK, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[2][-1].content
+    assert told.startswith("Every cell in your dict already holds exactly that")
+    assert "The checks still say:\n- verify orders.xlsx:" in told
+    assert "D1 =B1*C1: a formula among the header row's titles" in told
+    assert openpyxl.load_workbook(workspace / "orders.xlsx")["Orders"]["D1"].value == "Line total"
+
+
 def test_cell_keys_and_values_become_each_sheets_writes():
     sheets = ["Orders", "Notes"]
     got = by_sheet({"B2:C3": [[1, 2], [3, 4]], "'notes'!A1": "hi", "New!A1:A2": 0}, sheets)
@@ -118,6 +132,11 @@ def test_cell_keys_and_values_become_each_sheets_writes():
         cells_in("Put =SUM(B2:B4) in B5.")
     with pytest.raises(CellsError, match="plain text, numbers or lists"):
         cells_in("```python\ncells = {'A1': sum([1, 2])}\n```")
+    # a formula's own quote marks inside the Python string (a 1.5B's SUMIF, three replies)
+    quoted = '```python\ncells = {\n    "S!B2": "=SUMIF(D!B:B, "North", D!D:D)",  # North\n}\n```'
+    assert cells_in(quoted) == {"S!B2": '=SUMIF(D!B:B, "North", D!D:D)'}
+    with pytest.raises(CellsError, match="not valid Python"):
+        cells_in('```python\ncells = {\n    "S!B2": "North" "South",,\n}\n```')
 
 
 def test_a_sheet_is_added_only_when_the_task_names_it_not_its_files_name():

@@ -35,10 +35,18 @@ CELLS_REPAIR = (
 CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
 TASK_CELLS = re.compile(r"(?<![\w$])\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?\b")
 MAX_CELLS = 5000
+# a `"key": "=formula",` line of a cells dict, the formula up to the line's last quote mark
+FORMULA_LINE = re.compile(
+    r'^(\s*)("[^"\n]+"|\'[^\'\n]+\')\s*:\s*"(=[^\n]*)"(\s*,?\s*(?:#[^\n]*)?)$', re.MULTILINE
+)
 
 
 class CellsError(ValueError):
     """A cells reply that cannot be written, with what to change."""
+
+
+class Unchanged(CellsError):
+    """A cells reply whose every cell already holds what it would write."""
 
 
 @dataclass
@@ -64,6 +72,7 @@ class CellsDraft:
         chat = [Message(role="system", content=CELLS_SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []
         tried: list[dict[str, Any]] = []
+        failed = ""  # what the checks said of the last cells written
         temperature = None
         for _ in range(self.rounds):
             reply = model.chat(
@@ -77,7 +86,12 @@ class CellsDraft:
                 self.data_kept(writes)
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
-                chat.append(Message(role="user", content=f"{exc} Reply with the corrected dict."))
+                # cells given back as written: what the checks said of them, again (a 1.5B
+                # gave "G1": "=E1*F1" back for a title, three rounds)
+                told = f"\nThe checks still say:\n{failed}" if isinstance(exc, Unchanged) else ""
+                chat.append(
+                    Message(role="user", content=f"{exc}{told} Reply with the corrected dict.")
+                )
                 unused.append(reply)
                 continue
             if cells in tried:  # the same cells again: a fresh chat, sampled more freely
@@ -165,7 +179,7 @@ class CellsDraft:
         }
         left = {sheet: values for sheet, values in left.items() if values}
         if writes and not left:
-            raise CellsError(
+            raise Unchanged(
                 "Every cell in your dict already holds exactly that, so writing it changes "
                 "nothing. Look again at what the task asks and give the cells that must change."
             )
@@ -201,9 +215,12 @@ def cells_in(reply: str) -> dict[str, Any]:
         try:
             tree = ast.parse(block)
         except SyntaxError as exc:
-            raise CellsError(
-                f"The block is not valid Python (line {exc.lineno}: {exc.msg})."
-            ) from None
+            try:
+                tree = ast.parse(requoted(block))
+            except SyntaxError:
+                raise CellsError(
+                    f"The block is not valid Python (line {exc.lineno}: {exc.msg})."
+                ) from None
         dicts = [
             node.value
             for node in tree.body
@@ -220,6 +237,17 @@ def cells_in(reply: str) -> dict[str, Any]:
                 raise CellsError("The dict is empty: give the cells to write.")
             return found
     raise CellsError("Your reply had no dict of cells (cells = {...}) in a ```python block.")
+
+
+def requoted(block: str) -> str:
+    """The block with each formula value that holds its own quote marks written as one Python
+    string: a 1.5B's right SUMIF cells, `"B2": "=SUMIF(Sales!B:B, "North", Sales!D:D)",`, did
+    not parse, three replies running, and the task went to scripts that never passed."""
+
+    def one(m: re.Match[str]) -> str:
+        return f"{m[1]}{m[2]}: {m[3]!r}{m[4]}"
+
+    return FORMULA_LINE.sub(one, block)
 
 
 def by_sheet(cells: dict[str, Any], sheets: list[str]) -> dict[str, dict[str, Any]]:
