@@ -844,6 +844,32 @@ def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(work
     )
 
 
+def test_an_office_script_that_drops_a_workbooks_sheets_is_sent_back(workspace: Path, store):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "May"
+    for row in [["Store", "Sales"], ["Oslo", 1200], ["Bergen", 800]]:
+        wb.active.append(row)
+    wb.save(workspace / "stores.xlsx")
+    replaced = (  # what pandas' to_excel does to a workbook: only the new sheet is left
+        "```python\nimport openpyxl\nwb = openpyxl.Workbook()\nwb.active.title = 'Top'\n"
+        "wb.active['A1'] = 'Oslo'\nwb.save('stores.xlsx')\n```"
+    )
+    added = (
+        "```python\nimport openpyxl\nwb = openpyxl.load_workbook('stores.xlsx')\n"
+        "wb.create_sheet('Top')['A1'] = 'Oslo'\nwb.save('stores.xlsx')\n```"
+    )
+    model = Drafter([replaced, added])
+    task = "Add a sheet Top to stores.xlsx with the store that sold the most in A1 (sorted)."
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[1][-1].content
+    assert "stores.xlsx: its sheet(s) 'May' are gone, and the task does not ask" in told
+    assert told.startswith("Spud put stores.xlsx back as it was before the script")
+    assert openpyxl.load_workbook(workspace / "stores.xlsx").sheetnames == ["May", "Top"]
+
+
 def test_an_office_script_making_a_deck_is_told_how_to_write_one(workspace: Path, store):
     import openpyxl
     from pptx import Presentation

@@ -92,13 +92,18 @@ def outputs_check(workspace: Path, paths: list[str]) -> Check:
     return run
 
 
-def office_check(workspace: Path, paths: list[str], fixing: bool = False) -> Check:
+def office_check(
+    workspace: Path, paths: list[str], fixing: bool = False, keep_sheets: bool = True
+) -> Check:
     """Office files are reopened, recalculated and checked (no error cells, readable), and
     workbooks for formula slips: those the run made, or all of them when the task is to fix
-    the workbook's formulas (slips the file held before are otherwise its owner's business)."""
+    the workbook's formulas (slips the file held before are otherwise its owner's business).
+    With keep_sheets, a workbook must keep the sheets it had (a 1.5B's pandas to_excel
+    replaced a workbook by its one new sheet, and the run ended `finished`)."""
     from spud.tools.office.verify import verify_file
 
     before = set() if fixing else {s for p in paths for s in _slips(workspace, p)}
+    sheets = {p: _sheets(workspace, p) for p in paths} if keep_sheets else {}
 
     def run() -> CheckResult:
         problems: list[str] = []
@@ -107,6 +112,13 @@ def office_check(workspace: Path, paths: list[str], fixing: bool = False) -> Che
                 v = verify_file(workspace / p)
                 problems += [f"{p}: {x}" for x in v.problems]
                 problems += [f"{p}: {s}" for s in _slips(workspace, p) if s not in before]
+                if lost := [s for s in sheets.get(p, []) if s not in _sheets(workspace, p)]:
+                    names = ", ".join(repr(s) for s in lost)
+                    problems.append(
+                        f"{p}: its sheet(s) {names} are gone, and the task does not ask to "
+                        "remove them: write the workbook with all its sheets (openpyxl: load "
+                        "it, change it, save it)"
+                    )
         return CheckResult(
             name=f"verify {', '.join(paths)}",
             passed=not problems,
@@ -114,6 +126,18 @@ def office_check(workspace: Path, paths: list[str], fixing: bool = False) -> Che
         )
 
     return run
+
+
+def _sheets(workspace: Path, rel: str) -> list[str]:
+    """A workbook's sheet names; none for another kind of file or an unreadable one."""
+    from spud.tools.office.workbook import OfficeError, load_workbook
+
+    if not rel.lower().endswith((".xlsx", ".xlsm")) or not (workspace / rel).is_file():
+        return []
+    try:
+        return load_workbook(workspace / rel).sheetnames
+    except OfficeError:
+        return []
 
 
 def _slips(workspace: Path, rel: str) -> list[Slip]:

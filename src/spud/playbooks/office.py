@@ -29,6 +29,7 @@ EDITS = re.compile(
     re.IGNORECASE,
 )
 # A task about a workbook's wrong formulas: the slips it already holds are what to fix.
+DROPS_SHEETS = re.compile(r"\b(?:remove|delete|drop|rename)\b[^.]*\bsheets?\b", re.IGNORECASE)
 FIXES = re.compile(r"\b(?:fix|wrong|incorrect|mistakes?|errors?|broken)\b", re.IGNORECASE)
 LIBRARIES = (
     "; openpyxl, pandas, python-docx and python-pptx are installed. Formulas go in as text "
@@ -100,7 +101,8 @@ class OfficeWork:
         elif EDITS.search(task) and (edited := [n for n in inputs if n.lower().endswith(OFFICE)]):
             checks.append(changed_check(workspace, edited))  # an edit in place must change it
         if office:
-            checks.append(office_check(workspace, office, fixing=bool(FIXES.search(task))))
+            fixing, keep = bool(FIXES.search(task)), not DROPS_SHEETS.search(task)
+            checks.append(office_check(workspace, office, fixing=fixing, keep_sheets=keep))
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and

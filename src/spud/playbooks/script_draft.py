@@ -49,6 +49,7 @@ SCRIPT_REPAIR = (
     "corrected complete script in one ```python block whose first line is a comment on what "
     "was wrong."
 )
+PUT_BACK = "Spud put {files} back as it was before the script: the next script starts from it.\n"
 EARLIER = (
     "A script written for this before failed the same way twice:\n{failure}\nWrite one that "
     "avoids it."
@@ -146,6 +147,7 @@ class ScriptDraft:
             return [chat[0], Message(role="user", content=f"{ask}\n\n{note}")]
 
         started = time.monotonic()
+        books = self._books()  # the workbooks as they were, put back after a failed draft
         try:
             for done in range(self.rounds):
                 now = stamps(self.workspace) if votes.groups else None
@@ -215,6 +217,7 @@ class ScriptDraft:
                     chat, temperature = fresh(), REDRAFT_TEMPERATURE  # the next: a fresh draft
                     continue
                 votes.now = ""  # what the workspace holds is no passing draft's
+                back = self._put_back(books)
                 failed = "\n".join(f"- {c.name}: {c.detail}" for c in checks if not c.passed)
                 output = ran.content or ""
                 failure = f"{crash(output)}\n{failed}"
@@ -235,6 +238,8 @@ class ScriptDraft:
                     files=made_files(before, stamps(self.workspace)),
                     checks=failed or "- all passed",
                 )
+                if back:
+                    repair = PUT_BACK.format(files=", ".join(back)) + repair
                 chat.append(Message(role="user", content=repair))
         except LimitReached:
             # the time ran out while more drafts were asked for: the outputs there stand if
@@ -255,6 +260,36 @@ class ScriptDraft:
                 summary += f" ({agreeing} of {votes.total} passing drafts made these outputs)"
             meta = {"kind": "draft", "drafts_passed": votes.total, "agreeing": agreeing}
             act(ToolCall(name="finish", arguments={"summary": summary}), meta)
+
+    def _books(self) -> dict[str, bytes]:
+        """The input workbooks' bytes before any draft ran."""
+        if self.workspace is None:
+            return {}
+        out = {}
+        for rel in self.sheets:
+            try:
+                out[rel] = (self.workspace / rel).read_bytes()
+            except OSError:
+                continue
+        return out
+
+    def _put_back(self, books: dict[str, bytes]) -> list[str]:
+        """The input workbooks a failed draft changed or removed, put back as they were (a
+        1.5B's pandas to_excel left a workbook with its one new sheet, and every later draft
+        read that); the ones put back."""
+        back = []
+        for rel, data in books.items():
+            path = self.workspace / rel if self.workspace else None
+            if path is None:
+                continue
+            try:
+                if path.is_file() and path.read_bytes() == data:
+                    continue
+                path.write_bytes(data)
+            except OSError:
+                continue
+            back.append(rel)
+        return back
 
     def _run(
         self, script: str, meta: dict[str, Any], act: Act
