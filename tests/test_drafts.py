@@ -818,7 +818,8 @@ def test_an_office_script_reads_the_workbooks_values_as_plain_lists(workspace: P
     assert "load_workbook" not in command
 
 
-def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(workspace: Path, store):
+def may_sales(workspace: Path) -> None:
+    """stores.xlsx: one sheet, May, with two stores' sales."""
     import openpyxl
 
     wb = openpyxl.Workbook()
@@ -826,6 +827,10 @@ def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(work
     for row in [["Store", "Sales"], ["Oslo", 1200], ["Bergen", 800]]:
         wb.active.append(row)
     wb.save(workspace / "stores.xlsx")
+
+
+def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(workspace: Path, store):
+    may_sales(workspace)
     sliced = (  # a 1.5B's slips, eight scripts running
         "```python\nimport openpyxl\nws = openpyxl.load_workbook('stores.xlsx')['May']\n"
         "header, data = ws[1], ws[2:]\nopen('best.txt', 'w').write(str(data))\n```"
@@ -847,11 +852,7 @@ def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(work
 def test_an_office_script_that_drops_a_workbooks_sheets_is_sent_back(workspace: Path, store):
     import openpyxl
 
-    wb = openpyxl.Workbook()
-    wb.active.title = "May"
-    for row in [["Store", "Sales"], ["Oslo", 1200], ["Bergen", 800]]:
-        wb.active.append(row)
-    wb.save(workspace / "stores.xlsx")
+    may_sales(workspace)
     replaced = (  # what pandas' to_excel does to a workbook: only the new sheet is left
         "```python\nimport openpyxl\nwb = openpyxl.Workbook()\nwb.active.title = 'Top'\n"
         "wb.active['A1'] = 'Oslo'\nwb.save('stores.xlsx')\n```"
