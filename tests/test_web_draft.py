@@ -298,3 +298,24 @@ def test_a_pick_that_leaves_out_a_page_of_items_is_asked_for_them(workspace: Pat
     assert result.status == "finished" and result.summary.startswith("Birch Stores")
     assert model.prompts[1].startswith('None of your items is from "Kettles | Birch Stores"')
     assert sum(p.startswith("None of your items") for p in model.prompts) == 1  # once
+
+
+def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):
+    one_shop = (
+        "```python\nitems = [{'name': 'Aurora', 'price': 39.90}, {'name': 'Brisk', 'price': 27.50}]"
+        "\nprint(min([i for i in items if i['name'] == 'Aurora'], key=lambda i: i['price']))\n```"
+    )
+
+    def reply(prompt: str) -> str:
+        if "dict literal" in prompt:
+            return one_shop
+        if prompt.startswith("None of your items is from"):
+            return "I listed every kettle above."  # no script
+        return "ANSWER: Alder Home" if "'price': 39.9" in prompt else "ANSWER: no item"
+
+    model = Reader(reply)
+    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
+    with serve(SHOPS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished" and result.summary.startswith("Alder Home")
+    assert "bash" in called(messages)  # the first script ran
