@@ -115,6 +115,19 @@ def test_cells_given_back_unchanged_are_told_what_the_checks_said_again(workspac
     assert openpyxl.load_workbook(workspace / "orders.xlsx")["Orders"]["D1"].value == "Line total"
 
 
+def test_a_range_the_task_names_left_in_part_empty_is_a_failing_check(workspace: Path, store):
+    orders(workspace)
+    short = '```python\ncells = {"Orders!D1": "Line total", "Orders!D2:D3": "=B2*C2"}\n```'
+    whole = '```python\ncells = {"Orders!D4": "=B4*C4"}\n```'
+    model = Drafter([short, whole])
+    task = 'In orders.xlsx put "Line total" in D1 and Qty times Price in D2:D4 as formulas.'
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[1][-1].content
+    assert "- the task's ranges: Orders!D4 empty, in D2:D4, which the task names" in told
+    assert values(workspace / "orders.xlsx", "Orders", ["D4"]) == [6.0]
+
+
 def test_cell_keys_and_values_become_each_sheets_writes():
     sheets = ["Orders", "Notes"]
     got = by_sheet({"B2:C3": [[1, 2], [3, 4]], "'notes'!A1": "hi", "New!A1:A2": 0}, sheets)
