@@ -273,49 +273,45 @@ SHOPS = {
 }  # fmt: skip
 
 
-def test_a_pick_that_leaves_out_a_page_of_items_is_asked_for_them(workspace: Path, store):
-    one_shop = (
-        "```python\nitems = [{'name': 'Aurora', 'price': 39.90}, {'name': 'Brisk', 'price': 27.50}]"
-        "\nprint(min([i for i in items if i['name'] == 'Aurora'], key=lambda i: i['price']))\n```"
-    )
-    both = (
-        "```python\nitems = [\n    {'page': 'Kettles | Alder Home', 'name': 'Aurora', 'price': 39.90},\n"
-        "    {'page': 'Kettles | Birch Stores', 'name': 'Aurora', 'price': 34.50},\n]\n"
-        "print(min(items, key=lambda i: i['price']))\n```"
-    )
+ONE_SHOP = (
+    "```python\nitems = [{'name': 'Aurora', 'price': 39.90}, {'name': 'Brisk', 'price': 27.50}]"
+    "\nprint(min([i for i in items if i['name'] == 'Aurora'], key=lambda i: i['price']))\n```"
+)
+
+
+def kettle_pick(workspace: Path, store, second: str):
+    """The two-shop site, a first pick script with one shop's kettles, then `second` when
+    asked for the page it left out; answers name the shop of the item put before them."""
 
     def reply(prompt: str) -> str:
         if "dict literal" in prompt:
-            return one_shop
+            return ONE_SHOP
         if prompt.startswith("None of your items is from"):
-            return both
-        return "ANSWER: Birch Stores" if "Birch Stores" in prompt else "ANSWER: Alder Home"
-
-    model = Reader(reply)
-    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
-    with serve(SHOPS) as site:
-        result, messages = web_run(workspace, store, model, task, site)
-    assert result.status == "finished" and result.summary.startswith("Birch Stores")
-    assert model.prompts[1].startswith('None of your items is from "Kettles | Birch Stores"')
-    assert sum(p.startswith("None of your items") for p in model.prompts) == 1  # once
-
-
-def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):
-    one_shop = (
-        "```python\nitems = [{'name': 'Aurora', 'price': 39.90}, {'name': 'Brisk', 'price': 27.50}]"
-        "\nprint(min([i for i in items if i['name'] == 'Aurora'], key=lambda i: i['price']))\n```"
-    )
-
-    def reply(prompt: str) -> str:
-        if "dict literal" in prompt:
-            return one_shop
-        if prompt.startswith("None of your items is from"):
-            return "I listed every kettle above."  # no script
+            return second
+        if "'price': 34.5" in prompt:
+            return "ANSWER: Birch Stores"
         return "ANSWER: Alder Home" if "'price': 39.9" in prompt else "ANSWER: no item"
 
     model = Reader(reply)
     task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
     with serve(SHOPS) as site:
         result, messages = web_run(workspace, store, model, task, site)
+    return result, messages, model
+
+
+def test_a_pick_that_leaves_out_a_page_of_items_is_asked_for_them(workspace: Path, store):
+    both = (
+        "```python\nitems = [\n    {'page': 'Kettles | Alder Home', 'name': 'Aurora', 'price': 39.90},\n"
+        "    {'page': 'Kettles | Birch Stores', 'name': 'Aurora', 'price': 34.50},\n]\n"
+        "print(min(items, key=lambda i: i['price']))\n```"
+    )
+    result, _, model = kettle_pick(workspace, store, both)
+    assert result.status == "finished" and result.summary.startswith("Birch Stores")
+    assert model.prompts[1].startswith('None of your items is from "Kettles | Birch Stores"')
+    assert sum(p.startswith("None of your items") for p in model.prompts) == 1  # once
+
+
+def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):
+    result, messages, _ = kettle_pick(workspace, store, "I listed every kettle above.")
     assert result.status == "finished" and result.summary.startswith("Alder Home")
     assert "bash" in called(messages)  # the first script ran
