@@ -168,6 +168,19 @@ def test_unknown_tool_and_bad_arguments_get_clear_results(store):
     assert "invalid arguments for echo" in tools[1] and "text" in tools[1]
 
 
+def test_a_call_copying_an_elided_arguments_mark_is_not_run(store):
+    echo = Echo()
+    copied = "import os\nfrom datetime [... 2558 characters elided to fit the context window]"
+    agent, sid = make(
+        [call("echo", text=copied), call("echo", text="print(1)"), finish()], store, [echo]
+    )
+    assert agent.run(sid).status == "finished"
+    assert echo.seen == ["print(1)"]
+    refused = next(m for m in store.messages(sid) if m.role == "tool")
+    assert refused.content.startswith("Not run: it holds '[... 2558 characters elided")
+    assert "not code" in refused.content and not refused.meta["ok"]
+
+
 def test_repetition_is_flagged_then_stopped(store):
     agent, sid = make([call("echo", text="same")] * 6, store)
     result = agent.run(sid)

@@ -74,6 +74,22 @@ def test_later_steps_reuse_the_prompt_prefix(settings: Settings, tmp_path: Path)
     assert second.usage.prompt_eval_tokens < first.usage.prompt_tokens / 5
 
 
+def test_a_forgotten_cache_is_prefilled_anew_and_gives_the_same_call(
+    settings: Settings, tmp_path: Path
+):
+    """Eval tasks start from an empty KV cache, as each would in a fresh process."""
+    model = load_model("qwen2.5-coder-0.5b", settings)
+    specs = _specs(tmp_path)
+    msgs = [Message(role="system", content=SYSTEM_PROMPT), Message(role="user", content=TASKS[1])]
+    first = model.complete(msgs, specs)
+    assert model.complete(msgs, specs).usage.prompt_eval_tokens < 5  # the cache held it all
+    model.forget()
+    again = model.complete(msgs, specs)
+    assert again.usage.prompt_eval_tokens == again.usage.prompt_tokens
+    calls = [[(c.name, c.arguments) for c in r.message.tool_calls] for r in (first, again)]
+    assert calls[0] == calls[1]
+
+
 def test_embedded_model_completes_a_small_task(settings: Settings, tmp_path: Path):
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -140,6 +140,29 @@ def test_files_playbook_checks_the_named_output_exists(workspace: Path, store):
     )
 
 
+def test_json_keys_the_task_types_are_checked_in_the_output(workspace: Path, store):
+    (workspace / "items.csv").write_text("sku,price,stock,tags,gone\nA-1,4.50,120,a;b,\n")
+    task = (
+        "Convert items.csv into items.json, one object per row. Types: `sku`: a string; "
+        "`price`: a number (e.g. `4.5`); `stock`: an integer; `tags`: a list of strings; "
+        "`gone`: a boolean, or null when empty."
+    )
+    as_text = '[{"sku": "A-1", "price": "4.50", "stock": "120", "tags": ["a", "b"], "gone": null}]'
+    typed = '[{"sku": "A-1", "price": 4.5, "stock": 120, "tags": ["a", "b"], "gone": null}]'
+    replies = [
+        call("write_file", path="items.json", content=as_text),
+        call("finish", summary="converted"),
+        call("write_file", path="items.json", content=typed),
+        call("finish", summary="converted"),
+    ]
+    result, messages, _ = run_task(task, workspace, store, replies)
+    refusal = next(m for m in messages if m.kind == "check_failed").content
+    assert 'items.json: "price" is "4.50" (text) in record 1' in refusal
+    assert "the task says a number" in refusal and '"stock" is "120" (text)' in refusal
+    assert "sku" not in refusal and "gone" not in refusal
+    assert result.status == "finished" and "the task's JSON types" in result.summary
+
+
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -16,6 +16,7 @@ import pytest
 
 from spud.core.errors import SpudError
 from spud.core.protocols import Tool
+from spud.core.tooling import COMMAND_CHARS
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.sandbox.proxy import AllowlistProxy, ranges_check
 from spud.tools.shell import Bash, coding_tools
@@ -175,6 +176,17 @@ def test_bash_tool_reports_exit_code_and_limits(ws: Path) -> None:
     slow = tool.run(tool.Args(command="sleep 30", timeout_s=1))
     assert not slow.ok and "[killed: time limit 1s reached]" in slow.output
     assert slow.data["timed_out"]
+
+
+def test_bash_tool_says_when_a_failing_command_may_have_been_cut(ws: Path) -> None:
+    tool = Bash(sandbox(ws))
+    script = "python - <<'EOF'\nx = [\n" + "1,\n" * 600  # a heredoc cut at the call's bound
+    cut = tool.run(tool.Args(command=script[:COMMAND_CHARS]))
+    assert not cut.ok and "may have been cut: write a long script to a file" in cut.output
+    long_ok = tool.run(tool.Args(command="true " + "x" * COMMAND_CHARS))
+    assert long_ok.ok and "cut" not in long_ok.output
+    short = tool.run(tool.Args(command="exit 3"))
+    assert "cut" not in short.output
 
 
 def test_coding_tools(ws: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spud.core import guards
-from spud.core.context import cut_output, fit_chat, fit_context, superseded
+from spud.core.context import copies_elided, cut_output, fit_chat, fit_context, superseded
 from spud.core.errors import (
     CheckFailed,
     Finished,
@@ -350,6 +350,8 @@ class Agent:
             args = validate_args(tool, call.arguments)
         except ValueError as exc:
             return ToolResult(output=f"{exc}. Fix the arguments and call again.", ok=False)
+        if (copied := copies_elided(call.arguments)) is not None:
+            return ToolResult(output=copied, ok=False)
         if self.harness.rerun_guard:
             refusal = guards.rerun_refusal(messages[guards.last_user_turn(messages) :], call)
             if refusal is not None:

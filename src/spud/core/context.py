@@ -10,6 +10,7 @@ from spud.core.protocols import Model, ToolSpec
 from spud.core.tokens import PromptTokens
 
 ELIDED_KEEP = 120  # characters kept of an older call's long argument
+ELIDED_MARK = re.compile(r"\[\.\.\. \d+ characters elided to fit the context window\]")
 # The exception line of a Python traceback (the error, without the values after it).
 RAISED_LINE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Exit|Interrupt)\b.*$", re.MULTILINE)
 
@@ -130,6 +131,19 @@ def _elided(arguments: dict) -> dict:
         else v
         for k, v in arguments.items()
     }
+
+
+def copies_elided(arguments: dict) -> str | None:
+    """A refusal for a call that copies an elided argument's mark (a 1.5B re-ran an earlier
+    script whose middle read `[... 2558 characters elided ...]`, three times); else None."""
+    for value in arguments.values():
+        if isinstance(value, str) and (mark := ELIDED_MARK.search(value)):
+            return (
+                f"Not run: it holds {mark[0]!r}, the mark where an earlier call was shortened "
+                "in your view of this run. That text is not code. Write what to run in full: "
+                "a long script to a file with write_file, then run the file."
+            )
+    return None
 
 
 def superseded(messages: list[Message]) -> list[Message]:

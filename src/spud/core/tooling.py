@@ -41,6 +41,7 @@ def args_schema(args: type[BaseModel]) -> dict[str, Any]:
 PATH = r"^[^\x00-\x20\x7f\"\\*?`(){}<>:,;|'!$&=\[\]]{1,200}$"
 CELL = r"^[$]?[A-Za-z]{1,3}[$]?[1-9][0-9]{0,6}$"
 REF = r"^(f[0-9]{1,3})?e[0-9]{1,6}$"
+COMMAND_CHARS = 1200  # a bash command's bound; the tool says when a command reached it
 # Grammar-only bounds by argument name: a small model cannot run away in a name, a path or a
 # ref (one run spent its whole 768-token reply on a ref of zeros). Never rendered.
 ARG_CONSTRAINTS: dict[str, dict[str, Any]] = {
@@ -60,9 +61,9 @@ ARG_CONSTRAINTS: dict[str, dict[str, Any]] = {
     "option": {"type": "string", "minLength": 1, "maxLength": 200},
     "style": {"type": "string", "minLength": 1, "maxLength": 60},
     "fill": {"type": "string", "minLength": 1, "maxLength": 20},
-    # a runaway one-liner (`sed ... | sed ... | ...` to the output cap) costs minutes of decode;
-    # longer scripts belong in a file
-    "command": {"type": "string", "minLength": 1, "maxLength": 400},
+    # a runaway one-liner (`sed ... | sed ... | ...` to the output cap) costs minutes of decode,
+    # but a short heredoc script must fit (cut at 400, it ran to "delimited by end-of-file")
+    "command": {"type": "string", "minLength": 1, "maxLength": COMMAND_CHARS},
     # a finish summary that repeats one sentence to the output cap cost a 1.5B 150 s of decode
     "summary": {"type": "string", "minLength": 1, "maxLength": 600},
     # a cells map: keys are A1 addresses ("x-keys" is read by the grammar builder)

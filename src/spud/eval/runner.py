@@ -64,6 +64,9 @@ class Models:
         except queue.Empty:
             with self._lock:  # load one at a time: loading is memory- and disk-heavy
                 model = model_for(self.name, self.harness, self.service.settings, self.answers)
+        forget = getattr(model, "forget", None)  # a task's replies do not hang on the one before
+        if forget is not None:
+            forget()
         try:
             yield model
         finally:

@@ -184,6 +184,17 @@ class LocalModel:
 
         return LlamaGrammar.from_string(gbnf, verbose=False)
 
+    def forget(self) -> None:
+        """Empty the engine's KV cache: the next reply is computed as in a fresh process.
+
+        A reply's greedy picks can differ with what the cache held before (a reused prefix is
+        summed in another order than a fresh prefill), so an eval task run after another one
+        could decode differently from the same task run alone.
+        """
+        reset = getattr(self.llm, "reset", None)  # a served engine keeps no cache here
+        if reset is not None:
+            reset()
+
     def _cached(self, tokens: list[int]) -> int | None:
         """How many leading prompt tokens the engine's KV cache already holds."""
         return common_prefix(self.llm._input_ids.tolist(), tokens)

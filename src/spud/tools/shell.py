@@ -9,8 +9,14 @@ from pydantic import BaseModel, Field
 from spud.core.errors import SpudError
 from spud.core.messages import WORKSPACE_ORIGIN, ToolResult
 from spud.core.protocols import Tool
+from spud.core.tooling import COMMAND_CHARS
 from spud.sandbox.bubblewrap import ExecResult, Sandbox
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
+
+CUT_NOTE = (
+    f"\n[the command is {COMMAND_CHARS} characters long, as long as one call can write, so it "
+    "may have been cut: write a long script to a file with write_file, then run the file]"
+)
 
 
 def describe(result: ExecResult, cap: int, timeout_s: float) -> str:
@@ -61,6 +67,8 @@ class Bash:
             return ToolResult(output=f"could not start the sandbox: {exc}", ok=False)
         text = describe(result, self.sandbox.config.output_cap_bytes, timeout)
         ok = result.exit_code == 0 and not result.timed_out
+        if not ok and len(args.command) >= COMMAND_CHARS:
+            text += CUT_NOTE
         data = {**result.model_dump(exclude={"output"}), "origin": WORKSPACE_ORIGIN}
         return ToolResult(output=text, ok=ok, untrusted=True, data=data)  # any file's text
 

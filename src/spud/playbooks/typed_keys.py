@@ -1,0 +1,114 @@
+"""The JSON types a task gives its output's keys ("`price`: a number"), checked on the output."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from spud.core.protocols import CheckResult
+
+# "`sku`, `name`: strings", "`price`: a number (e.g. `4.5`)", "`tags`: a list of strings"
+TYPED = re.compile(
+    r"((?:`\w+`(?:\s*,\s*|\s+and\s+|\s+or\s+)?)+)\s*:\s*(?:an?\s+|the\s+)?"
+    r"(numbers?|integers?|ints?|booleans?|bools?|strings?|lists?|arrays?|objects?)\b"
+    r"([^;.\n]*)",
+    re.IGNORECASE,
+)
+KINDS = {
+    "number": "a number",
+    "integer": "an integer",
+    "int": "an integer",
+    "boolean": "a boolean",
+    "bool": "a boolean",
+    "string": "a string",
+    "list": "a list",
+    "array": "a list",
+    "object": "an object",
+}
+
+
+def typed_keys(task: str) -> dict[str, tuple[str, bool]]:
+    """{key: (kind, null allowed)} for each key the task gives a JSON type."""
+    out: dict[str, tuple[str, bool]] = {}
+    for m in TYPED.finditer(task):
+        word = m[2].lower()
+        kind = KINDS.get(word) or KINDS[word[:-1]]  # a plural ("strings")
+        nullable = bool(re.search(r"\bnull\b|\bNone\b", m[3]))
+        for key in re.findall(r"`(\w+)`", m[1]):
+            out.setdefault(key, (kind, nullable))
+    return out
+
+
+def fits(value: Any, kind: str) -> bool:
+    if kind == "a number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "a boolean":
+        return isinstance(value, bool)
+    if kind == "a string":
+        return isinstance(value, str)
+    if kind == "a list":
+        return isinstance(value, list)
+    return isinstance(value, dict)
+
+
+def _objects(data: Any) -> list[dict]:
+    """The JSON's records: the document itself, the objects of a top-level array, and the
+    object values of a top-level object (a record per name)."""
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    if isinstance(data, dict):
+        inner = [v for v in data.values() if isinstance(v, dict)]
+        return [data, *inner]
+    return []
+
+
+def shown(value: Any) -> str:
+    kind = {str: "text", bool: "a boolean", type(None): "null", list: "a list", dict: "an object"}
+    name = kind.get(type(value), "a number")
+    return f"{json.dumps(value)[:40]} ({name})"
+
+
+def typed_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
+    """The typed-keys check when the task asks for a JSON file and types some of its keys."""
+    if not typed_keys(task) or not any(o.lower().endswith(".json") for o in outputs):
+        return []
+    return [typed_keys_check(workspace, task, outputs)]
+
+
+def typed_keys_check(workspace: Path, task: str, paths: list[str]) -> Any:
+    """A check that each key the task types has that type in every record of the JSON
+    outputs that hold it (a 1.5B's converter wrote "price": "4.50" where the task said a
+    number, and its run ended `finished`)."""
+    types = typed_keys(task)
+    paths = [p for p in paths if p.lower().endswith(".json")]
+
+    def run() -> CheckResult:
+        problems: list[str] = []
+        for rel in paths:
+            try:
+                data = json.loads((workspace / rel).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # a missing or broken file is another check's to report
+            for key, (kind, nullable) in types.items():
+                wrong = [
+                    (n, r[key])
+                    for n, r in enumerate(_objects(data), 1)
+                    if key in r and not fits(r[key], kind) and not (nullable and r[key] is None)
+                ]
+                if wrong:
+                    n, value = wrong[0]
+                    problems.append(
+                        f'{rel}: "{key}" is {shown(value)} in record {n} ({len(wrong)} '
+                        f"record(s) so); the task says {kind}"
+                    )
+        return CheckResult(
+            name="the task's JSON types",
+            passed=not problems,
+            detail="; ".join(problems[:6]) or "as the task says",
+        )
+
+    return run
