@@ -141,14 +141,20 @@ def test_files_playbook_checks_the_named_output_exists(workspace: Path, store):
 
 
 def test_json_keys_the_task_types_are_checked_in_the_output(workspace: Path, store):
-    (workspace / "items.csv").write_text("sku,price,stock,tags,gone\nA-1,4.50,120,a;b,\n")
+    (workspace / "items.csv").write_text("sku,price,stock,tags,gone\nA-1,4.50,120,a;b,\nB,1,2,,\n")
     task = (
         "Convert items.csv into items.json, one object per row. Types: `sku`: a string; "
         "`price`: a number (e.g. `4.5`); `stock`: an integer; `tags`: a list of strings; "
         "`gone`: a boolean, or null when empty."
     )
-    as_text = '[{"sku": "A-1", "price": "4.50", "stock": "120", "tags": ["a", "b"], "gone": null}]'
-    typed = '[{"sku": "A-1", "price": 4.5, "stock": 120, "tags": ["a", "b"], "gone": null}]'
+    as_text = (
+        '[{"sku": "A-1", "price": "4.50", "stock": "120", "tags": ["a", "b"], "gone": null}, '
+        '{"sku": "B", "price": 1, "stock": 2, "tags": [""], "gone": null}]'
+    )
+    typed = (
+        '[{"sku": "A-1", "price": 4.5, "stock": 120, "tags": ["a", "b"], "gone": null}, '
+        '{"sku": "B", "price": 1, "stock": 2, "tags": [], "gone": null}]'
+    )
     replies = [
         call("write_file", path="items.json", content=as_text),
         call("finish", summary="converted"),
@@ -159,8 +165,32 @@ def test_json_keys_the_task_types_are_checked_in_the_output(workspace: Path, sto
     refusal = next(m for m in messages if m.kind == "check_failed").content
     assert 'items.json: "price" is "4.50" (text) in record 1' in refusal
     assert "the task says a number" in refusal and '"stock" is "120" (text)' in refusal
+    assert '"tags" is [""] (a list holding one empty string' in refusal and "record 2" in refusal
     assert "sku" not in refusal and "gone" not in refusal
     assert result.status == "finished" and "the task's JSON types" in result.summary
+
+
+def test_an_output_line_a_word_away_from_the_tasks_example_line_is_sent_back(
+    workspace: Path, store
+):
+    (workspace / "a.log").write_text("10:00:01 INFO started on port 80\n10:00:03 WARN slow\n")
+    task = (
+        "Copy the entries of a.log into out.log, each with the source name after the time, "
+        "as in `10:00:01 a INFO started on port 80`. Write `kept K of N` at the end."
+    )
+    replies = [
+        call(
+            "write_file", path="out.log", content="10:00:01 INFO started on port 80\nkept 2 of 2\n"
+        ),
+        call("finish", summary="copied"),
+        call("write_file", path="out.log", content="10:00:01 a INFO started on port 80\n"),
+        call("finish", summary="copied"),
+    ]
+    result, messages, _ = run_task(task, workspace, store, replies)
+    refusal = next(m for m in messages if m.kind == "check_failed").content
+    assert "out.log line 1 is '10:00:01 INFO started on port 80'" in refusal
+    assert "line 1 leaves out 'a'" in refusal and "kept" not in refusal
+    assert result.status == "finished" and "the task's example lines" in result.summary
 
 
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):

@@ -178,15 +178,14 @@ def test_bash_tool_reports_exit_code_and_limits(ws: Path) -> None:
     assert slow.data["timed_out"]
 
 
-def test_bash_tool_says_when_a_failing_command_may_have_been_cut(ws: Path) -> None:
+def test_bash_tool_does_not_run_a_command_cut_at_the_calls_bound(ws: Path) -> None:
     tool = Bash(sandbox(ws))
-    script = "python - <<'EOF'\nx = [\n" + "1,\n" * 600  # a heredoc cut at the call's bound
+    script = "touch half\npython - <<'EOF'\n" + "print(1)\n" * 300  # cut at the bound
     cut = tool.run(tool.Args(command=script[:COMMAND_CHARS]))
-    assert not cut.ok and "may have been cut: write a long script to a file" in cut.output
-    long_ok = tool.run(tool.Args(command="true " + "x" * COMMAND_CHARS))
-    assert long_ok.ok and "cut" not in long_ok.output
-    short = tool.run(tool.Args(command="exit 3"))
-    assert "cut" not in short.output
+    assert not cut.ok and cut.output.startswith("Not run: the command is 1200 characters")
+    assert "write_file" in cut.output and not (ws / "half").exists()
+    ran = tool.run(tool.Args(command="touch whole; " + "true; " * 250))  # Spud's own scripts
+    assert ran.ok and (ws / "whole").exists()
 
 
 def test_coding_tools(ws: Path) -> None:

@@ -9,7 +9,7 @@ from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, command_check, outputs_check
 from spud.playbooks.script_draft import ScriptDraft
-from spud.playbooks.typed_keys import typed_checks
+from spud.playbooks.task_shapes import shape_checks
 from spud.sandbox.bubblewrap import Sandbox
 
 # A command the task asks to run: in backticks, or "run python3 x.py" in the text.
@@ -46,7 +46,7 @@ class FileChores:
             "4. When the output is right, call finish."
         )
         checks = [outputs_check(workspace, outputs)] if outputs else []
-        checks += typed_checks(workspace, task, outputs)
+        checks += shape_checks(workspace, task, outputs)
         run = RUN.search(task)
         command = None
         if run:  # the task names the command that shows the work is right

@@ -13,9 +13,10 @@ from spud.core.tooling import COMMAND_CHARS
 from spud.sandbox.bubblewrap import ExecResult, Sandbox
 from spud.tools.files import EditFile, ListFiles, ReadFile, Search, WriteFile
 
-CUT_NOTE = (
-    f"\n[the command is {COMMAND_CHARS} characters long, as long as one call can write, so it "
-    "may have been cut: write a long script to a file with write_file, then run the file]"
+CUT = (
+    f"Not run: the command is {COMMAND_CHARS} characters long, as long as one call can write, "
+    "so it was cut where the call ended (a cut script can do half of its work). Write a long "
+    "script to a file with write_file, then run the file."
 )
 
 
@@ -60,6 +61,8 @@ class Bash:
     def run(self, args: Args) -> ToolResult:
         if not args.command.strip():
             return ToolResult(output="command is empty", ok=False)
+        if len(args.command) == COMMAND_CHARS:  # the grammar's bound: a model's call was cut
+            return ToolResult(output=CUT, ok=False)
         timeout = self.sandbox.time_limit(args.timeout_s)  # may lower the limit, never raise it
         try:
             result = self.sandbox.execute(args.command, timeout_s=timeout)
@@ -67,8 +70,6 @@ class Bash:
             return ToolResult(output=f"could not start the sandbox: {exc}", ok=False)
         text = describe(result, self.sandbox.config.output_cap_bytes, timeout)
         ok = result.exit_code == 0 and not result.timed_out
-        if not ok and len(args.command) >= COMMAND_CHARS:
-            text += CUT_NOTE
         data = {**result.model_dump(exclude={"output"}), "origin": WORKSPACE_ORIGIN}
         return ToolResult(output=text, ok=ok, untrusted=True, data=data)  # any file's text
 

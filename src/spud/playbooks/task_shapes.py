@@ -1,4 +1,4 @@
-"""The JSON types a task gives its output's keys ("`price`: a number"), checked on the output."""
+"""What a task says its outputs look like (key types, example lines), checked on the outputs."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def fits(value: Any, kind: str) -> bool:
         return isinstance(value, bool)
     if kind == "a string":
         return isinstance(value, str)
-    if kind == "a list":
-        return isinstance(value, list)
+    if kind == "a list":  # [""] is what "".split(";") gives for an empty field: a slip
+        return isinstance(value, list) and value != [""]
     return isinstance(value, dict)
 
 
@@ -67,16 +67,23 @@ def _objects(data: Any) -> list[dict]:
 
 
 def shown(value: Any) -> str:
+    if value == [""]:
+        return '[""] (a list holding one empty string, as "".split(";") gives for an empty field)'
     kind = {str: "text", bool: "a boolean", type(None): "null", list: "a list", dict: "an object"}
     name = kind.get(type(value), "a number")
     return f"{json.dumps(value)[:40]} ({name})"
 
 
-def typed_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
-    """The typed-keys check when the task asks for a JSON file and types some of its keys."""
-    if not typed_keys(task) or not any(o.lower().endswith(".json") for o in outputs):
-        return []
-    return [typed_keys_check(workspace, task, outputs)]
+def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
+    """The typed-keys check when the task asks for a JSON file and types some of its keys;
+    the example-lines check when it asks for a text file and shows lines in backticks."""
+    checks = []
+    if typed_keys(task) and any(o.lower().endswith(".json") for o in outputs):
+        checks.append(typed_keys_check(workspace, task, outputs))
+    texts = [o for o in outputs if o.rsplit(".", 1)[-1].lower() in TEXT_TYPES]
+    if texts and example_lines(task):
+        checks.append(example_lines_check(workspace, task, texts))
+    return checks
 
 
 def typed_keys_check(workspace: Path, task: str, paths: list[str]) -> Any:
@@ -109,6 +116,63 @@ def typed_keys_check(workspace: Path, task: str, paths: list[str]) -> Any:
             name="the task's JSON types",
             passed=not problems,
             detail="; ".join(problems[:6]) or "as the task says",
+        )
+
+    return run
+
+
+# Outputs whose lines an example in the task can show.
+TEXT_TYPES = {"txt", "log", "csv", "tsv", "md", "out"}
+EXAMPLE = re.compile(r"`([^`\n]+)`")
+
+
+def example_lines(task: str) -> list[list[str]]:
+    """The task's backticked spans of four or more words: lines it shows as examples."""
+    spans = (m.split() for m in EXAMPLE.findall(task))
+    return [words for words in spans if len(words) >= 4]
+
+
+def _one_word_apart(line: list[str], example: list[str]) -> str | None:
+    """The word the line leaves out of the example, or adds to it; None if not exactly one."""
+    if abs(len(line) - len(example)) != 1:
+        return None
+    short, long_ = sorted((line, example), key=len)
+    for i, word in enumerate(long_):
+        if long_[:i] + long_[i + 1 :] == short:
+            return word
+    return None
+
+
+def example_lines_check(workspace: Path, task: str, paths: list[str]) -> Any:
+    """A check that an output line one word away from a line the task shows (a 1.5B's merged
+    log left out the source name that the task's example line has after the timestamp) is
+    written as the example is: a line the example's shape with a word left out or added."""
+    examples = example_lines(task)
+
+    def run() -> CheckResult:
+        problems: list[str] = []
+        for rel in paths:
+            try:
+                lines = (workspace / rel).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            words = [line.split() for line in lines]
+            for example in examples:
+                if example in words:
+                    continue
+                for n, line in enumerate(words, 1):
+                    word = _one_word_apart(line, example)
+                    if word is not None:
+                        how = "leaves out" if len(line) < len(example) else "adds"
+                        problems.append(
+                            f"{rel} line {n} is {lines[n - 1].strip()!r}; the task shows the "
+                            f"line {' '.join(example)!r}, and line {n} {how} {word!r}"
+                        )
+                        break
+        return CheckResult(
+            name="the task's example lines",
+            passed=not problems,
+            detail="; ".join(problems[:4]) or "as the task shows",
         )
 
     return run
