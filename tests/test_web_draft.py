@@ -307,8 +307,33 @@ def test_a_pick_that_leaves_out_a_page_of_items_is_asked_for_them(workspace: Pat
     )
     result, _, model = kettle_pick(workspace, store, both)
     assert result.status == "finished" and result.summary.startswith("Birch Stores")
-    assert model.prompts[1].startswith('None of your items is from "Kettles | Birch Stores"')
+    assert "already in the variable ITEMS" in model.prompts[0]  # answered with no script
+    assert model.prompts[2].startswith('None of your items is from "Kettles | Birch Stores"')
     assert sum(p.startswith("None of your items") for p in model.prompts) == 1  # once
+
+
+def test_a_pick_among_table_rows_gets_the_rows_as_data_and_the_chosen_row_as_shown(
+    workspace: Path, store
+):
+    def reply(prompt: str) -> str:
+        if "already in the variable ITEMS" in prompt:
+            return (
+                "```python\nwanted = [i for i in ITEMS if i['model'] == 'Aurora']\n"
+                "print(min(wanted, key=lambda i: i['price']))\n```"
+            )
+        if "Birch Stores'): Model: Aurora; Price: 34.50" in prompt:
+            return "ANSWER: Birch Stores, 34.50"
+        return "ANSWER: no item"
+
+    model = Reader(reply)
+    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
+    with serve(SHOPS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    ask = model.prompts[0]
+    assert "{'page': 'Kettles | Birch Stores', 'link': 'Birch Stores', 'model': 'Aurora', " in ask
+    assert "'price': 34.5}" in ask and "dict literal" not in ask
+    assert model.prompts[1].startswith("The script chose this item:\nKettles | Birch Stores")
+    assert result.status == "finished" and result.summary.startswith("Birch Stores, 34.50")
 
 
 def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):

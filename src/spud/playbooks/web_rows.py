@@ -1,0 +1,124 @@
+"""The rows of the tables on the pages a web draft read, as dicts a pick script chooses from."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+CELLS = " | "  # how a page's text shows a table row
+MAX_ROWS = 80  # more rows than this are left to the model's own reading of the pages
+# A cell that is one number, with a currency sign before or a short unit after: "£39.90",
+# "1,299", "1.2 kg", "45 min" (not a date, a time, a code or a name with a number in it)
+NUMBER_CELL = re.compile(r"^[^\w\s-]{0,2}\s*(-?\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z%]{0,4}\.?)$")
+LINK = re.compile(r"(.+?) -> (\S+)$")
+
+
+@dataclass
+class Row:
+    """One table row: the dict a script sees, and the row as its page shows it."""
+
+    item: dict[str, Any]
+    shown: str
+
+
+def table_rows(pages: list[str]) -> list[Row]:
+    """Every table row of the pages (a header line and two rows or more), each a dict of its
+    page's title, the text of the link that led to the page (when a read page links it), and
+    its cells by their column's name, numbers as numbers. When the tables name their first
+    column differently ("Model", "Kettle"), it is "name" in all of them."""
+    links = _link_texts(pages)
+    tables = []
+    for page in pages:
+        head = page.split("\n", 1)[0].removeprefix("## ")
+        title, _, url = head.rpartition(" - ")
+        for header, rows in _tables(page):
+            tables.append(
+                (title or head, links.get(url.split(" (HTTP", 1)[0].strip()), header, rows)
+            )
+    if not tables:
+        return []
+    firsts = {_key(header[0]) for _, _, header, _ in tables}
+    out = []
+    for title, link, header, rows in tables:
+        keys = _keys(header)
+        if len(firsts) > 1:
+            keys[0] = "name"
+        for cells in rows:
+            item: dict[str, Any] = {"page": title}
+            if link:
+                item["link"] = link
+            item.update(zip(keys, (_value(c) for c in cells), strict=True))
+            where = f"{title} (linked as {link!r})" if link else title
+            shown = "; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=True))
+            out.append(Row(item, f"{where}: {shown}"))
+    return out
+
+
+def items_literal(rows: list[Row]) -> str:
+    """The rows as the Python statement that defines ITEMS."""
+    return "ITEMS = [\n" + "".join(f"    {row.item!r},\n" for row in rows) + "]"
+
+
+def chosen_row(printed: str, rows: list[Row]) -> Row | None:
+    """The row a script printed (a dict's repr on its last line), if it is one of the rows."""
+    lines = printed.strip().splitlines()
+    if not lines:
+        return None
+    try:
+        value = ast.literal_eval(lines[-1].strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return next((row for row in rows if row.item == value), None)
+
+
+def _tables(page: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows) of each run of table lines on a page, rows with the header's width."""
+    found, block = [], []
+    for line in [*page.splitlines()[1:], ""]:  # after the `## title - address` line
+        if CELLS in line:
+            block.append([c.strip() for c in line.split(CELLS)])
+            continue
+        if len(block) >= 3:
+            header, rows = block[0], [r for r in block[1:] if len(r) == len(block[0])]
+            if len(rows) >= 2:
+                found.append((header, rows))
+        block = []
+    return found
+
+
+def _link_texts(pages: list[str]) -> dict[str, str]:
+    """Each linked address by the text of the first link to it on the read pages."""
+    out: dict[str, str] = {}
+    for page in pages:
+        for line in page.splitlines():
+            if line.startswith("Links: "):
+                for part in line.removeprefix("Links: ").split("; "):
+                    if m := LINK.match(part.strip()):
+                        out.setdefault(m[2], m[1].strip())
+    return out
+
+
+def _key(header: str) -> str:
+    name = re.sub(r"\(.*?\)", "", header).strip().lower()
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_") or "column"
+
+
+def _keys(header: list[str]) -> list[str]:
+    keys: list[str] = []
+    for cell in header:
+        key = base = _key(cell)
+        n = 2
+        while key in keys or key in ("page", "link"):
+            key, n = f"{base}_{n}", n + 1
+        keys.append(key)
+    return keys
+
+
+def _value(cell: str) -> Any:
+    m = NUMBER_CELL.match(cell)
+    if not m:
+        return cell
+    number = float(m[1].replace(",", ""))
+    return int(number) if number.is_integer() and "." not in m[1] else number
