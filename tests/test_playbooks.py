@@ -193,6 +193,23 @@ def test_an_output_line_a_word_away_from_the_tasks_example_line_is_sent_back(
     assert result.status == "finished" and "the task's example lines" in result.summary
 
 
+def test_a_sheet_the_task_names_must_be_in_the_workbook(workspace: Path):
+    (workspace / "costs.csv").write_text("item,amount\ntaxi,12.5\n")
+    task = "Turn costs.csv into costs.xlsx with one sheet named Expenses, the same rows."
+    brief = brief_for(task, workspace, Sandbox(SandboxConfig(workspace=workspace)))
+    assert brief is not None and brief.playbook == "office"
+    wb = openpyxl.Workbook()
+    wb.active.append(["item", "amount"])
+    wb.save(workspace / "costs.xlsx")
+    failed = [c for c in brief.verifier.check() if not c.passed]
+    assert [c.detail for c in failed] == [
+        "the task names a sheet 'Expenses', and no workbook has it (costs.xlsx has Sheet)"
+    ]
+    wb.active.title = "Expenses"
+    wb.save(workspace / "costs.xlsx")
+    assert all(c.passed for c in brief.verifier.check())
+
+
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -331,9 +331,46 @@ def test_a_pick_among_table_rows_gets_the_rows_as_data_and_the_chosen_row_as_sho
         result, messages = web_run(workspace, store, model, task, site)
     ask = model.prompts[0]
     assert "{'page': 'Kettles | Birch Stores', 'link': 'Birch Stores', 'model': 'Aurora', " in ask
-    assert "'price': 34.5}" in ask and "dict literal" not in ask
+    assert "'price': 34.50}" in ask and "dict literal" not in ask  # as the page writes it
     assert model.prompts[1].startswith("The script chose this item:\nKettles | Birch Stores")
     assert result.status == "finished" and result.summary.startswith("Birch Stores, 34.50")
+
+
+def test_a_row_pick_by_chance_is_left_for_the_models_own_items(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "already in the variable ITEMS" in prompt:
+            return "```python\nimport random\nprint(random.choice(ITEMS))\n```"
+        if "dict literal" in prompt:
+            return "```python\nprint({'name': 'Birch Stores', 'price': 34.50})\n```"
+        return "ANSWER: Birch Stores" if "'price': 34.5" in prompt else "ANSWER: none"
+
+    model = Reader(reply)
+    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
+    with serve(SHOPS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert called(messages).count("bash") == 1 and "dict literal" in model.prompts[1]
+    assert result.status == "finished" and result.summary.startswith("Birch Stores")
+
+
+def test_a_row_pick_that_prints_several_rows_is_asked_for_one(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "already in the variable ITEMS" in prompt:  # every Aurora, cheapest first
+            return (
+                "```python\nwanted = [i for i in ITEMS if i['model'] == 'Aurora']\n"
+                "for i in sorted(wanted, key=lambda i: i['price']):\n    print(i)\n```"
+            )
+        if prompt.startswith("Your script printed 2 items"):
+            return "```python\nprint(min(ITEMS, key=lambda i: i['price']))\n```"
+        return "ANSWER: " + prompt.split("chose this item:\n", 1)[-1].split(" (", 1)[0]
+
+    model = Reader(reply)
+    task = "Open {site}/index.html: which shop sells the cheapest kettle? Tell me the shop."
+    with serve(SHOPS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert called(messages).count("bash") == 2
+    assert model.prompts[2].startswith("The script chose this item:\nKettles | Birch Stores")
+    assert "Model: Brisk; Price: 26.95" in model.prompts[2]
+    assert result.status == "finished" and result.summary.startswith("Kettles | Birch Stores")
 
 
 def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):

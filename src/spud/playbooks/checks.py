@@ -93,13 +93,19 @@ def outputs_check(workspace: Path, paths: list[str]) -> Check:
 
 
 def office_check(
-    workspace: Path, paths: list[str], fixing: bool = False, keep_sheets: bool = True
+    workspace: Path,
+    paths: list[str],
+    fixing: bool = False,
+    keep_sheets: bool = True,
+    named: list[str] | None = None,
 ) -> Check:
     """Office files are reopened, recalculated and checked (no error cells, readable), and
     workbooks for formula slips: those the run made, or all of them when the task is to fix
     the workbook's formulas (slips the file held before are otherwise its owner's business).
     With keep_sheets, a workbook must keep the sheets it had (a 1.5B's pandas to_excel
-    replaced a workbook by its one new sheet, and the run ended `finished`)."""
+    replaced a workbook by its one new sheet, and the run ended `finished`). Each sheet the
+    task names for its workbooks to have (`named`, see named_sheets) must be in one of them
+    (a 1.5B's expenses.xlsx kept openpyxl's "Sheet" where the task named it Expenses)."""
     from spud.tools.office.verify import verify_file
 
     before = set() if fixing else {s for p in paths for s in _slips(workspace, p)}
@@ -107,6 +113,11 @@ def office_check(
 
     def run() -> CheckResult:
         problems: list[str] = []
+        books = {p: have for p in paths if (have := _sheets(workspace, p))}
+        for name in named or []:
+            if books and not any(name in have for have in books.values()):
+                has = "; ".join(f"{p} has {', '.join(have)}" for p, have in books.items())
+                problems.append(f"the task names a sheet {name!r}, and no workbook has it ({has})")
         for p in paths:
             if (workspace / p).is_file():
                 v = verify_file(workspace / p)
@@ -126,6 +137,17 @@ def office_check(
         )
 
     return run
+
+
+# "a new sheet named Summary", "one sheet called 'Q3 totals'"
+SHEET_NAMED = re.compile(
+    r"\bsheet (?:named|called|titled) (?:\"([^\"\n]+)\"|'([^'\n]+)'|`([^`\n]+)`|(\w+))"
+)
+
+
+def named_sheets(task: str) -> list[str]:
+    """The sheets a task names for its workbooks to have."""
+    return [next(g for g in m.groups() if g) for m in SHEET_NAMED.finditer(task)]
 
 
 def _sheets(workspace: Path, rel: str) -> list[str]:

@@ -8,7 +8,13 @@ from pathlib import Path
 from spud.playbooks import playbook
 from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, named_files, workspace_files
 from spud.playbooks.cells_draft import CellsDraft
-from spud.playbooks.checks import TaskVerifier, changed_check, office_check, outputs_check
+from spud.playbooks.checks import (
+    TaskVerifier,
+    changed_check,
+    named_sheets,
+    office_check,
+    outputs_check,
+)
 from spud.playbooks.script_draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
 from spud.tools.office.slips import formula_slips, slips_text
@@ -102,7 +108,8 @@ class OfficeWork:
             checks.append(changed_check(workspace, edited))  # an edit in place must change it
         if office:
             fixing, keep = bool(FIXES.search(task)), not DROPS_SHEETS.search(task)
-            checks.append(office_check(workspace, office, fixing=fixing, keep_sheets=keep))
+            named = named_sheets(task)
+            checks.append(office_check(workspace, office, fixing, keep_sheets=keep, named=named))
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and

@@ -13,7 +13,7 @@ from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
-from spud.playbooks.web_rows import MAX_ROWS, chosen_row, items_literal, table_rows
+from spud.playbooks.web_rows import MAX_ROWS, items_literal, printed_rows, table_rows
 
 WORD = re.compile(r"[a-z0-9]{3,}")
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -32,6 +32,7 @@ FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "che
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 COMPUTE = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # by a script
+BY_CHANCE = re.compile(r"^\s*(?:import|from) random\b", re.MULTILINE)  # no way to pick
 TEXT_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ANSWER = re.compile(r"^\W*ANSWER\W*:?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 CHOICE = re.compile(  # the task picks one of several items by a value: a script picks
@@ -81,6 +82,10 @@ ROWS_PICK = (
     'wanted = [item for item in ITEMS if item["colour"] == "Red"]\n'
     'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
+)
+ONE_ROW = (
+    "Your script printed {n} items, and the task picks one of them. Write the whole script "
+    "again so that it prints only the chosen item's dict."
 )
 UNCOVERED = (
     "None of your items is from {pages}, which also list items. Write the whole script again "
@@ -251,22 +256,30 @@ class WebDraft:
             return None
         items = items_literal(rows)
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ROWS_PICK.format(items=items)}")
-        reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
-        self.unrecorded.append(reply)
-        script, problem = script_in(reply.message.content)
-        if problem:
-            return None
-        meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
-        meta["scratch"] = True  # a pick that fails leaves the choice to the model's own items
-        command = f"python3 - <<'{HEREDOC}'\n{items}\n{script}\n{HEREDOC}"
-        ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
-        chosen = _printed(ran.content or "")
-        if not ran.meta.get("ok") or not chosen:
-            return None
-        row = chosen_row(chosen, rows)
-        self.lead = CHOSEN.format(item=row.shown if row else chosen)
-        turn = f"```python\n{script}\n```"
-        return [*chat, Message(role="assistant", content=turn)], turn
+        for _ in range(2):  # a second time when the script printed several rows
+            reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
+            self.unrecorded.append(reply)
+            script, problem = script_in(reply.message.content)
+            if problem or BY_CHANCE.search(script):  # a 1.5B picked a workshop at random
+                return None
+            meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
+            meta["scratch"] = True  # a pick that fails leaves the choice to the model's items
+            command = f"python3 - <<'{HEREDOC}'\n{items}\n{script}\n{HEREDOC}"
+            ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+            chosen = _printed(ran.content or "")
+            if not ran.meta.get("ok") or not chosen:
+                return None
+            picked = printed_rows(chosen, rows)
+            if len(picked) <= 1:
+                self.lead = CHOSEN.format(item=picked[0].shown if picked else chosen)
+                turn = f"```python\n{script}\n```"
+                return [*chat, Message(role="assistant", content=turn)], turn
+            chat = [
+                *chat,
+                Message(role="assistant", content=reply.message.content),
+                Message(role="user", content=ONE_ROW.format(n=len(picked))),
+            ]
+        return None
 
     def recorded(self) -> dict[str, Any]:
         """The usage of the replies no step has recorded yet (and none from now on)."""

@@ -21,6 +21,7 @@ class Row:
 
     item: dict[str, Any]
     shown: str
+    literal: str = ""  # the item as Python, each number as the page writes it ("34.50")
 
 
 def table_rows(pages: list[str]) -> list[Row]:
@@ -49,28 +50,31 @@ def table_rows(pages: list[str]) -> list[Row]:
             item: dict[str, Any] = {"page": title}
             if link:
                 item["link"] = link
-            item.update(zip(keys, (_value(c) for c in cells), strict=True))
+            values = [_value(c) for c in cells]
+            item.update(zip(keys, (v for v, _ in values), strict=True))
+            written = [f"{k!r}: {v!r}" for k, v in item.items() if k in ("page", "link")]
+            written += [f"{k!r}: {text}" for k, (_, text) in zip(keys, values, strict=True)]
             where = f"{title} (linked as {link!r})" if link else title
             shown = "; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=True))
-            out.append(Row(item, f"{where}: {shown}"))
+            out.append(Row(item, f"{where}: {shown}", "{" + ", ".join(written) + "}"))
     return out
 
 
 def items_literal(rows: list[Row]) -> str:
     """The rows as the Python statement that defines ITEMS."""
-    return "ITEMS = [\n" + "".join(f"    {row.item!r},\n" for row in rows) + "]"
+    return "ITEMS = [\n" + "".join(f"    {row.literal},\n" for row in rows) + "]"
 
 
-def chosen_row(printed: str, rows: list[Row]) -> Row | None:
-    """The row a script printed (a dict's repr on its last line), if it is one of the rows."""
-    lines = printed.strip().splitlines()
-    if not lines:
-        return None
-    try:
-        value = ast.literal_eval(lines[-1].strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
-    return next((row for row in rows if row.item == value), None)
+def printed_rows(printed: str, rows: list[Row]) -> list[Row]:
+    """The rows a script printed, one dict's repr a line (lines that are no row left out)."""
+    found = []
+    for line in printed.strip().splitlines():
+        try:
+            value = ast.literal_eval(line.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        found += [row for row in rows if row.item == value][:1]
+    return found
 
 
 def _tables(page: str) -> list[tuple[list[str], list[list[str]]]]:
@@ -116,9 +120,12 @@ def _keys(header: list[str]) -> list[str]:
     return keys
 
 
-def _value(cell: str) -> Any:
+def _value(cell: str) -> tuple[Any, str]:
+    """A cell's value (a number when it is one) and that value written as Python, a number
+    as the page writes it (34.50 stays 34.50, not 34.5: the answer copies it)."""
     m = NUMBER_CELL.match(cell)
-    if not m:
-        return cell
-    number = float(m[1].replace(",", ""))
-    return int(number) if number.is_integer() and "." not in m[1] else number
+    digits = m[1].replace(",", "") if m else ""
+    if not m or re.match(r"-?0\d", digits):  # "007" is a code, and no Python number
+        return cell, repr(cell)
+    number = float(digits)
+    return (int(number) if "." not in digits else number), digits
