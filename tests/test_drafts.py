@@ -837,13 +837,19 @@ def test_an_office_script_that_misreads_a_worksheet_is_told_how_to_read_one(work
     )
     undefined = "```python\nopen('best.txt', 'w').write(max(data)[0])\n```"
     good = "```python\nrows = SHEETS['stores.xlsx']['May']\nopen('best.txt', 'w').write(rows[1][0])\n```"
-    model = Drafter([sliced, undefined, good])
+    by_name = (
+        "```python\nimport openpyxl\nwb = openpyxl.load_workbook('stores.xlsx')\n"
+        "ws = wb.worksheets['May']\n```"
+    )
+    model = Drafter([by_name, sliced, undefined, good])
     task = "Write best.txt with the store of stores.xlsx that sold the most."
     result, _ = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
     told = model.prompts[1][-1].content
-    assert "Hint, how openpyxl reads and writes a worksheet" in told and "ws.iter_rows(" in told
+    assert "list indices must be integers" in told and "ws = wb['Stock'] is the sheet" in told
     told = model.prompts[2][-1].content
+    assert "Hint, how openpyxl reads and writes a worksheet" in told and "ws.iter_rows(" in told
+    told = model.prompts[3][-1].content
     assert (
         "Hint: data is not defined here" in told and "rows = SHEETS['stores.xlsx']['May']" in told
     )

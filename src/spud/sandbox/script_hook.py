@@ -15,6 +15,8 @@ import traceback
 # A 1.5B's openpyxl slips, eight scripts running (`ws[2:]`, `ws.rows[1:]`, `ws[0]`, `ws.header`):
 # after such a crash the hook says how a worksheet is read, as a person who knows openpyxl would.
 SHEET_HINT = """Hint, how openpyxl reads and writes a worksheet ws:
+  wb = openpyxl.load_workbook('book.xlsx'); ws = wb['Stock'] is the sheet named Stock
+  (wb.worksheets is a list: wb.worksheets[0]); wb.create_sheet('New') adds a sheet
   ws['A2'] is one cell; ws[2] is row 2's cells (rows start at 1)
   ws['D2:D26'] is a tuple of rows, each a tuple of cells:
     for row in ws['D2:D26']:
@@ -67,11 +69,16 @@ def _hint(exc, tb):
         tb = tb.tb_next
     text = str(exc)
     in_sheet = any(f.replace("\\", "/").endswith("openpyxl/worksheet/worksheet.py") for f in files)
-    misread = ("'generator' object is not subscriptable", "'tuple' object has no attribute")
+    misread = (
+        "'generator' object is not subscriptable",
+        "'tuple' object has no attribute",
+        "list indices must be integers or slices, not str",  # wb.worksheets['Stock']
+    )
+    unnamed = isinstance(exc, NameError) and exc.name in ("ws", "wb", "sheet", "worksheet")
     if (
         in_sheet
         or "'Worksheet' object" in text
-        or ("openpyxl" in sys.modules and any(m in text for m in misread))
+        or ("openpyxl" in sys.modules and (unnamed or any(m in text for m in misread)))
     ):
         return SHEET_HINT
     books = globals().get("LOADED") or {}
