@@ -210,6 +210,23 @@ def test_a_sheet_the_task_names_must_be_in_the_workbook(workspace: Path):
     assert all(c.passed for c in brief.verifier.check())
 
 
+def test_a_range_left_in_part_empty_fails_only_when_it_was_empty_before(workspace: Path):
+    wb = openpyxl.Workbook()
+    for row in [["Region", "Sales"], ["North", 120], ["South", None]]:
+        wb.active.append(row)
+    wb.save(workspace / "sales.xlsx")
+    task = "In sales.xlsx put each region's share of the sales in C2:C3 and check B2:B3."
+    brief = brief_for(task, workspace, Sandbox(SandboxConfig(workspace=workspace)))
+    assert brief is not None
+    wb.active["C2"] = "=B2/120"
+    wb.save(workspace / "sales.xlsx")
+    ranges = next(c for c in brief.verifier.check() if c.name == "the task's ranges")
+    assert not ranges.passed and ranges.detail == "Sheet!C3 empty, in C2:C3, which the task names"
+    wb.active["C3"] = 0
+    wb.save(workspace / "sales.xlsx")
+    assert all(c.passed for c in brief.verifier.check() if c.name == "the task's ranges")
+
+
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -249,7 +266,9 @@ def test_an_office_edit_that_leaves_the_workbook_as_it_was_is_not_finished(works
     assert result.status == "check_failed"
     question = "What is the total of B2:B3 in sales.xlsx?"  # nothing to change: no such check
     brief = brief_for(question, workspace, Sandbox(SandboxConfig(workspace=workspace)))
-    assert [c.name for c in brief.verifier.check()] == ["verify sales.xlsx"]
+    checks = brief.verifier.check()
+    assert [c.name for c in checks] == ["verify sales.xlsx", "the task's ranges"]
+    assert all(c.passed for c in checks)
 
 
 def test_web_playbook_turns_the_browser_on(workspace: Path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from spud.core.messages import Message, ModelReply, ToolCall
-from spud.core.protocols import Act, CheckResult, Opening, TextModel, Verifier
+from spud.core.protocols import Act, Opening, TextModel, Verifier
 from spud.playbooks.draft import BLOCK, REDRAFT_TEMPERATURE, said, usage_of
 
 CELLS_SYSTEM = "You are an expert spreadsheet user. You edit workbooks with Excel formulas."
@@ -115,7 +115,7 @@ class CellsDraft:
                 args = {"path": self.workbook, "cells": values, "sheet": sheet}
                 results.append(act(ToolCall(name="sheet_write", arguments=args), meta).content)
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first call
-            checks = self.verifier.check() + self.gaps(list(writes))
+            checks = self.verifier.check()
             if all(c.passed for c in checks):
                 summary = said(text) or f"Wrote {len(cells)} cells of {self.workbook}; checked."
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
@@ -127,36 +127,6 @@ class CellsDraft:
             )
         if self.then is not None:
             self.then(model, act)
-
-    def gaps(self, sheets: list[str]) -> list[CheckResult]:
-        """A failing check for each range the task names that the written sheets fill only in
-        part (a 1.5B wrote C2:C4 of the task's "C2:C5 its average", and the run ended
-        `finished`); none when there is no such range. A single cell is not checked: a 1.5B
-        told of an empty label cell did worse."""
-        from spud.tools.office.workbook import OfficeError, load_workbook
-
-        if self.workspace is None:
-            return []
-        try:
-            book = load_workbook(self.workspace / self.workbook)
-        except OfficeError:
-            return []
-        found = []
-        for m in TASK_CELLS.finditer(self.task):
-            if not m[3]:
-                continue
-            cells = named_cells(m[0])
-            for sheet in sheets:
-                if sheet not in book.sheetnames:
-                    continue
-                empty = sorted((c for c in cells if book[sheet][c].value is None), key=cell_order)
-                if empty and len(empty) < len(cells):
-                    left = ", ".join(empty[:4]) + (" ..." if len(empty) > 4 else "")
-                    found.append(f"{sheet}!{left} empty, in {m[0]}, which the task names")
-        if not found:
-            return []
-        detail = "; ".join(found)
-        return [CheckResult(name="the task's ranges", passed=False, detail=detail)]
 
     def settled(self, writes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The writes with each sheet one to write or to add. A sheet is added only when the

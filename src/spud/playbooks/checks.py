@@ -150,6 +150,57 @@ def named_sheets(task: str) -> list[str]:
     return [next(g for g in m.groups() if g) for m in SHEET_NAMED.finditer(task)]
 
 
+def ranges_check(workspace: Path, paths: list[str], task: str) -> Check | None:
+    """A check that each range the task names (C2:C5, not one cell) that was empty when the run
+    began is not left filled in part (a 1.5B wrote C2:C4 of the task's "C2:C5 its average",
+    and the run ended `finished`), in every workbook the task names; None when it names no
+    range. A single cell is not checked: a 1.5B told of an empty label cell did worse."""
+    from spud.playbooks.cells_draft import TASK_CELLS, cell_order, named_cells
+
+    ranges = [m[0] for m in TASK_CELLS.finditer(task) if m[3]]
+    books = [p for p in paths if p.lower().endswith((".xlsx", ".xlsm"))]
+    if not ranges or not books:
+        return None
+
+    def state(rel: str) -> dict[tuple[str, str], list[str]]:
+        """(sheet, range): its empty cells, for every sheet of the workbook now."""
+        from spud.tools.office.workbook import OfficeError, load_workbook
+
+        try:
+            book = load_workbook(workspace / rel)
+        except (OfficeError, OSError):
+            return {}
+        return {
+            (sheet, r): sorted(
+                (c for c in named_cells(r) if book[sheet][c].value is None), key=cell_order
+            )
+            for sheet in book.sheetnames
+            for r in ranges
+        }
+
+    before = {rel: state(rel) for rel in books if (workspace / rel).is_file()}
+
+    def run() -> CheckResult:
+        found = []
+        for rel in books:
+            for (sheet, r), empty in state(rel).items():
+                was = before.get(rel, {}).get((sheet, r))
+                if (
+                    empty
+                    and len(empty) < len(named_cells(r))
+                    and (was is None or len(was) == len(named_cells(r)))
+                ):
+                    left = ", ".join(empty[:4]) + (" ..." if len(empty) > 4 else "")
+                    found.append(f"{sheet}!{left} empty, in {r}, which the task names")
+        return CheckResult(
+            name="the task's ranges",
+            passed=not found,
+            detail="; ".join(found[:6]) or "filled",
+        )
+
+    return run
+
+
 def _sheets(workspace: Path, rel: str) -> list[str]:
     """A workbook's sheet names; none for another kind of file or an unreadable one."""
     from spud.tools.office.workbook import OfficeError, load_workbook

@@ -14,6 +14,7 @@ from spud.playbooks.checks import (
     named_sheets,
     office_check,
     outputs_check,
+    ranges_check,
 )
 from spud.playbooks.script_draft import ScriptDraft
 from spud.sandbox.bubblewrap import Sandbox
@@ -110,6 +111,8 @@ class OfficeWork:
             fixing, keep = bool(FIXES.search(task)), not DROPS_SHEETS.search(task)
             named = named_sheets(task)
             checks.append(office_check(workspace, office, fixing, keep_sheets=keep, named=named))
+            if (ranges := ranges_check(workspace, office, task)) is not None:
+                checks.append(ranges)
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and
