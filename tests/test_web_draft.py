@@ -373,6 +373,21 @@ def test_a_row_pick_that_prints_several_rows_is_asked_for_one(workspace: Path, s
     assert result.status == "finished" and result.summary.startswith("Kettles | Birch Stores")
 
 
+def test_a_sum_over_tables_gets_their_rows_as_data(workspace: Path, store):
+    script = (  # ITEMS is defined by Spud before the script runs
+        "```python\ntotal = sum(i['price'] for i in ITEMS if i['model'] == 'Aurora')\n"
+        "open('total.txt', 'w').write(f'{total:.2f}')\n```"
+    )
+    model = Reader(lambda p: script)
+    task = "Open {site}/index.html and add up the prices of the Aurora kettles into total.txt."
+    with serve(SHOPS) as site:
+        result, _ = web_run(workspace, store, model, task, site)
+    assert result.status == "finished", result.summary
+    assert (workspace / "total.txt").read_text() == "74.40"
+    ask = model.prompts[0]
+    assert "also in the variable ITEMS" in ask and "'model': 'Aurora', 'price': 39.90}" in ask
+
+
 def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):
     result, messages, _ = kettle_pick(workspace, store, "I listed every kettle above.")
     assert result.status == "finished" and result.summary.startswith("Alder Home")

@@ -110,6 +110,12 @@ SCRIPT_ASK = (
     "Do not define PAGES yourself: loop over it, parse what the task needs and write the "
     "output in the current folder. Reply with the script in one ```python block."
 )
+ROWS_TOO = (
+    " The rows of the pages' tables are also in the variable ITEMS, one dict per row (the "
+    "page it is on, the text of the link that leads to that page, and the row's cells by "
+    "column name, numbers as numbers), every row of every page; it starts:\n```python\n"
+    "{first}\n```\nUse ITEMS for what the tables hold instead of parsing PAGES."
+)
 HEAD_LINES = 8
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
@@ -149,9 +155,11 @@ class WebDraft:
             # The script gets the pages as data; it is shown their heads, too short to copy.
             prelude = f"PAGES = {json.dumps(read, ensure_ascii=False)}"
             heads = READ.format(pages="\n\n".join(_head(page) for page in read))
-            ScriptDraft(self.task, heads, self.verifier, ask=SCRIPT_ASK, prelude=prelude)(
-                model, act
-            )
+            ask = SCRIPT_ASK
+            if rows := table_rows(read):  # the tables' rows as data too: no parsing to get wrong
+                prelude += "\n" + items_literal(rows)
+                ask += ROWS_TOO.format(first=items_literal(rows[:3]).replace("\n]", "\n    ...\n]"))
+            ScriptDraft(self.task, heads, self.verifier, ask=ask, prelude=prelude)(model, act)
         elif self.outputs:
             self.write(model, act, pages, read, self.outputs[0])
         elif forms and FORM_WORDS.search(self.task):
