@@ -385,7 +385,7 @@ def test_a_sum_over_tables_gets_their_rows_as_data(workspace: Path, store):
     assert result.status == "finished", result.summary
     assert (workspace / "total.txt").read_text() == "74.40"
     ask = model.prompts[0]
-    assert "also in the variable ITEMS" in ask and "'model': 'Aurora', 'price': 39.90}" in ask
+    assert "already in the variable ITEMS" in ask and "'model': 'Aurora', 'price': 39.90}" in ask
 
 
 def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, store):

@@ -110,11 +110,17 @@ SCRIPT_ASK = (
     "Do not define PAGES yourself: loop over it, parse what the task needs and write the "
     "output in the current folder. Reply with the script in one ```python block."
 )
-ROWS_TOO = (
-    " The rows of the pages' tables are also in the variable ITEMS, one dict per row (the "
-    "page it is on, the text of the link that leads to that page, and the row's cells by "
-    "column name, numbers as numbers), every row of every page; it starts:\n```python\n"
-    "{first}\n```\nUse ITEMS for what the tables hold instead of parsing PAGES."
+ROWS_SCRIPT_ASK = (
+    "Write one Python 3 script that does this task. The script has no network, but the rows "
+    "of the pages' tables are already in the variable ITEMS, defined before your code runs: "
+    "one dict per row of every page (the page it is on, the text of the link that leads to "
+    "that page, and the row's cells by column name, numbers as numbers). It starts:\n"
+    "```python\n{first}\n```\n"
+    "Do not define ITEMS yourself and do not parse the pages: use ITEMS, for example "
+    'total = sum(item["length_cm"] for item in ITEMS if item["colour"] == "Red"). (The '
+    "pages' whole text is in PAGES, one string per page, for anything the tables do not "
+    "hold.) Write the output in the current folder. Reply with the script in one ```python "
+    "block."
 )
 HEAD_LINES = 8
 FORM_ASK = (
@@ -156,9 +162,10 @@ class WebDraft:
             prelude = f"PAGES = {json.dumps(read, ensure_ascii=False)}"
             heads = READ.format(pages="\n\n".join(_head(page) for page in read))
             ask = SCRIPT_ASK
-            if rows := table_rows(read):  # the tables' rows as data too: no parsing to get wrong
+            if rows := table_rows(read):  # the tables' rows as data: no parsing to get wrong
                 prelude += "\n" + items_literal(rows)
-                ask += ROWS_TOO.format(first=items_literal(rows[:3]).replace("\n]", "\n    ...\n]"))
+                first = items_literal(rows[:3]).replace("\n]", "\n    ...\n]")
+                ask = ROWS_SCRIPT_ASK.format(first=first)
             ScriptDraft(self.task, heads, self.verifier, ask=ask, prelude=prelude)(model, act)
         elif self.outputs:
             self.write(model, act, pages, read, self.outputs[0])
