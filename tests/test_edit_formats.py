@@ -255,7 +255,7 @@ def test_bounded_lengths_and_refs(ws: Path):
         [tool_spec(t) for t in coding_tools(ws, Sandbox(SandboxConfig(workspace=ws)))]
     )
     assert accepts(bash, _call("bash", command="python -m pytest -q"))
-    assert not accepts(bash, _call("bash", command="echo 'a' | sed 's/a/b/g' " * 20))
+    assert not accepts(bash, _call("bash", command="echo 'a' | sed 's/a/b/g' " * 50))
     # a summary that repeats one sentence to the output cap
     assert accepts(files, _call("finish", summary="Wrote invoices.csv with 5 rows."))
     assert not accepts(files, _call("finish", summary="The script was not able to finish. " * 20))

@@ -279,6 +279,17 @@ ONE_SHOP = (
 )
 
 
+KETTLE = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
+
+
+def shops_run(workspace: Path, store, reply: Callable[[str], str], task: str = KETTLE):
+    """The two-shop site run with a Reader answering by `reply`."""
+    model = Reader(reply)
+    with serve(SHOPS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    return result, messages, model
+
+
 def kettle_pick(workspace: Path, store, second: str):
     """The two-shop site, a first pick script with one shop's kettles, then `second` when
     asked for the page it left out; answers name the shop of the item put before them."""
@@ -292,11 +303,7 @@ def kettle_pick(workspace: Path, store, second: str):
             return "ANSWER: Birch Stores"
         return "ANSWER: Alder Home" if "'price': 39.9" in prompt else "ANSWER: no item"
 
-    model = Reader(reply)
-    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
-    with serve(SHOPS) as site:
-        result, messages = web_run(workspace, store, model, task, site)
-    return result, messages, model
+    return shops_run(workspace, store, reply)
 
 
 def test_a_pick_that_leaves_out_a_page_of_items_is_asked_for_them(workspace: Path, store):
@@ -325,10 +332,7 @@ def test_a_pick_among_table_rows_gets_the_rows_as_data_and_the_chosen_row_as_sho
             return "ANSWER: Birch Stores, 34.50"
         return "ANSWER: no item"
 
-    model = Reader(reply)
-    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
-    with serve(SHOPS) as site:
-        result, messages = web_run(workspace, store, model, task, site)
+    result, messages, model = shops_run(workspace, store, reply)
     ask = model.prompts[0]
     assert "{'page': 'Kettles | Birch Stores', 'link': 'Birch Stores', 'model': 'Aurora', " in ask
     assert "'price': 34.50}" in ask and "dict literal" not in ask  # as the page writes it
@@ -344,10 +348,7 @@ def test_a_row_pick_by_chance_is_left_for_the_models_own_items(workspace: Path, 
             return "```python\nprint({'name': 'Birch Stores', 'price': 34.50})\n```"
         return "ANSWER: Birch Stores" if "'price': 34.5" in prompt else "ANSWER: none"
 
-    model = Reader(reply)
-    task = "Open {site}/index.html: which shop sells the Aurora kettle cheaper? Tell me the shop."
-    with serve(SHOPS) as site:
-        result, messages = web_run(workspace, store, model, task, site)
+    result, messages, model = shops_run(workspace, store, reply)
     assert called(messages).count("bash") == 1 and "dict literal" in model.prompts[1]
     assert result.status == "finished" and result.summary.startswith("Birch Stores")
 
@@ -363,10 +364,8 @@ def test_a_row_pick_that_prints_several_rows_is_asked_for_one(workspace: Path, s
             return "```python\nprint(min(ITEMS, key=lambda i: i['price']))\n```"
         return "ANSWER: " + prompt.split("chose this item:\n", 1)[-1].split(" (", 1)[0]
 
-    model = Reader(reply)
     task = "Open {site}/index.html: which shop sells the cheapest kettle? Tell me the shop."
-    with serve(SHOPS) as site:
-        result, messages = web_run(workspace, store, model, task, site)
+    result, messages, model = shops_run(workspace, store, reply, task)
     assert called(messages).count("bash") == 2
     assert model.prompts[2].startswith("The script chose this item:\nKettles | Birch Stores")
     assert "Model: Brisk; Price: 26.95" in model.prompts[2]
@@ -378,10 +377,8 @@ def test_a_sum_over_tables_gets_their_rows_as_data(workspace: Path, store):
         "```python\ntotal = sum(i['price'] for i in ITEMS if i['model'] == 'Aurora')\n"
         "open('total.txt', 'w').write(f'{total:.2f}')\n```"
     )
-    model = Reader(lambda p: script)
     task = "Open {site}/index.html and add up the prices of the Aurora kettles into total.txt."
-    with serve(SHOPS) as site:
-        result, _ = web_run(workspace, store, model, task, site)
+    result, _, model = shops_run(workspace, store, lambda p: script, task)
     assert result.status == "finished", result.summary
     assert (workspace / "total.txt").read_text() == "74.40"
     ask = model.prompts[0]
