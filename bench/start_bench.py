@@ -3,7 +3,7 @@
 `spud --help` and `spud run --help` are timed as whole processes: wall time, and the CPU
 time the process used (user + system), which on a busy machine is the closer measure of
 what an idle one shows. For `spud run`, a child process of each variant walks the CLI's own
-path (import the CLI, open the service, load the configured model with its sha256 check)
+path (import the CLI, open the service, load one named model (`--model`) with its sha256 check)
 and then streams one token from the loaded model; each part is timed.
 """
 
@@ -96,6 +96,11 @@ def main() -> int:
     parser.add_argument("--help-runs", type=int, default=10)
     parser.add_argument("--run-repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS / "start_bench.json")
+    parser.add_argument(
+        "--model",
+        default="qwen2.5-coder-0.5b",
+        help="the model every variant loads (defaults differ between commits)",
+    )
     args = parser.parse_args()
     script = Path(__file__).resolve()
     with source_trees(args.baseline, *args.also) as trees, tempfile.TemporaryDirectory() as tmp:
@@ -106,14 +111,22 @@ def main() -> int:
         runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         # the after variant's first start records the check; it is not timed
         if args.run_repeats:
-            run_child(script, ["--child"], trees["after"], SPUD_HOME=homes["after"])
+            run_child(
+                script, ["--child"], trees["after"], SPUD_HOME=homes["after"], SPUD_MODEL=args.model
+            )
         for r in range(args.run_repeats):
             for variant in variants:
                 print(
                     f"spud run to first token {r + 1}/{args.run_repeats}: {variant}",
                     file=sys.stderr,
                 )
-                child = run_child(script, ["--child"], trees[variant], SPUD_HOME=homes[variant])
+                child = run_child(
+                    script,
+                    ["--child"],
+                    trees[variant],
+                    SPUD_HOME=homes[variant],
+                    SPUD_MODEL=args.model,
+                )
                 runs[variant].append(child)
     med = statistics.median
     report: dict[str, Any] = {
@@ -123,6 +136,7 @@ def main() -> int:
         "floors": floors,
         "run": runs,
         "load_average": os.getloadavg(),
+        "model": args.model,
     }
     report["summary"] = {
         v: {
@@ -140,7 +154,7 @@ def main() -> int:
         "from the children's rusage); bytecode cached as in an installed copy; floors: "
         "`python -c pass` and `python -c 'import typer.rich_utils'` (what typer's help "
         "needs). spud run: a child per variant imports spud.cli, opens the session service, "
-        "loads the configured model through the CLI's own path (registry check, llama.cpp "
+        "loads the same model (`model`) through the CLI's own path (registry check, llama.cpp "
         "load), then streams one token of a 1-word prompt; medians over repeats; the after "
         "variant's check record is made by a run before the timed ones"
     )
