@@ -227,6 +227,46 @@ def test_a_range_left_in_part_empty_fails_only_when_it_was_empty_before(workspac
     assert all(c.passed for c in brief.verifier.check() if c.name == "the task's ranges")
 
 
+def test_the_task_s_titled_columns_and_formulas_are_checked_on_the_workbook(workspace: Path):
+    wb = openpyxl.Workbook()
+    wb.active.title = "Budget"
+    for row in [["Category", "Planned", "Actual"], ["Rent", 100, 120], ["Travel", 50, 40]]:
+        wb.active.append(row)
+    wb.save(workspace / "budget.xlsx")
+    task = (
+        "budget.xlsx has a sheet Budget. Add column D titled Difference (D1) with Actual minus "
+        'Planned, and E titled "Over budget" (E1) saying yes or no. Use formulas in D2:E3, '
+        "and put Total in A4 with the sum of the differences in D4 as a formula."
+    )
+    brief = brief_for(task, workspace, Sandbox(SandboxConfig(workspace=workspace)))
+    assert brief is not None
+
+    def results() -> dict[str, str]:
+        return {c.name: c.detail for c in brief.verifier.check() if not c.passed}
+
+    ws = wb.active
+    # what a pandas script wrote: the column letters as titles, the values typed in
+    for address, value in {"D1": "D", "E1": "E", "D2": 20, "E2": "yes", "D3": -10}.items():
+        ws[address] = value
+    ws["E3"], ws["A4"], ws["D4"] = "no", "Total", 10
+    wb.save(workspace / "budget.xlsx")
+    failed = results()
+    assert failed["the task's column titles"] == (
+        "the task titles column D 'Difference' (D1); Budget!D1 is 'D'; the task titles "
+        "column E 'Over budget' (E1); Budget!E1 is 'E'"
+    )
+    assert failed["the task's formulas"] == (
+        "budget.xlsx: Budget!D2, E2, D3, E3 ... hold typed-in values (5 cell(s)); the task "
+        "asks for formulas there (text starting with '=')"
+    )  # the label "Total" in A4, a single cell, is not counted
+    ws["D1"], ws["E1"] = "difference", "Over budget "
+    for r in (2, 3):
+        ws[f"D{r}"], ws[f"E{r}"] = f"=C{r}-B{r}", f'=IF(C{r}>B{r},"yes","no")'
+    ws["D4"] = "=SUM(D2:D3)"
+    wb.save(workspace / "budget.xlsx")
+    assert not {"the task's column titles", "the task's formulas"} & set(results())
+
+
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):
     wb = openpyxl.Workbook()
     ws = wb.active

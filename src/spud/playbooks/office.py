@@ -17,6 +17,7 @@ from spud.playbooks.checks import (
     ranges_check,
 )
 from spud.playbooks.script_draft import ScriptDraft
+from spud.playbooks.sheet_shapes import sheet_checks
 from spud.sandbox.bubblewrap import Sandbox
 from spud.tools.office.slips import formula_slips, slips_text
 
@@ -113,6 +114,7 @@ class OfficeWork:
             checks.append(office_check(workspace, office, fixing, keep_sheets=keep, named=named))
             if (ranges := ranges_check(workspace, office, task)) is not None:
                 checks.append(ranges)
+            checks += sheet_checks(workspace, task, office)
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and

@@ -1,0 +1,152 @@
+"""What a task says its workbooks hold (titled columns, cells asked for as formulas), checked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from spud.core.protocols import CheckResult
+
+# 'column G titled "Line total" (G1)', "D titled Difference (D1)", "column E titled Amount with"
+TITLED = re.compile(
+    r"\b(?:column\s+)?([A-Z]{1,2})\s+(?:titled|headed|labell?ed|named)\s+"
+    r"(?:\"([^\"\n]+)\"|'([^'\n]+)'|([A-Z][\w%]*(?:\s+[\w%]+){0,3}?)\s*\(\s*\1(\d{1,5})\s*\)"
+    r"|([A-Z][\w%]*))"
+)
+TITLE_CELL = re.compile(r"\s*\(\s*([A-Z]{1,2}\d{1,5})\s*\)")
+SENTENCE = re.compile(r"[^.;\n]+(?:\.(?=\d)[^.;\n]+)*")
+Cell = tuple[str, str, str]  # (workbook, sheet, address)
+
+
+def sheet_checks(workspace: Path, task: str, books: list[str]) -> list[Any]:
+    """The titles check when the task titles columns; the formulas check when it asks for
+    formulas in cells it names; for the task's workbooks (.xlsx, .xlsm)."""
+    books = [b for b in books if b.lower().endswith((".xlsx", ".xlsm"))]
+    checks = []
+    if books and (titles := titled_columns(task)):
+        checks.append(titles_check(workspace, books, titles))
+    if books and (cells := formula_cells(task)):
+        checks.append(formulas_check(workspace, books, cells))
+    return checks
+
+
+def titled_columns(task: str) -> dict[str, str]:
+    """{header cell: title} for each column the task titles ("column D titled Price" is D1;
+    '"Line total" (G1)' names its cell)."""
+    out: dict[str, str] = {}
+    for m in TITLED.finditer(task):
+        column, title = m[1], next(g for g in (m[2], m[3], m[4], m[6]) if g)
+        row = m[5]
+        if not row and (named := TITLE_CELL.match(task, m.end())):
+            if named[1].rstrip("0123456789") == column:
+                row = named[1][len(column) :]
+        out[f"{column}{row or 1}"] = title.strip()
+    return out
+
+
+def formula_cells(task: str) -> dict[str, bool]:
+    """{cell: named in a range} for the cells the task asks for as formulas: those of the
+    clause that says formula ("D2:E16 must be formulas"), or of the nearest clause before it
+    that names cells ("B2:B5 ... and C2:C5 its average, as formulas"); clauses end at commas."""
+    from spud.playbooks.cells_draft import TASK_CELLS, named_cells
+
+    out: dict[str, bool] = {}
+    for sentence in SENTENCE.finditer(task):
+        clauses = [list(TASK_CELLS.finditer(c)) for c in sentence[0].split(",")]
+        for i, clause in enumerate(sentence[0].split(",")):
+            if not re.search(r"\bformulas?\b", clause, re.IGNORECASE):
+                continue
+            named = next((c for c in reversed(clauses[: i + 1]) if c), [])
+            for m in named:
+                for cell in named_cells(m[0]):
+                    out[cell] = out.get(cell, False) or bool(m[3])
+    return out
+
+
+def _values(workspace: Path, book: str) -> dict[tuple[str, str], Any] | None:
+    """{(sheet, address): value} of every filled cell (formulas as text); None when unreadable."""
+    from spud.tools.office.workbook import OfficeError, load_workbook
+
+    try:
+        wb = load_workbook(workspace / book)
+    except (OfficeError, OSError):
+        return None
+    return {
+        (ws.title, cell.coordinate): cell.value
+        for ws in wb.worksheets
+        for row in ws.iter_rows()
+        for cell in row
+        if cell.value is not None
+    }
+
+
+def titles_check(workspace: Path, books: list[str], titles: dict[str, str]) -> Any:
+    """A check that each column the task titles has its title in its header cell on some sheet
+    (a 1.5B's pandas script headed the task's "D titled Difference (D1)" with "D", and its
+    run ended `finished`)."""
+
+    def run() -> CheckResult:
+        now = {b: v for b in books if (workspace / b).is_file() and (v := _values(workspace, b))}
+        problems = []
+        for address, title in titles.items():
+            held = [
+                (book, sheet, value)
+                for book, values in now.items()
+                for (sheet, cell), value in values.items()
+                if cell == address
+            ]
+            if now and not any(str(v).strip().lower() == title.lower() for _, _, v in held):
+                found = ", ".join(f"{s}!{address} is {v!r}" for _, s, v in held[:3])
+                problems.append(
+                    f"the task titles column {address.rstrip('0123456789')} {title!r} "
+                    f"({address}); " + (found or f"{address} is empty on every sheet")
+                )
+        return CheckResult(
+            name="the task's column titles",
+            passed=not problems,
+            detail="; ".join(problems[:6]) or "as the task says",
+        )
+
+    return run
+
+
+def formulas_check(workspace: Path, books: list[str], cells: dict[str, bool]) -> Any:
+    """A check that the cells the task asks for as formulas, which were empty or formulas when
+    the run began, do not end as typed-in values (a 1.5B's script wrote the differences the
+    task wanted as formulas "so they follow changes" as numbers, and its run ended
+    `finished`). Text typed in a single named cell is left alone: it is a label more often
+    than a result."""
+    from spud.playbooks.cells_draft import cell_order
+
+    before = {b: _values(workspace, b) or {} for b in books if (workspace / b).is_file()}
+
+    def typed(value: Any) -> bool:
+        return value is not None and not (isinstance(value, str) and value.startswith("="))
+
+    def run() -> CheckResult:
+        found: dict[tuple[str, str], list[str]] = {}
+        for book in books:
+            if not (workspace / book).is_file() or (now := _values(workspace, book)) is None:
+                continue
+            was = before.get(book, {})
+            for (sheet, cell), value in now.items():
+                if cell in cells and typed(value) and not typed(was.get((sheet, cell))):
+                    if isinstance(value, str) and not cells[cell]:
+                        continue
+                    found.setdefault((book, sheet), []).append(cell)
+        problems = []
+        for (book, sheet), typed_in in found.items():
+            typed_in.sort(key=cell_order)
+            shown = ", ".join(typed_in[:4]) + (" ..." if len(typed_in) > 4 else "")
+            problems.append(
+                f"{book}: {sheet}!{shown} hold typed-in values ({len(typed_in)} cell(s)); the "
+                "task asks for formulas there (text starting with '=')"
+            )
+        return CheckResult(
+            name="the task's formulas",
+            passed=not problems,
+            detail="; ".join(problems[:6]) or "formulas where the task asks for them",
+        )
+
+    return run
