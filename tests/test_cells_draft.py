@@ -267,3 +267,42 @@ def test_slips_a_workbook_held_before_do_not_fail_a_task_that_does_not_fix_them(
     result, _ = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
     assert openpyxl.load_workbook(workspace / "budget.xlsx")["Q1"]["C1"].value == "Checked"
+
+
+def test_a_lookup_task_is_shown_how_a_lookup_formula_fills_a_range(workspace: Path, store):
+    orders(workspace)
+    book = openpyxl.load_workbook(workspace / "orders.xlsx")
+    shelves = book.create_sheet("Shelves")
+    for row in [["Item", "Shelf"], ["oats", "C3"], ["tea", "A1"], ["jam", "B2"]]:
+        shelves.append(row)
+    book.save(workspace / "orders.xlsx")
+    task = (
+        "In orders.xlsx add column E titled Shelf (E1) to the Orders sheet, with each item's "
+        "shelf looked up from the Shelves sheet; E2:E4 must be formulas."
+    )
+    reply = (
+        '```python\ncells = {"Orders!E1": "Shelf", '
+        '"Orders!E2:E4": "=VLOOKUP(A2, Shelves!$A$2:$B$4, 2, FALSE)"}\n```'
+    )
+    model = Drafter([reply])
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    assert '"=VLOOKUP(B2, Prices!$A$2:$B$50, 2, FALSE)"' in model.prompts[0][1].content
+    assert values(workspace / "orders.xlsx", "Orders", ["E2", "E3", "E4"]) == ["A1", "B2", "C3"]
+
+
+def test_a_formula_where_the_task_puts_a_columns_title_is_sent_back(workspace: Path, store):
+    orders(workspace)
+    task = "In orders.xlsx add column D titled Total (D1) with Qty times Price, as formulas."
+    into_title = '```python\ncells = {"Orders!D1": "=B2*C2"}\n```'
+    good = '```python\ncells = {"Orders!D1": "Total", "Orders!D2:D4": "=B2*C2"}\n```'
+    model = Drafter([into_title, good])
+    result, _ = script_run(workspace, store, model, task, office=True)
+    assert result.status == "finished", result.summary
+    told = model.prompts[1][-1].content
+    assert told.startswith(
+        'Orders!D1 is where the task puts the column\'s title, "Total": plain text, not a '
+        'formula. The column\'s formulas go in the rows below it ("Orders!D2:D4": one formula'
+    )
+    book = openpyxl.load_workbook(workspace / "orders.xlsx")
+    assert [book["Orders"][f"D{r}"].value for r in (1, 2, 4)] == ["Total", "=B2*C2", "=B4*C4"]

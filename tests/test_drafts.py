@@ -714,6 +714,25 @@ def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, 
     assert command.splitlines()[0] == f"python3 {SCRIPT_HOOK} <<'SPUD_SCRIPT'"
 
 
+def test_a_crash_inside_a_library_shows_the_scripts_line_and_the_tables_columns(tmp_path: Path):
+    import subprocess
+    import sys
+
+    (tmp_path / "stock.csv").write_text("sku,qty\nK-1,4\n")
+    script = (
+        "import pandas as pd\ndf = pd.read_csv('stock.csv')\n"
+        "both = pd.merge(df, df, on='sku', how='outer')\nboth['total'] = both['qty_a'] + 1\n"
+    )
+    run = [sys.executable, str(SCRIPT_HOOK)]
+    out = subprocess.run(run, input=script, cwd=tmp_path, capture_output=True, text=True).stderr
+    assert out.startswith(  # (the draft adds the script's source line to its frame)
+        'Traceback (most recent call last):\n  File "<stdin>", line 4, in <module>\n'
+        "  [... 2 more frame(s) inside pandas]\nKeyError: 'qty_a'\n"
+    )
+    assert "direct cause" not in out and "get_loc" not in out  # pandas' own frames and chain
+    assert "  both = DataFrame of 1 rows, columns ['sku', 'qty_x', 'qty_y']; first rows:" in out
+
+
 def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     crash = "It counts.\n```python\nopen('count.txt', 'w').write(len(open('note.txt')))\n```"

@@ -193,6 +193,23 @@ def test_an_output_line_a_word_away_from_the_tasks_example_line_is_sent_back(
     assert result.status == "finished" and "the task's example lines" in result.summary
 
 
+def test_a_csv_output_must_start_with_the_header_the_task_gives(workspace: Path, store):
+    (workspace / "team.md").write_text("| Name | Office |\n|---|---|\n| Ana | Berlin |\n")
+    task = "Write team.csv from the table in team.md, with the header name,office and one row each."
+    replies = [
+        call("write_file", path="team.csv", content="Name,Office,\nAna,Berlin,\n"),
+        call("finish", summary="written"),
+        call("write_file", path="team.csv", content="name, office\nAna,Berlin\n"),
+        call("finish", summary="written"),
+    ]
+    result, messages, _ = run_task(task, workspace, store, replies)
+    refusal = next(m for m in messages if m.kind == "check_failed").content
+    assert "team.csv: the first row is 'Name,Office,'; the task gives the header 'name,office'" in (
+        refusal
+    )
+    assert result.status == "finished" and "the task's header" in result.summary
+
+
 def test_a_sheet_the_task_names_must_be_in_the_workbook(workspace: Path):
     (workspace / "costs.csv").write_text("item,amount\ntaxi,12.5\n")
     task = "Turn costs.csv into costs.xlsx with one sheet named Expenses, the same rows."

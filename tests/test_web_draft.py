@@ -389,3 +389,60 @@ def test_an_unusable_second_pick_leaves_the_first_ones_item(workspace: Path, sto
     result, messages, _ = kettle_pick(workspace, store, "I listed every kettle above.")
     assert result.status == "finished" and result.summary.startswith("Alder Home")
     assert "bash" in called(messages)  # the first script ran
+
+
+BRANCHES = {
+    "index.html": PAGE.format(
+        title="Branches",
+        nav="",
+        main="".join(
+            f"<a href='b{i}.html'>{name} Library</a> "
+            for i, name in enumerate(["Riverside", "Old Town", "Hillcrest"], 1)
+        ),
+    ),
+    "b1.html": PAGE.format(title="Riverside", nav="", main="<p>Mon-Sat 9-18, Sun closed</p>"),
+    "b2.html": PAGE.format(title="Old Town", nav="", main="<p>Tue-Sun 10-17, Mon closed</p>"),
+    "b3.html": PAGE.format(title="Hillcrest", nav="", main="<p>Mon-Fri 9-20</p>"),
+}
+
+
+def test_which_page_fits_is_judged_page_by_page_and_the_one_that_fits_leads(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "Does this page hold what the task looks for?" in prompt:
+            return "It is open Tue-Sun.\nYES" if "Tue-Sun" in prompt else "Closed.\nNO"
+        if prompt.startswith("Of the pages read, this is the one page that fits the task:"):
+            return "ANSWER: " + prompt.split("\n", 2)[1].removeprefix("## ").split(" - ")[0]
+        return "ANSWER: Riverside"  # what a 1.5B shown every page at once said
+
+    model = Reader(reply)
+    task = "The branches are listed at {site}/index.html. Which branch is open on Sundays?"
+    with serve(BRANCHES) as site:
+        result, _ = web_run(workspace, store, model, task, site)
+    judged = [p for p in model.prompts if "Does this page hold" in p]
+    assert len(judged) == 3 and all("## Branches" not in p for p in judged)
+    assert result.status == "finished" and result.summary.startswith("Old Town [")
+    # two pages that fit, or none: the answer is asked for from all the pages at once
+    model = Reader(lambda p: "YES" if "Does this page" in p else "ANSWER: Riverside")
+    with serve(BRANCHES) as site:
+        result, _ = web_run(workspace, store, model, task, site)
+    assert result.summary.startswith("Riverside [") and "ANSWER:" in model.prompts[-1]
+
+
+def test_a_checkbox_the_task_does_not_mention_is_left_clear(workspace: Path, store, tmp_path):
+    def tick_all(prompt: str) -> str:
+        refs = dict(re.findall(r'^(e\d+): \w+ "([^"]*)"', prompt, re.MULTILINE))
+        by_name = {name: ref for ref, name in refs.items()}
+        return (
+            f"{by_name['Your name']}: Ada Lovelace\n{by_name['Send me a copy']}: yes\n"
+            f"{by_name['Newsletter']}: yes\nsubmit: {by_name['Send']}"
+        )
+
+    site_pages = dict(SITE)
+    site_pages["contact.html"] = site_pages["contact.html"].replace(" checked>", ">")
+    task = "Send a message to the shop at {site}/index.html as Ada Lovelace, with a copy to me."
+    log = tmp_path / "site.json"
+    with serve(site_pages, log=log) as site:
+        result, _ = web_run(workspace, store, Reader(tick_all), task, site)
+    assert result.status == "finished", result.summary
+    sent = json.loads(log.read_text())[-1]["fields"]
+    assert sent["copy"] == ["yes"] and "news" not in sent  # the newsletter is not asked for

@@ -27,6 +27,15 @@ CELLS_ASK = (
     '    "Stock!E21": "=SUM(E2:E20)",\n'
     "}}\n```"
 )
+# "each order's unit price looked up from the Prices sheet": a 1.5B wrote =Prices!B2 row by
+# row, as if the two sheets' rows matched
+LOOKUP = re.compile(r"\blook(?:s|ed|ing)?[ -]?up\b|\blookup\b|\bmatching\b", re.IGNORECASE)
+LOOKUP_HINT = (
+    " A value found by its key in another sheet's table is a lookup: "
+    '"Orders!F2:F20": "=VLOOKUP(B2, Prices!$A$2:$B$50, 2, FALSE)" finds B2 in the first '
+    "column of Prices!A2:B50 and gives that row's second column ($ keeps the table fixed "
+    "as the formula fills the range)."
+)
 CELLS_REPAIR = (
     "Spud wrote the cells and recalculated the workbook:\n{written}\n\nThe checks say:\n"
     "{checks}\n\nReply with the cells to change, as the dict named cells in one ```python "
@@ -69,6 +78,8 @@ class CellsDraft:
 
     def __call__(self, model: TextModel, act: Act) -> None:
         ask = f"{self.task}\n\n{self.shown}\n\n{CELLS_ASK.format(workbook=self.workbook)}"
+        if LOOKUP.search(self.task):
+            ask += LOOKUP_HINT
         chat = [Message(role="system", content=CELLS_SYSTEM), Message(role="user", content=ask)]
         unused: list[ModelReply] = []
         tried: list[dict[str, Any]] = []
@@ -84,6 +95,7 @@ class CellsDraft:
                 cells = cells_in(text)
                 writes = self.changes(self.settled(by_sheet(cells, self.sheets)))
                 self.data_kept(writes)
+                self.titles_kept(writes)
             except CellsError as exc:
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 # cells given back as written: what the checks said of them, again (a 1.5B
@@ -198,6 +210,28 @@ class CellsDraft:
                     "change. Write the new cells where the task says: empty cells, a new "
                     "column or row, or the sheet it asks for."
                 )
+
+    def titles_kept(self, writes: dict[str, dict[str, Any]]) -> None:
+        """A formula is not written where the task puts a column's title (a 1.5B asked for
+        "column E titled Average (E1)" wrote =AVERAGE(B2:D23) into E1 and no title, in two
+        tasks)."""
+        from spud.playbooks.sheet_shapes import titled_columns
+
+        for address, title in titled_columns(self.task).items():
+            for sheet, values in writes.items():
+                value = values.get(address)
+                if isinstance(value, str) and value.startswith("="):
+                    column = address.rstrip("0123456789")
+                    rows = [
+                        int(CELL.match(c)[2]) for c in self.data.get(sheet, ()) if CELL.match(c)
+                    ]
+                    last = max(rows, default=0)
+                    below = f"{column}2:{column}{last}" if last > 1 else f"{column}2 down"
+                    raise CellsError(
+                        f"{sheet}!{address} is where the task puts the column's title, "
+                        f'"{title}": plain text, not a formula. The column\'s formulas go in '
+                        f'the rows below it ("{sheet}!{below}": one formula that fills down).'
+                    )
 
 
 def same_value(held: Any, written: Any) -> bool:

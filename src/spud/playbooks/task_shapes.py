@@ -74,6 +74,13 @@ def shown(value: Any) -> str:
     return f"{json.dumps(value)[:40]} ({name})"
 
 
+# "with the header sku,name,qty_a,qty_b,total", "the header row station,rainfall_mm"
+HEADER = re.compile(
+    r"\bheader(?:\s+(?:row|line))?\s+(?:is\s+)?[`'\"]?"
+    r"([A-Za-z_][\w.-]*(?:,[A-Za-z_][\w.-]*)+)"
+)
+
+
 def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
     """The typed-keys check when the task asks for a JSON file and types some of its keys;
     the example-lines check when it asks for a text file and shows lines in backticks."""
@@ -83,6 +90,9 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
     texts = [o for o in outputs if o.rsplit(".", 1)[-1].lower() in TEXT_TYPES]
     if texts and example_lines(task):
         checks.append(example_lines_check(workspace, task, texts))
+    tables = [o for o in outputs if o.rsplit(".", 1)[-1].lower() in ("csv", "tsv")]
+    if tables and (header := task_header(task)):
+        checks.append(header_check(workspace, header, tables))
     return checks
 
 
@@ -173,6 +183,40 @@ def example_lines_check(workspace: Path, task: str, paths: list[str]) -> Any:
             name="the task's example lines",
             passed=not problems,
             detail="; ".join(problems[:4]) or "as the task shows",
+        )
+
+    return run
+
+
+def task_header(task: str) -> list[str]:
+    """The header row the task gives a CSV output, as its cells; empty when it gives none."""
+    m = HEADER.search(task)
+    return [cell.strip() for cell in m[1].split(",")] if m else []
+
+
+def header_check(workspace: Path, header: list[str], paths: list[str]) -> Any:
+    """A check that a CSV output's first row is the header the task gives (a 1.5B's script
+    wrote `Name,Team,Office,Since,` for the task's `name,team,office,since`)."""
+    import csv
+
+    def run() -> CheckResult:
+        problems: list[str] = []
+        for rel in paths:
+            try:
+                with (workspace / rel).open(encoding="utf-8", newline="") as f:
+                    sep = "\t" if rel.lower().endswith(".tsv") else ","
+                    first = next(csv.reader(f, delimiter=sep), [])
+            except (OSError, UnicodeDecodeError, csv.Error):
+                continue  # a missing or broken file is another check's to report
+            if [cell.strip() for cell in first] != header:
+                problems.append(
+                    f"{rel}: the first row is {','.join(first)!r}; the task gives the header "
+                    f"{','.join(header)!r}"
+                )
+        return CheckResult(
+            name="the task's header",
+            passed=not problems,
+            detail="; ".join(problems) or "as the task gives it",
         )
 
     return run

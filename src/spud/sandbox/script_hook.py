@@ -34,7 +34,7 @@ LOADED_HINT = (
 
 def shown(kind, exc, tb):
     """The traceback, then the names on the failing line and the frame's locals, by value."""
-    traceback.print_exception(kind, exc, tb.tb_next)
+    print(_traceback(kind, exc, tb.tb_next), end="", file=sys.stderr)
     if hint := _hint(exc, tb):
         print(hint, file=sys.stderr)
     last = None
@@ -58,7 +58,44 @@ def shown(kind, exc, tb):
     if names:
         print("Values where it failed:", file=sys.stderr)
     for k in names:
-        print(f"  {k} = {repr(scope[k])[:300]}", file=sys.stderr)
+        print(f"  {k} = {_value(scope[k])}", file=sys.stderr)
+
+
+def _traceback(kind, exc, tb):
+    """The script's own frames in full; the frames inside a library after them as one line
+    (a pandas KeyError was 20 lines of pandas' internals, then the same error chained from
+    its index engine, before the line of the script that made it)."""
+    frames = traceback.extract_tb(tb)
+    mine = [i for i, f in enumerate(frames) if f.filename == "<stdin>"]
+    if not mine or mine[-1] == len(frames) - 1:
+        return "".join(traceback.format_exception(kind, exc, tb))
+    cut = mine[-1] + 1
+    inside = frames[cut].filename.replace("\\", "/")
+    library = re.search(r"(?:site|dist)-packages/([^/]+)", inside)
+    where = library[1] if library else inside.rsplit("/", 1)[-1]
+    return "".join(
+        [
+            "Traceback (most recent call last):\n",
+            *traceback.format_list(frames[:cut]),
+            f"  [... {len(frames) - cut} more frame(s) inside {where}]\n",
+            *traceback.format_exception_only(kind, exc),
+        ]
+    )
+
+
+def _value(value):
+    """A value as the failing script's reader needs it: a pandas table by its columns and
+    first rows (its repr showed rows cut at 300 characters, never the column names a
+    KeyError was about)."""
+    kind = type(value)
+    if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
+        head = value.head(3).to_string()[:400]
+        return (
+            f"DataFrame of {len(value)} rows, columns {list(value.columns)!r}; first rows:\n{head}"
+        )
+    if kind.__module__.startswith("pandas") and kind.__name__ == "Series":
+        return f"Series {value.name!r} of {len(value)} values, first {value.head(3).tolist()!r}"
+    return repr(value)[:300]
 
 
 def _hint(exc, tb):
