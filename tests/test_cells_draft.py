@@ -301,8 +301,8 @@ def test_a_formula_where_the_task_puts_a_columns_title_is_sent_back(workspace: P
     assert result.status == "finished", result.summary
     told = model.prompts[1][-1].content
     assert told.startswith(
-        'Orders!D1 is where the task puts the column\'s title, "Total": plain text, not a '
-        'formula. The column\'s formulas go in the rows below it ("Orders!D2:D4": one formula'
+        'Orders!D1 is where the task puts the text "Total", not a formula. A column\'s formulas '
+        'go in the rows below its title ("Orders!D2:D4": one formula that fills down).'
     )
     book = openpyxl.load_workbook(workspace / "orders.xlsx")
     assert [book["Orders"][f"D{r}"].value for r in (1, 2, 4)] == ["Total", "=B2*C2", "=B4*C4"]

@@ -691,6 +691,7 @@ def test_a_script_that_saves_the_output_under_another_name_gets_it_moved(workspa
     ]
     assert commands[-1] == "mv -- 'Line count.txt' count.txt"  # a step the run shows
     assert "under the names the task gives them: count.txt" in model.prompts[0][1].content
+    assert "standard library (csv, json, re, pathlib, shutil)" in model.prompts[0][1].content
 
 
 def test_a_crashing_script_is_shown_the_values_where_it_failed(workspace: Path, store):

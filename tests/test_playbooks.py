@@ -253,7 +253,8 @@ def test_the_task_s_titled_columns_and_formulas_are_checked_on_the_workbook(work
     task = (
         "budget.xlsx has a sheet Budget. Add column D titled Difference (D1) with Actual minus "
         'Planned, and E titled "Over budget" (E1) saying yes or no. Use formulas in D2:E3, '
-        "and put Total in A4 with the sum of the differences in D4 as a formula."
+        "and put Total in A4 with the sum of the differences in D4 as a formula. Put "
+        '"Total" in A5.'
     )
     brief = brief_for(task, workspace, Sandbox(SandboxConfig(workspace=workspace)))
     assert brief is not None
@@ -268,9 +269,9 @@ def test_the_task_s_titled_columns_and_formulas_are_checked_on_the_workbook(work
     ws["E3"], ws["A4"], ws["D4"] = "no", "Total", 10
     wb.save(workspace / "budget.xlsx")
     failed = results()
-    assert failed["the task's column titles"] == (
-        "the task titles column D 'Difference' (D1); Budget!D1 is 'D'; the task titles "
-        "column E 'Over budget' (E1); Budget!E1 is 'E'"
+    assert failed["the task's titles"] == (
+        "the task puts 'Total' in A5; A5 is empty on every sheet; the task puts 'Difference' "
+        "in D1; Budget!D1 is 'D'; the task puts 'Over budget' in E1; Budget!E1 is 'E'"
     )
     assert failed["the task's formulas"] == (
         "budget.xlsx: Budget!D2, E2, D3, E3 ... hold typed-in values (5 cell(s)); the task "
@@ -281,7 +282,9 @@ def test_the_task_s_titled_columns_and_formulas_are_checked_on_the_workbook(work
         ws[f"D{r}"], ws[f"E{r}"] = f"=C{r}-B{r}", f'=IF(C{r}>B{r},"yes","no")'
     ws["D4"] = "=SUM(D2:D3)"
     wb.save(workspace / "budget.xlsx")
-    assert not {"the task's column titles", "the task's formulas"} & set(results())
+    ws["A5"] = "Total"
+    wb.save(workspace / "budget.xlsx")
+    assert not {"the task's titles", "the task's formulas"} & set(results())
 
 
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):

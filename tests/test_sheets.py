@@ -111,6 +111,21 @@ def test_a_write_names_a_formula_among_the_header_rows_titles(book: Path, worksp
     assert "formulas to check" not in fixed.output
 
 
+def test_a_write_names_a_row_formula_whose_range_runs_down_past_its_row(
+    book: Path, workspace: Path
+):
+    cells = {"D1": "Average", **{f"D{r}": f"=AVERAGE(B{r}:C{r + 2})" for r in (2, 3)}}
+    res = _run(SheetWrite, workspace, path="sales.xlsx", cells=cells)
+    assert res.ok, res.output
+    assert (
+        "D2 =AVERAGE(B2:C4): its range B2:C4 runs from its own row down to row 4, and filled "
+        "down the column it moves with each row; one row's cells would be B2:C2"
+    ) in res.output
+    own = {f"D{r}": f"=AVERAGE(B{r}:C{r})" for r in (2, 3, 4)}
+    fixed = _run(SheetWrite, workspace, path="sales.xlsx", cells=own)
+    assert "formulas to check" not in fixed.output
+
+
 def test_cross_sheet_and_named_ranges_compute(book: Path):
     r = recalculate(load_workbook(book))
     assert r.value("Summary", "B1") == 90

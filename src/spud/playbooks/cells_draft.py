@@ -212,26 +212,29 @@ class CellsDraft:
                 )
 
     def titles_kept(self, writes: dict[str, dict[str, Any]]) -> None:
-        """A formula is not written where the task puts a column's title (a 1.5B asked for
-        "column E titled Average (E1)" wrote =AVERAGE(B2:D23) into E1 and no title, in two
-        tasks)."""
-        from spud.playbooks.sheet_shapes import titled_columns
+        """A formula is not written where the task puts a text: a column's title or a quoted
+        label (a 1.5B asked for "column E titled Average (E1)" wrote =AVERAGE(B2:D23) into E1
+        and no title, in two tasks)."""
+        from spud.playbooks.sheet_shapes import titled_cells
 
-        for address, title in titled_columns(self.task).items():
+        for address, title in titled_cells(self.task).items():
             for sheet, values in writes.items():
                 value = values.get(address)
-                if isinstance(value, str) and value.startswith("="):
-                    column = address.rstrip("0123456789")
-                    rows = [
-                        int(CELL.match(c)[2]) for c in self.data.get(sheet, ()) if CELL.match(c)
-                    ]
+                if not (isinstance(value, str) and value.startswith("=")):
+                    continue
+                told = (
+                    f'{sheet}!{address} is where the task puts the text "{title}", not a formula.'
+                )
+                if address.endswith("1") and address[-2].isalpha():  # a column's title
+                    column = address[:-1]
+                    rows = [int(m[2]) for c in self.data.get(sheet, ()) if (m := CELL.match(c))]
                     last = max(rows, default=0)
                     below = f"{column}2:{column}{last}" if last > 1 else f"{column}2 down"
-                    raise CellsError(
-                        f"{sheet}!{address} is where the task puts the column's title, "
-                        f'"{title}": plain text, not a formula. The column\'s formulas go in '
-                        f'the rows below it ("{sheet}!{below}": one formula that fills down).'
+                    told += (
+                        " A column's formulas go in the rows below its title "
+                        f'("{sheet}!{below}": one formula that fills down).'
                     )
+                raise CellsError(told)
 
 
 def same_value(held: Any, written: Any) -> bool:

@@ -13,6 +13,11 @@ from spud.playbooks.task_shapes import shape_checks
 from spud.sandbox.bubblewrap import Sandbox
 
 # A command the task asks to run: in backticks, or "run python3 x.py" in the text.
+# The 1.5B's pandas went wrong where plain Python would not: a merge's qty_x/qty_y read as
+# qty_a, a markdown table read with read_csv, then read_html, counts over a filtered frame.
+PLAIN = (
+    "; use Python's standard library (csv, json, re, pathlib, shutil) and plain loops, not pandas"
+)
 RUN = re.compile(r"`((?:python3?|bash|sh|node) [^`]+)`|\brun (python3? [\w./-]+\.py)\b")
 CHORE_WORDS = re.compile(
     r"\b(files?|folders?|director(?:y|ies)|csv|json|logs?|rename|move|convert|count|extract|"
@@ -63,6 +68,7 @@ class FileChores:
                 task,
                 shown,
                 verifier,
+                PLAIN,
                 save_as=_script_asked(outputs),
                 run=command,
                 workspace=workspace,

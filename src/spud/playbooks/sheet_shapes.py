@@ -14,6 +14,8 @@ TITLED = re.compile(
     r"(?:\"([^\"\n]+)\"|'([^'\n]+)'|([A-Z][\w%]*(?:\s+[\w%]+){0,3}?)\s*\(\s*\1(\d{1,5})\s*\)"
     r"|([A-Z][\w%]*))"
 )
+# '"Class average" in A1', '"Total" in A32': a label the task quotes for a cell
+LABEL = re.compile(r"[\"“]([^\"”\n]{1,40})[\"”] in ([A-Z]{1,2}\d{1,5})\b")
 TITLE_CELL = re.compile(r"\s*\(\s*([A-Z]{1,2}\d{1,5})\s*\)")
 SENTENCE = re.compile(r"[^.;\n]+(?:\.(?=\d)[^.;\n]+)*")
 Cell = tuple[str, str, str]  # (workbook, sheet, address)
@@ -24,17 +26,18 @@ def sheet_checks(workspace: Path, task: str, books: list[str]) -> list[Any]:
     formulas in cells it names; for the task's workbooks (.xlsx, .xlsm)."""
     books = [b for b in books if b.lower().endswith((".xlsx", ".xlsm"))]
     checks = []
-    if books and (titles := titled_columns(task)):
+    if books and (titles := titled_cells(task)):
         checks.append(titles_check(workspace, books, titles))
     if books and (cells := formula_cells(task)):
         checks.append(formulas_check(workspace, books, cells))
     return checks
 
 
-def titled_columns(task: str) -> dict[str, str]:
-    """{header cell: title} for each column the task titles ("column D titled Price" is D1;
-    '"Line total" (G1)' names its cell)."""
-    out: dict[str, str] = {}
+def titled_cells(task: str) -> dict[str, str]:
+    """{cell: text} for each column the task titles ("column D titled Price" is D1;
+    '"Line total" (G1)' names its cell) and each label it quotes for a cell ('"Total" in
+    A32')."""
+    out: dict[str, str] = {m[2]: m[1].strip() for m in LABEL.finditer(task)}
     for m in TITLED.finditer(task):
         column, title = m[1], next(g for g in (m[2], m[3], m[4], m[6]) if g)
         row = m[5]
@@ -82,8 +85,8 @@ def _values(workspace: Path, book: str) -> dict[tuple[str, str], Any] | None:
 
 
 def titles_check(workspace: Path, books: list[str], titles: dict[str, str]) -> Any:
-    """A check that each column the task titles has its title in its header cell on some sheet
-    (a 1.5B's pandas script headed the task's "D titled Difference (D1)" with "D", and its
+    """A check that each cell the task titles holds its title on some sheet (a 1.5B's pandas
+    script headed the task's "D titled Difference (D1)" with "D", and its
     run ended `finished`)."""
 
     def run() -> CheckResult:
@@ -99,11 +102,11 @@ def titles_check(workspace: Path, books: list[str], titles: dict[str, str]) -> A
             if now and not any(str(v).strip().lower() == title.lower() for _, _, v in held):
                 found = ", ".join(f"{s}!{address} is {v!r}" for _, s, v in held[:3])
                 problems.append(
-                    f"the task titles column {address.rstrip('0123456789')} {title!r} "
-                    f"({address}); " + (found or f"{address} is empty on every sheet")
+                    f"the task puts {title!r} in {address}; "
+                    + (found or f"{address} is empty on every sheet")
                 )
         return CheckResult(
-            name="the task's column titles",
+            name="the task's titles",
             passed=not problems,
             detail="; ".join(problems[:6]) or "as the task says",
         )

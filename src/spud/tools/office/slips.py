@@ -11,6 +11,8 @@ from typing import Any
 from spud.tools.office.formula import formula_shape, formula_text, quote_sheet
 
 MAX_SLIPS = 12
+# B2:D23, each row number without $ (both move when the formula is filled down)
+MOVING = re.compile(r"(?<![A-Za-z0-9_$])\$?([A-Z]{1,3})(\d+):\$?([A-Z]{1,3})(\d+)(?![\d(])")
 # =SUM(B2:B12), the whole formula one aggregate of one range on the formula's own sheet
 AGGREGATE = re.compile(
     r"^=\s*(SUM|AVERAGE|MIN|MAX|COUNT|COUNTA|PRODUCT)\(\s*\$?([A-Z]{1,3})\$?(\d+)\s*:"
@@ -45,6 +47,7 @@ def formula_slips(wb: Any) -> list[Slip]:
                 _unlike_neighbours(formulas, row, col)
                 or _short_sum(cells, text, row, col)
                 or _among_titles(cells, row, col)
+                or _runs_down(formulas, text, row, col)
             )
             if why:
                 slips.append(Slip(ws.title, _address(row, col), text, why))
@@ -112,6 +115,26 @@ def _among_titles(cells: dict[tuple[int, int], Any], row: int, col: int) -> str:
     if len(titles) < 2 or len(titles) < len(others) or not _number_like(cells.get((row + 1, col))):
         return ""
     return "a formula among the header row's titles (text); a column's title is text"
+
+
+def _runs_down(formulas: dict[tuple[int, int], str], text: str, row: int, col: int) -> str:
+    """Why a formula filled down a column (the one above or below it has its shape) has a
+    range that starts at its own row and runs down past it: filled down, the range moves
+    with the row (a 1.5B's "E2:E23": "=AVERAGE(B2:D23)" gave E3 =AVERAGE(B3:D24), each
+    student's average taken over the rows below too)."""
+    here = _shape(text, row, col)
+    if not here or not any(
+        _shape(formulas.get(at, ""), *at) == here for at in ((row - 1, col), (row + 1, col))
+    ):
+        return ""
+    for m in MOVING.finditer(text):
+        if int(m[2]) == row and int(m[4]) > row:
+            own = f"{m[1]}{row}:{m[3]}{row}"
+            return (
+                f"its range {m[0]} runs from its own row down to row {m[4]}, and filled down "
+                f"the column it moves with each row; one row's cells would be {own}"
+            )
+    return ""
 
 
 def _number_like(value: Any) -> bool:
