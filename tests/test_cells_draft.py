@@ -68,7 +68,7 @@ def test_a_reply_without_cells_is_told_why_and_the_next_one_is_written(workspace
     book.save(workspace / "orders.xlsx")
     bad = '```python\ncells = {"Orders!D2:D": "=B2*C2"}\n```'
     unasked = '```python\ncells = {"Sheet1!D2:D4": "=B2*C2"}\n```'  # no such sheet, not asked
-    good = '```python\ncells = {"Orders!D2:D4": "=B2*C2"}\n```'
+    good = '```python\ncells = {"Orders!D1": "Line total", "Orders!D2:D4": "=B2*C2"}\n```'
     model = Drafter([bad, unasked, good])
     result, _ = script_run(workspace, store, model, TASK, office=True)
     assert result.status == "finished", result.summary
@@ -89,7 +89,8 @@ def test_cells_that_fail_their_checks_get_the_values_and_then_a_script_takes_ove
     third = '```python\ncells = {"Orders!D2": "=1/0"}\n```'
     script = (
         "```python\nimport openpyxl\nwb = openpyxl.load_workbook('orders.xlsx')\n"
-        "ws = wb['Orders']\nfor r in range(2, 5):\n    ws[f'D{r}'] = f'=B{r}*C{r}'\n"
+        "ws = wb['Orders']\nws['D1'] = 'Line total'\nfor r in range(2, 5):\n"
+        "    ws[f'D{r}'] = f'=B{r}*C{r}'\n"
         "wb.save('orders.xlsx')\n```"
     )
     model = Drafter([broken, again, third, script])
@@ -106,7 +107,8 @@ def test_cells_given_back_unchanged_are_told_what_the_checks_said_again(workspac
     titled = '```python\ncells = {"Orders!D1": "=B1*C1", "Orders!D2:D4": "=B2*C2"}\n```'
     good = '```python\ncells = {"Orders!D1": "Line total", "Orders!D2:D4": "=B2*C2"}\n```'
     model = Drafter([titled, titled, good])
-    result, _ = script_run(workspace, store, model, TASK, office=True)
+    task = TASK.replace('Put "Line total" in D1', "Put a title in D1")  # no text to hold to
+    result, _ = script_run(workspace, store, model, task, office=True)
     assert result.status == "finished", result.summary
     told = model.prompts[2][-1].content
     assert told.startswith("Every cell in your dict already holds exactly that")
