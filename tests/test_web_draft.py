@@ -408,8 +408,8 @@ BRANCHES = {
 
 def test_which_page_fits_is_judged_page_by_page_and_the_one_that_fits_leads(workspace: Path, store):
     def reply(prompt: str) -> str:
-        if "Does this page hold what the task looks for?" in prompt:
-            return "It is open Tue-Sun.\nYES" if "Tue-Sun" in prompt else "Closed.\nNO"
+        if prompt.endswith("Is this branch open on Sundays? Answer YES or NO."):
+            return "YES" if "Tue-Sun" in prompt else "NO"
         if prompt.startswith("Of the pages read, this is the one page that fits the task:"):
             return "ANSWER: " + prompt.split("\n", 2)[1].removeprefix("## ").split(" - ")[0]
         return "ANSWER: Riverside"  # what a 1.5B shown every page at once said
@@ -418,11 +418,11 @@ def test_which_page_fits_is_judged_page_by_page_and_the_one_that_fits_leads(work
     task = "The branches are listed at {site}/index.html. Which branch is open on Sundays?"
     with serve(BRANCHES) as site:
         result, _ = web_run(workspace, store, model, task, site)
-    judged = [p for p in model.prompts if "Does this page hold" in p]
+    judged = [p for p in model.prompts if p.endswith("Answer YES or NO.")]
     assert len(judged) == 3 and all("## Branches" not in p for p in judged)
     assert result.status == "finished" and result.summary.startswith("Old Town [")
     # two pages that fit, or none: the answer is asked for from all the pages at once
-    model = Reader(lambda p: "YES" if "Does this page" in p else "ANSWER: Riverside")
+    model = Reader(lambda p: "Yes." if p.endswith("YES or NO.") else "ANSWER: Riverside")
     with serve(BRANCHES) as site:
         result, _ = web_run(workspace, store, model, task, site)
     assert result.summary.startswith("Riverside [") and "ANSWER:" in model.prompts[-1]
@@ -446,3 +446,19 @@ def test_a_checkbox_the_task_does_not_mention_is_left_clear(workspace: Path, sto
     assert result.status == "finished", result.summary
     sent = json.loads(log.read_text())[-1]["fields"]
     assert sent["copy"] == ["yes"] and "news" not in sent  # the newsletter is not asked for
+
+
+def test_a_which_question_is_asked_of_one_item():
+    from spud.playbooks.web_draft import yes_no_question
+
+    assert yes_no_question("Which branch is open on Sundays? Check each") == (
+        "Is this branch open on Sundays?"
+    )
+    assert yes_no_question("Tell me which of our engineers speaks Japanese.") == (
+        "Does this engineer speak Japanese?"
+    )
+    assert yes_no_question("which one has a lifetime warranty") == (
+        "Does this item have a lifetime warranty?"
+    )
+    assert yes_no_question("Which of the shops linked from the index delivers to Norway?") == ""
+    assert yes_no_question("Tell me the price of the peeler.") == ""
