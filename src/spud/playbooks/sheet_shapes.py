@@ -84,6 +84,19 @@ def _values(workspace: Path, book: str) -> dict[tuple[str, str], Any] | None:
     }
 
 
+def _referenced(values: dict[tuple[str, str], Any]) -> dict[str, set[str]]:
+    """{sheet: cells its own formulas refer to} ("=SUM(B2:B4)" in B5 makes B2:B4 inputs)."""
+    from spud.playbooks.cells_draft import TASK_CELLS, named_cells
+
+    out: dict[str, set[str]] = {}
+    for (sheet, _), value in values.items():
+        if isinstance(value, str) and value.startswith("="):
+            for m in TASK_CELLS.finditer(value):
+                if value[m.start() - 1] != "!":
+                    out.setdefault(sheet, set()).update(named_cells(m[0]))
+    return out
+
+
 def titles_check(workspace: Path, books: list[str], titles: dict[str, str]) -> Any:
     """A check that each cell the task titles holds its title on some sheet (a 1.5B's pandas
     script headed the task's "D titled Difference (D1)" with "D", and its
@@ -133,9 +146,12 @@ def formulas_check(workspace: Path, books: list[str], cells: dict[str, bool]) ->
             if not (workspace / book).is_file() or (now := _values(workspace, book)) is None:
                 continue
             was = before.get(book, {})
+            inputs = _referenced(now)
             for (sheet, cell), value in now.items():
                 if cell in cells and typed(value) and not typed(was.get((sheet, cell))):
                     if isinstance(value, str) and not cells[cell]:
+                        continue
+                    if cell in inputs.get(sheet, ()):  # what a formula adds up: data
                         continue
                     found.setdefault((book, sheet), []).append(cell)
         problems = []
