@@ -146,14 +146,17 @@ def test_a_sum_goes_to_a_script_with_the_values_as_data(workspace: Path, store):
     assert "bash" in called(messages)
 
 
-def fill_form(prompt: str) -> str:
+def form_reply(prompt: str, values: dict[str, str]) -> str:
+    """`ref: value` lines for the form the prompt lists, the fields given by their names."""
     refs = dict(re.findall(r'^(e\d+): \w+ "([^"]*)"', prompt, re.MULTILINE))
     by_name = {name: ref for ref, name in refs.items()}
-    return (
-        f"{by_name['Your name']}: Ada Lovelace\n{by_name['Topic']}: Billing\n"
-        f"{by_name['Send me a copy']}: check\n{by_name['Newsletter']}: uncheck\n"
-        f"submit: {by_name['Send']}"
-    )
+    lines = [f"{by_name[name]}: {value}" for name, value in values.items()]
+    return "\n".join([*lines, f"submit: {by_name['Send']}"])
+
+
+def fill_form(prompt: str) -> str:
+    values = {"Your name": "Ada Lovelace", "Topic": "Billing", "Send me a copy": "check"}
+    return form_reply(prompt, {**values, "Newsletter": "uncheck"})
 
 
 def test_a_form_is_filled_from_the_models_values_and_sent(workspace: Path, store, tmp_path):
@@ -430,12 +433,8 @@ def test_which_page_fits_is_judged_page_by_page_and_the_one_that_fits_leads(work
 
 def test_a_checkbox_the_task_does_not_mention_is_left_clear(workspace: Path, store, tmp_path):
     def tick_all(prompt: str) -> str:
-        refs = dict(re.findall(r'^(e\d+): \w+ "([^"]*)"', prompt, re.MULTILINE))
-        by_name = {name: ref for ref, name in refs.items()}
-        return (
-            f"{by_name['Your name']}: Ada Lovelace\n{by_name['Send me a copy']}: yes\n"
-            f"{by_name['Newsletter']}: yes\nsubmit: {by_name['Send']}"
-        )
+        ticks = {"Send me a copy": "yes", "Newsletter": "yes"}
+        return form_reply(prompt, {"Your name": "Ada Lovelace", **ticks})
 
     site_pages = dict(SITE)
     site_pages["contact.html"] = site_pages["contact.html"].replace(" checked>", ">")
