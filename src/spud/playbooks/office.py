@@ -40,9 +40,9 @@ EDITS = re.compile(
 DROPS_SHEETS = re.compile(r"\b(?:remove|delete|drop|rename)\b[^.]*\bsheets?\b", re.IGNORECASE)
 FIXES = re.compile(r"\b(?:fix|wrong|incorrect|mistakes?|errors?|broken)\b", re.IGNORECASE)
 LIBRARIES = (
-    "; openpyxl, python-docx and python-pptx are installed (use them and plain Python, not "
-    "pandas: its to_excel rewrites a workbook without its formulas, titles and other sheets). "
-    "Formulas go in as text "
+    "; openpyxl, pandas, python-docx and python-pptx are installed (write workbooks with "
+    "openpyxl, not pandas: its to_excel rewrites a workbook without its formulas, titles and "
+    "other sheets). Formulas go in as text "
     "starting with '=' (openpyxl keeps them; the workbook is recalculated when it is checked)"
 )
 
