@@ -448,7 +448,7 @@ def test_a_checkbox_the_task_does_not_mention_is_left_clear(workspace: Path, sto
 
 
 def test_a_which_question_is_asked_of_one_item():
-    from spud.playbooks.web_draft import yes_no_question
+    from spud.playbooks.task_shapes import yes_no_question
 
     assert yes_no_question("Which branch is open on Sundays? Check each") == (
         "Is this branch open on Sundays?"

@@ -20,7 +20,18 @@ _PLAYBOOKS: dict[str, Playbook] = {}
 _LOADING = threading.RLock()
 _LOADED: list[bool] = []
 # modules of this package that are not playbooks
-_SUPPORT = {"base", "cells_draft", "checks", "draft", "script_draft", "web_draft"}
+_SUPPORT = {
+    "base",
+    "cells_draft",
+    "checks",
+    "draft",
+    "expected",
+    "script_draft",
+    "sheet_shapes",
+    "task_shapes",
+    "web_draft",
+    "web_rows",
+}
 
 
 def playbook(cls: type) -> type:

@@ -11,6 +11,13 @@ from typing import Any
 from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, Opening, TextModel, Verifier
 from spud.playbooks.draft import BLOCK, REDRAFT_TEMPERATURE, said, usage_of
+from spud.playbooks.sheet_shapes import (
+    CELL,
+    MAX_CELLS,
+    cell_order,
+    named_cells,
+    titled_cells,
+)
 
 CELLS_SYSTEM = "You are an expert spreadsheet user. You edit workbooks with Excel formulas."
 CELLS_ASK = (
@@ -41,9 +48,6 @@ CELLS_REPAIR = (
     "{checks}\n\nReply with the cells to change, as the dict named cells in one ```python "
     "block whose first line is a comment on what is wrong."
 )
-CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
-TASK_CELLS = re.compile(r"(?<![\w$])\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?\b")
-MAX_CELLS = 5000
 # a `"key": "=formula",` line of a cells dict, the formula up to the line's last quote mark
 FORMULA_LINE = re.compile(
     r'^(\s*)("[^"\n]+"|\'[^\'\n]+\')\s*:\s*"(=[^\n]*)"(\s*,?\s*(?:#[^\n]*)?)$', re.MULTILINE
@@ -215,7 +219,6 @@ class CellsDraft:
         """A formula is not written where the task puts a text: a column's title or a quoted
         label (a 1.5B asked for "column E titled Average (E1)" wrote =AVERAGE(B2:D23) into E1
         and no title, in two tasks)."""
-        from spud.playbooks.sheet_shapes import titled_cells
 
         for address, title in titled_cells(self.task).items():
             for sheet, values in writes.items():
@@ -338,25 +341,3 @@ def known_sheet(name: str, sheets: list[str]) -> str:
     if not name:
         return sheets[0]
     return next((s for s in sheets if s.lower() == name.lower()), name)
-
-
-def named_cells(task: str) -> set[str]:
-    """The cells a task names, as addresses ("B3", "C2:C3" as C2 and C3; sheets ignored)."""
-    from openpyxl.utils import get_column_letter
-    from openpyxl.utils.cell import column_index_from_string
-
-    out: set[str] = set()
-    for m in TASK_CELLS.finditer(task):
-        c1, r1 = column_index_from_string(m[1]), int(m[2])
-        c2, r2 = (column_index_from_string(m[3]), int(m[4])) if m[3] else (c1, r1)
-        if (c2 - c1 + 1) * (r2 - r1 + 1) <= MAX_CELLS:
-            out |= {
-                f"{get_column_letter(c)}{r}" for c in range(c1, c2 + 1) for r in range(r1, r2 + 1)
-            }
-    return out
-
-
-def cell_order(address: str) -> tuple[int, str]:
-    """Row, then column: how a reader lists cells."""
-    m = CELL.match(address)
-    return (int(m[2]), m[1]) if m else (0, address)

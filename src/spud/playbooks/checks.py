@@ -155,7 +155,7 @@ def ranges_check(workspace: Path, paths: list[str], task: str) -> Check | None:
     began is not left filled in part (a 1.5B wrote C2:C4 of the task's "C2:C5 its average",
     and the run ended `finished`), in every workbook the task names; None when it names no
     range. A single cell is not checked: a 1.5B told of an empty label cell did worse."""
-    from spud.playbooks.cells_draft import TASK_CELLS, cell_order, named_cells
+    from spud.playbooks.sheet_shapes import TASK_CELLS, cell_order, named_cells
 
     ranges = [m[0] for m in TASK_CELLS.finditer(task) if m[3]]
     books = [p for p in paths if p.lower().endswith((".xlsx", ".xlsm"))]

@@ -17,6 +17,9 @@ TITLED = re.compile(
 # '"Class average" in A1', '"Total" in A32': a label the task quotes for a cell
 LABEL = re.compile(r"[\"“]([^\"”\n]{1,40})[\"”] in ([A-Z]{1,2}\d{1,5})\b")
 TITLE_CELL = re.compile(r"\s*\(\s*([A-Z]{1,2}\d{1,5})\s*\)")
+CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
+TASK_CELLS = re.compile(r"(?<![\w$])\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?\b")
+MAX_CELLS = 5000
 SENTENCE = re.compile(r"[^.;\n]+(?:\.(?=\d)[^.;\n]+)*")
 Cell = tuple[str, str, str]  # (workbook, sheet, address)
 
@@ -52,8 +55,6 @@ def formula_cells(task: str) -> dict[str, bool]:
     """{cell: named in a range} for the cells the task asks for as formulas: those of the
     clause that says formula ("D2:E16 must be formulas"), or of the nearest clause before it
     that names cells ("B2:B5 ... and C2:C5 its average, as formulas"); clauses end at commas."""
-    from spud.playbooks.cells_draft import TASK_CELLS, named_cells
-
     out: dict[str, bool] = {}
     for sentence in SENTENCE.finditer(task):
         clauses = [list(TASK_CELLS.finditer(c)) for c in sentence[0].split(",")]
@@ -86,8 +87,6 @@ def _values(workspace: Path, book: str) -> dict[tuple[str, str], Any] | None:
 
 def _referenced(values: dict[tuple[str, str], Any]) -> dict[str, set[str]]:
     """{sheet: cells its own formulas refer to} ("=SUM(B2:B4)" in B5 makes B2:B4 inputs)."""
-    from spud.playbooks.cells_draft import TASK_CELLS, named_cells
-
     out: dict[str, set[str]] = {}
     for (sheet, _), value in values.items():
         if isinstance(value, str) and value.startswith("="):
@@ -133,8 +132,6 @@ def formulas_check(workspace: Path, books: list[str], cells: dict[str, bool]) ->
     task wanted as formulas "so they follow changes" as numbers, and its run ended
     `finished`). Text typed in a single named cell is left alone: it is a label more often
     than a result."""
-    from spud.playbooks.cells_draft import cell_order
-
     before = {b: _values(workspace, b) or {} for b in books if (workspace / b).is_file()}
 
     def typed(value: Any) -> bool:
@@ -169,3 +166,25 @@ def formulas_check(workspace: Path, books: list[str], cells: dict[str, bool]) ->
         )
 
     return run
+
+
+def named_cells(task: str) -> set[str]:
+    """The cells a task names, as addresses ("B3", "C2:C3" as C2 and C3; sheets ignored)."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.utils.cell import column_index_from_string
+
+    out: set[str] = set()
+    for m in TASK_CELLS.finditer(task):
+        c1, r1 = column_index_from_string(m[1]), int(m[2])
+        c2, r2 = (column_index_from_string(m[3]), int(m[4])) if m[3] else (c1, r1)
+        if (c2 - c1 + 1) * (r2 - r1 + 1) <= MAX_CELLS:
+            out |= {
+                f"{get_column_letter(c)}{r}" for c in range(c1, c2 + 1) for r in range(r1, r2 + 1)
+            }
+    return out
+
+
+def cell_order(address: str) -> tuple[int, str]:
+    """Row, then column: how a reader lists cells."""
+    m = CELL.match(address)
+    return (int(m[2]), m[1]) if m else (0, address)

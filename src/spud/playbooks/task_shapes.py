@@ -1,4 +1,4 @@
-"""What a task says its outputs look like (key types, example lines), checked on the outputs."""
+"""What a task says: its outputs' shapes (checked on the outputs) and its which-question."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from typing import Any
 
 from spud.core.protocols import CheckResult
 
+# "Which branch is open on Sundays?": asked of each page alone as "Is this branch open on
+# Sundays?" (a 1.5B shown the three pages at once, or asked whether a page "holds what the task
+# looks for", picked a branch whose page says "Sun closed"; asked that question, it did not)
+WHICH = re.compile(
+    r"\bwhich (?:one|(?:of (?:the|our|these|its|their) )?(\w+)) "
+    r"(is|are|was|were|has|have|\w+s)\b ([^?.!;:\n]+)",
+    re.IGNORECASE,
+)
 # "`sku`, `name`: strings", "`price`: a number (e.g. `4.5`)", "`tags`: a list of strings"
 TYPED = re.compile(
     r"((?:`\w+`(?:\s*,\s*|\s+and\s+|\s+or\s+)?)+)\s*:\s*(?:an?\s+|the\s+)?"
@@ -220,3 +228,25 @@ def header_check(workspace: Path, header: list[str], paths: list[str]) -> Any:
         )
 
     return run
+
+
+def yes_no_question(task: str) -> str:
+    """The task's "which" question asked of one item ("Which branch is open on Sundays?" is
+    "Is this branch open on Sundays?", "which shop delivers to Norway" is "Does this shop
+    deliver to Norway?"); empty when the task asks none."""
+    m = WHICH.search(task)
+    if not m:
+        return ""
+    noun, verb, rest = (m[1] or "item").lower(), m[2].lower(), m[3].strip()
+    noun = noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
+    if verb in ("is", "are", "was", "were"):
+        return f"Is this {noun} {rest}?"
+    if verb in ("has", "have"):
+        return f"Does this {noun} have {rest}?"
+    if verb.endswith("ies"):
+        base = verb[:-3] + "y"
+    elif verb.endswith(("sses", "shes", "ches", "xes", "oes")):
+        base = verb[:-2]
+    else:
+        base = verb[:-1]
+    return f"Does this {noun} {base} {rest}?"

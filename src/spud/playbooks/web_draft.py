@@ -13,6 +13,7 @@ from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
+from spud.playbooks.task_shapes import yes_no_question
 from spud.playbooks.web_rows import MAX_ROWS, items_literal, printed_rows, table_rows
 
 WORD = re.compile(r"[a-z0-9]{3,}")
@@ -39,14 +40,6 @@ CHOICE = re.compile(  # the task picks one of several items by a value: a script
     r"\b(cheap|dear|light|heavi|larg|small|bigg|long|short|low|high|fast|slow|lat|earli|new|old"
     r"|near|few)(er|est)\b|\b(most|least)\b"
     r"|\bon \d{1,2} (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
-    re.IGNORECASE,
-)
-# "Which branch is open on Sundays?": asked of each page alone as "Is this branch open on
-# Sundays?" (a 1.5B shown the three pages at once, or asked whether a page "holds what the task
-# looks for", picked a branch whose page says "Sun closed"; asked that question, it did not)
-WHICH = re.compile(
-    r"\bwhich (?:one|(?:of (?:the|our|these|its|their) )?(\w+)) "
-    r"(is|are|was|were|has|have|\w+s)\b ([^?.!;:\n]+)",
     re.IGNORECASE,
 )
 VERDICT = re.compile(r"\b(YES|NO)\b")
@@ -529,28 +522,6 @@ def uncovered(script: str, pages: list[str]) -> str:
         else:
             left_out.append(_title(page))
     return ", ".join(f'"{title}"' for title in left_out) if covered else ""
-
-
-def yes_no_question(task: str) -> str:
-    """The task's "which" question asked of one item ("Which branch is open on Sundays?" is
-    "Is this branch open on Sundays?", "which shop delivers to Norway" is "Does this shop
-    deliver to Norway?"); empty when the task asks none."""
-    m = WHICH.search(task)
-    if not m:
-        return ""
-    noun, verb, rest = (m[1] or "item").lower(), m[2].lower(), m[3].strip()
-    noun = noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
-    if verb in ("is", "are", "was", "were"):
-        return f"Is this {noun} {rest}?"
-    if verb in ("has", "have"):
-        return f"Does this {noun} have {rest}?"
-    if verb.endswith("ies"):
-        base = verb[:-3] + "y"
-    elif verb.endswith(("sses", "shes", "ches", "xes", "oes")):
-        base = verb[:-2]
-    else:
-        base = verb[:-1]
-    return f"Does this {noun} {base} {rest}?"
 
 
 def _title(page: str) -> str:
