@@ -287,6 +287,36 @@ def test_the_task_s_titled_columns_and_formulas_are_checked_on_the_workbook(work
     assert not {"the task's titles", "the task's formulas"} & set(results())
 
 
+def test_numbers_written_as_text_fail_the_numbers_check(workspace: Path):
+    wb = openpyxl.Workbook()
+    wb.active.title = "Expenses"
+    wb.active.append(["date", "amount", "code", "old"])
+    wb.active.append(["2024-01-02", 1, 1, "7.5"])  # "7.5" was text before the run: left alone
+    wb.save(workspace / "expenses.xlsx")
+    task = "Copy expenses.csv into expenses.xlsx, and put Total in C27 with their sum."
+    brief = brief_for(task, workspace, Sandbox(SandboxConfig(workspace=workspace)))
+    assert brief is not None
+
+    def numbers() -> tuple[bool, str]:
+        found = next(c for c in brief.verifier.check() if c.name == "numbers as numbers")
+        return found.passed, found.detail
+
+    ws = wb.active
+    # a script's copy of a CSV: every value a string; codes are text, amounts should not be
+    ws["B2"], ws["C2"], ws["B3"], ws["C3"], ws["B4"] = "276.73", "1042", "12", "0007", "=B2+B3"
+    wb.save(workspace / "expenses.xlsx")
+    assert numbers() == (
+        False,
+        "expenses.xlsx: Expenses!B2, B3 hold numbers as text (2 cell(s), '276.73'): formulas "
+        "do not add text; write them as numbers (float(value) for a CSV's text)",
+    )
+    ws["B2"], ws["B3"] = 276.73, 12
+    wb.save(workspace / "expenses.xlsx")
+    assert numbers() == (True, "no numbers written as text")
+    titles = next(c for c in brief.verifier.check() if c.name == "the task's titles")
+    assert titles.detail == "the task puts 'Total' in C27; C27 is empty on every sheet"
+
+
 def test_office_playbook_shows_the_workbook_and_verifies_it(workspace: Path, store):
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -116,7 +116,8 @@ class OfficeWork:
             checks.append(office_check(workspace, office, fixing, keep_sheets=keep, named=named))
             if (ranges := ranges_check(workspace, office, task)) is not None:
                 checks.append(ranges)
-            checks += sheet_checks(workspace, task, office)
+            writes = bool(outputs) or bool(EDITS.search(task))
+            checks += sheet_checks(workspace, task, office, writes)
         context = "Spud looked at the files before you start.\n\n" + "\n\n".join(parts)
         verifier = TaskVerifier(checks=checks)
         # a text model first writes one script (openpyxl, python-docx, python-pptx), run and

@@ -16,6 +16,12 @@ TITLED = re.compile(
 )
 # '"Class average" in A1', '"Total" in A32': a label the task quotes for a cell
 LABEL = re.compile(r"[\"“]([^\"”\n]{1,40})[\"”] in ([A-Z]{1,2}\d{1,5})\b")
+# "put Total in C27": an unquoted one-word label the task puts in a cell
+PUT_LABEL = re.compile(
+    r"\b(?:put|write)\s+(?:the\s+(?:word|label|text)\s+)?([A-Z][a-z]+)\s+in\s+"
+    r"(?:(?:\w+|'[^'\n]+')!)?([A-Z]{1,2}\d{1,5})(?![!\w])"
+)
+NUMBER_TEXT = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 TITLE_CELL = re.compile(r"\s*\(\s*([A-Z]{1,2}\d{1,5})\s*\)")
 CELL = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d{1,7})$")
 TASK_CELLS = re.compile(r"(?<![\w$])\$?([A-Z]{1,3})\$?(\d{1,7})(?::\$?([A-Z]{1,3})\$?(\d{1,7}))?\b")
@@ -24,23 +30,27 @@ SENTENCE = re.compile(r"[^.;\n]+(?:\.(?=\d)[^.;\n]+)*")
 Cell = tuple[str, str, str]  # (workbook, sheet, address)
 
 
-def sheet_checks(workspace: Path, task: str, books: list[str]) -> list[Any]:
+def sheet_checks(workspace: Path, task: str, books: list[str], writes: bool = True) -> list[Any]:
     """The titles check when the task titles columns; the formulas check when it asks for
-    formulas in cells it names; for the task's workbooks (.xlsx, .xlsm)."""
+    formulas in cells it names; the numbers check when the task writes; for the task's
+    workbooks (.xlsx, .xlsm)."""
     books = [b for b in books if b.lower().endswith((".xlsx", ".xlsm"))]
     checks = []
     if books and (titles := titled_cells(task)):
         checks.append(titles_check(workspace, books, titles))
     if books and (cells := formula_cells(task)):
         checks.append(formulas_check(workspace, books, cells))
+    if books and writes:
+        checks.append(numbers_check(workspace, books))
     return checks
 
 
 def titled_cells(task: str) -> dict[str, str]:
     """{cell: text} for each column the task titles ("column D titled Price" is D1;
-    '"Line total" (G1)' names its cell) and each label it quotes for a cell ('"Total" in
-    A32')."""
-    out: dict[str, str] = {m[2]: m[1].strip() for m in LABEL.finditer(task)}
+    '"Line total" (G1)' names its cell) and each label it quotes or puts in a cell ('"Total" in
+    A32', "put Total in C27")."""
+    labels = [*PUT_LABEL.finditer(task), *LABEL.finditer(task)]
+    out: dict[str, str] = {m[2]: m[1].strip() for m in labels}
     for m in TITLED.finditer(task):
         column, title = m[1], next(g for g in (m[2], m[3], m[4], m[6]) if g)
         row = m[5]
@@ -163,6 +173,44 @@ def formulas_check(workspace: Path, books: list[str], cells: dict[str, bool]) ->
             name="the task's formulas",
             passed=not problems,
             detail="; ".join(problems[:6]) or "formulas where the task asks for them",
+        )
+
+    return run
+
+
+def numbers_check(workspace: Path, books: list[str]) -> Any:
+    """A check that the run wrote no numbers as text where they count: decimals, or cells a
+    formula of the sheet refers to (a 1.5B's script copied a CSV's amounts into a workbook as
+    strings, its =SUM of them was 0, and its run ended `finished`)."""
+    before = {b: _values(workspace, b) or {} for b in books if (workspace / b).is_file()}
+
+    def run() -> CheckResult:
+        problems = []
+        for book in books:
+            if not (workspace / book).is_file() or (now := _values(workspace, book)) is None:
+                continue
+            inputs, was = _referenced(now), before.get(book, {})
+            found: dict[str, list[str]] = {}
+            for (sheet, cell), value in now.items():
+                if (
+                    isinstance(value, str)
+                    and (m := NUMBER_TEXT.match(value))
+                    and (m[1] or cell in inputs.get(sheet, ()))
+                    and was.get((sheet, cell)) != value
+                ):
+                    found.setdefault(sheet, []).append(cell)
+            for sheet, cells in found.items():
+                cells.sort(key=cell_order)
+                shown = ", ".join(cells[:4]) + (" ..." if len(cells) > 4 else "")
+                problems.append(
+                    f"{book}: {sheet}!{shown} hold numbers as text ({len(cells)} cell(s), "
+                    f"{now[(sheet, cells[0])]!r}): formulas do not add text; write them as "
+                    "numbers (float(value) for a CSV's text)"
+                )
+        return CheckResult(
+            name="numbers as numbers",
+            passed=not problems,
+            detail="; ".join(problems[:6]) or "no numbers written as text",
         )
 
     return run
