@@ -154,6 +154,22 @@ def test_one_source_does_not_fill_the_list():
     assert [c.id for c, _, _ in rank("fact", remembered, 3, diverse)] == [1, 2, 3]
 
 
+def test_a_margin_leaves_out_hits_far_below_the_best():
+    found = [
+        candidate(1, "Rollo's Normans settled in Normandy around 911.", "doc:a#1", 0.80),
+        candidate(2, "Normandy lies in the north of France.", "doc:b#1", 0.78),
+        candidate(3, "The Normans conquered England in 1066.", "doc:c#1", 0.40),
+    ]
+    question = "When did the Normans settle in Normandy?"
+    assert [c.id for c, _, _ in rank(question, found, 3, SIMILARITY)] == [1, 2, 3]
+    near = [c.id for c, _, _ in rank(question, found, 3, Ranking(margin=0.2))]
+    assert near == [1, 2]  # 3 scores far below the best: left out
+    assert [c.id for c, _, _ in rank(question, found, 3, Ranking(same_source=0.2, margin=0.2))] == [
+        1,
+        2,
+    ]
+
+
 def test_rare_words_and_names_outweigh_common_ones():
     candidates = [
         candidate(1, "Tesla worked for Edison in New York in 1884.", "a", 0.62),

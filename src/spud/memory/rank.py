@@ -26,6 +26,7 @@ class Ranking:
     recency: float = 0.0  # the newest candidate gets this much, the oldest none
     same_source: float = 0.0  # taken off for each better hit from the same source
     pool: int = 20  # candidates re-ranked (at least 4 × k)
+    margin: float = 0.0  # hits scoring this much below the best are left out (0: none are)
 
 
 SIMILARITY = Ranking()  # before issue 14: cosine, the share of query words, fusion
@@ -122,7 +123,7 @@ def rank(
         scored.append((c, score, share))
     scored.sort(key=lambda s: s[1], reverse=True)
     if not ranking.same_source:
-        return scored[:k]
+        return _near_best(scored[:k], ranking.margin)
     chosen: list[tuple[Candidate, float, float]] = []
     seen: dict[str, int] = {}
     left = scored
@@ -132,4 +133,14 @@ def rank(
         source = source_of(best[0])
         chosen.append((best[0], best[1] - ranking.same_source * seen.get(source, 0), best[2]))
         seen[source] = seen.get(source, 0) + 1
-    return chosen
+    return _near_best(chosen, ranking.margin)
+
+
+def _near_best(
+    chosen: list[tuple[Candidate, float, float]], margin: float
+) -> list[tuple[Candidate, float, float]]:
+    """The hits within `margin` of the best one's score (all of them for no margin)."""
+    if not margin or not chosen:
+        return chosen
+    best = max(s[1] for s in chosen)
+    return [s for s in chosen if s[1] >= best - margin]
