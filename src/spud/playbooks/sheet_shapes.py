@@ -163,11 +163,9 @@ def formulas_check(workspace: Path, books: list[str], cells: dict[str, bool]) ->
                     found.setdefault((book, sheet), []).append(cell)
         problems = []
         for (book, sheet), typed_in in found.items():
-            typed_in.sort(key=cell_order)
-            shown = ", ".join(typed_in[:4]) + (" ..." if len(typed_in) > 4 else "")
             problems.append(
-                f"{book}: {sheet}!{shown} hold typed-in values ({len(typed_in)} cell(s)); the "
-                "task asks for formulas there (text starting with '=')"
+                f"{book}: {sheet}!{_listed(typed_in)} hold typed-in values ({len(typed_in)} "
+                "cell(s)); the task asks for formulas there (text starting with '=')"
             )
         return CheckResult(
             name="the task's formulas",
@@ -200,11 +198,10 @@ def numbers_check(workspace: Path, books: list[str]) -> Any:
                 ):
                     found.setdefault(sheet, []).append(cell)
             for sheet, cells in found.items():
-                cells.sort(key=cell_order)
-                shown = ", ".join(cells[:4]) + (" ..." if len(cells) > 4 else "")
+                first = min(cells, key=cell_order)
                 problems.append(
-                    f"{book}: {sheet}!{shown} hold numbers as text ({len(cells)} cell(s), "
-                    f"{now[(sheet, cells[0])]!r}): formulas do not add text; write them as "
+                    f"{book}: {sheet}!{_listed(cells)} hold numbers as text ({len(cells)} "
+                    f"cell(s), {now[(sheet, first)]!r}): formulas do not add text; write them as "
                     "numbers (float(value) for a CSV's text)"
                 )
         return CheckResult(
@@ -214,6 +211,12 @@ def numbers_check(workspace: Path, books: list[str]) -> Any:
         )
 
     return run
+
+
+def _listed(cells: list[str]) -> str:
+    """The first four cells in reading order, and "..." for more."""
+    ordered = sorted(cells, key=cell_order)
+    return ", ".join(ordered[:4]) + (" ..." if len(ordered) > 4 else "")
 
 
 def named_cells(task: str) -> set[str]:
