@@ -255,6 +255,31 @@ def test_a_draft_that_makes_more_tests_fail_is_undone(workspace: Path, store):
     assert "return sum(items)\n" in (workspace / "shop.py").read_text()
 
 
+def test_a_definition_a_draft_made_worse_is_put_back_and_its_other_fix_kept(workspace: Path, store):
+
+    both = BAD_TOTAL + "\n" + GOOD_CART
+    model = Drafter([GOOD_TOTAL, both])
+    result, messages = draft_run(workspace, store, model)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 2  # no third draft: the cart's fix stood, total came back
+    shop = (workspace / "shop.py").read_text()
+    assert "return sum(items)\n" in shop and "self.items[sku] += 1" in shop
+    back = [m.meta.get("put_back") for m in messages if m.meta.get("put_back")]
+    assert back == [["total"]]
+
+
+def test_changed_definitions_are_found_and_put_back_one_at_a_time():
+    from spud.playbooks.draft import changed_units, swapped
+
+    after = MODULE.replace("raise NotImplementedError", "return 0")
+    assert changed_units(MODULE, after) == ["total", "Cart.add", "Cart.count"]
+    one = swapped(after, MODULE, "Cart.add")
+    assert one is not None and one.count("raise NotImplementedError") == 1
+    assert "    def add(self, sku):\n        raise NotImplementedError\n" in one
+    compile(one, "shop.py", "exec")
+    assert swapped(after, MODULE, "missing") is None
+
+
 def shop_draft(workspace: Path, output: str) -> CodeDraft:
     """A code draft of shop.py whose tests always report this output."""
     from spud.playbooks.checks import TaskVerifier

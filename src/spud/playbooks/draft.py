@@ -145,6 +145,8 @@ class CodeDraft:
                 act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first write
             passed, detail = self.report()
+            if not passed and broke(kept_detail, detail):
+                passed, detail = self._keep_what_helped(kept, detail, act)
             if passed and all(c.passed for c in self.verifier.check()):
                 summary = f"{said(text)} (changed {', '.join(writes)})".strip()
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
@@ -242,6 +244,38 @@ class CodeDraft:
                     return rel, name
         return "", ""
 
+    def _keep_what_helped(
+        self, kept: dict[str, str | None], detail: str, act: Act
+    ) -> tuple[bool, str]:
+        """After a draft that broke tests that passed before, each definition it changed is
+        put back as it was, one at a time, and stays back where fewer tests then fail: a 1.5B
+        asked to fix one function sends the whole module back, another function rewritten
+        worse, and the round's fix was undone with it. The tests' result at the end."""
+        passed, now = False, failing(detail)
+        for path in self.sources:
+            before, after = kept.get(path), self._text(path)
+            if before is None or after is None or before == after:
+                continue
+            drafted, back, keys = after, [], changed_units(before, after)
+            for key in keys if len(keys) > 1 else []:  # one: the whole draft's undo says so
+                trial = swapped(after, before, key)
+                if trial is None:
+                    continue
+                (self.workspace / path).write_text(trial, encoding="utf-8")
+                tried, output = self.report()
+                if failing(output) < now:
+                    after, detail, now, passed = trial, output, failing(output), tried
+                    back.append(key)
+                    if passed:
+                        break
+            (self.workspace / path).write_text(after, encoding="utf-8")
+            if after != drafted:  # the session shows the code the tests ran on
+                call = ToolCall(name="write_file", arguments={"path": path, "content": after})
+                act(call, {"kind": "draft", "undo": True, "put_back": back})
+            if passed:
+                break
+        return passed, detail
+
     def _snapshot(self) -> dict[str, str | None]:
         return {path: self._text(path) for path in self.sources}
 
@@ -295,6 +329,70 @@ class CodeDraft:
             return len(names & set(DEF_NAME.findall(text)))
 
         return max(self.sources, key=lambda p: (overlap(p), -self.sources.index(p)))
+
+
+def broke(before: str, after: str) -> bool:
+    """Whether tests that passed in one pytest output fail in the other (a run that fails
+    without naming tests, after one that named its failures, broke them all)."""
+    if failing(before) == math.inf:
+        return False
+    if failing(after) == math.inf:
+        return True
+    return bool(_failed_names(after) - _failed_names(before))
+
+
+def _failed_names(output: str) -> set[str]:
+    return {name + case for name, case, _ in FAILED_LINE.findall(output)}
+
+
+def units(source: str) -> dict[str, ast.stmt]:
+    """A module's definitions by name: its functions and classes, and each class's methods
+    as `Class.method` (a class with methods is the sum of them)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    out: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        if not isinstance(node, DEFS):
+            continue
+        methods = (
+            [n for n in node.body if isinstance(n, DEFS)] if isinstance(node, ast.ClassDef) else []
+        )
+        out.update({f"{node.name}.{m.name}": m for m in methods} or {node.name: node})
+    return out
+
+
+def _unit_text(source: str, node: ast.stmt) -> str:
+    lines = source.splitlines(keepends=True)
+    start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+    return "".join(lines[start - 1 : node.end_lineno])
+
+
+def changed_units(before: str, after: str) -> list[str]:
+    """The definitions both versions have whose code differs, in the order of `after`."""
+    old, new = units(before), units(after)
+    return [
+        key
+        for key, node in new.items()
+        if key in old
+        and textwrap.dedent(_unit_text(after, node))
+        != textwrap.dedent(_unit_text(before, old[key]))
+    ]
+
+
+def swapped(after: str, before: str, key: str) -> str | None:
+    """`after` with its definition `key` as `before` has it (None where either lacks it)."""
+    new, old = units(after).get(key), units(before).get(key)
+    if new is None or old is None or new.end_lineno is None:
+        return None
+    lines = after.splitlines(keepends=True)
+    start = min([new.lineno, *(d.lineno for d in getattr(new, "decorator_list", []))])
+    indent = lines[start - 1][: len(lines[start - 1]) - len(lines[start - 1].lstrip())]
+    text = textwrap.indent(textwrap.dedent(_unit_text(before, old)), indent)
+    if not text.endswith("\n"):
+        text += "\n"
+    return "".join([*lines[: start - 1], text, *lines[new.end_lineno :]])
 
 
 def defined(source: str) -> set[str]:
