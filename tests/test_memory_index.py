@@ -170,6 +170,27 @@ def test_a_margin_leaves_out_hits_far_below_the_best():
     ]
 
 
+def test_a_later_passage_on_the_topic_leaves_a_questions_hits_as_they_were_near_the_best():
+    """Day 1: the right passage and a weaker one. Later: another passage on the topic, with
+    the fact and self-test a sleep made of it. Near the best, the question's hits stay day 1's
+    (the answer's context does not change); without a margin the later passage joins them."""
+    question = "When did Rollo's Normans settle in Normandy?"
+    day1 = [
+        candidate(1, "Rollo's Normans settled in Normandy around 911.", "doc:a#1", 0.80),
+        candidate(2, "The Normans spoke a Romance language.", "doc:b#1", 0.52),
+    ]
+    later = [
+        candidate(10, "The Normans settled in England after 1066.", "doc:z#1", 0.70),
+        candidate(11, "Normans settled England in 1066.", "doc:z#1", 0.69),
+        candidate(12, "Q: When did the Normans settle in England? A: 1066", "doc:z#1", 0.68),
+    ]
+    near = Ranking(same_source=0.2, margin=0.05)
+    first = [c.id for c, _, _ in rank(question, day1, 3, near)]
+    assert first == [1] == [c.id for c, _, _ in rank(question, day1 + later, 3, near)]
+    plain = [c.id for c, _, _ in rank(question, day1 + later, 3, Ranking(same_source=0.2))]
+    assert plain[0] == 1 and {10, 11, 12} & set(plain)  # without a margin the later one joins
+
+
 def test_rare_words_and_names_outweigh_common_ones():
     candidates = [
         candidate(1, "Tesla worked for Edison in New York in 1884.", "a", 0.62),

@@ -33,7 +33,7 @@ from spud.store.sql import SqlStore
 DATA = Path(__file__).resolve().parents[3] / "shared/data/squad/squad_v1.1_dev_passages_0-999.json"
 USER = ORG = "bench"
 SEAL = {"base": 32.7, "best_self_edit": 47.0, "day1_before": 38.3, "day1_after_8": 18.9}
-RANKINGS = {"similarity": SIMILARITY, "default": DEFAULT, "near-best": DEFAULT}
+RANKINGS = {"similarity": SIMILARITY, "default": DEFAULT, "near-best": DEFAULT, "custom": DEFAULT}
 TUNED_ON = "103:123"  # day-1 passages for tuning rank.DEFAULT's weights (Normans); report others
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
@@ -286,6 +286,11 @@ def main() -> None:
     parser.add_argument(
         "--margin", type=float, default=0.05, help="near-best: score below the best left out"
     )
+    parser.add_argument(
+        "--weights",
+        default="",
+        help="custom: DEFAULT with these Ranking fields changed, e.g. margin=0.05,names=0.3",
+    )
     parser.add_argument("--no-bounds", action="store_true", help="skip base and passage runs")
     parser.add_argument("--no-answers", action="store_true", help="recall only (no EM, no F1)")
     parser.add_argument("--ends-only", action="store_true", help="ask on day 1 and the last day")
@@ -298,6 +303,7 @@ def main() -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise SystemExit(f"cannot read {args.data}: {exc}") from None
     RANKINGS["near-best"] = replace(DEFAULT, margin=args.margin)
+    RANKINGS["custom"] = replace(DEFAULT, **weights(args.weights))
     names = [n for n in args.rankings.split(",") if n]
     if not names or any(n not in RANKINGS for n in names):
         raise SystemExit(f"--rankings takes names from {', '.join(RANKINGS)}")
@@ -381,6 +387,18 @@ def main() -> None:
         (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
         plot(result, args.out / f"{stem}.png")
     show(result)
+
+
+def weights(text: str) -> dict[str, float]:
+    """`--weights` as Ranking fields: "margin=0.05,names=0.3" (pool is a whole number)."""
+    fields = vars(DEFAULT)
+    out: dict[str, float] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key.strip() not in fields:
+            raise SystemExit(f"--weights takes {', '.join(fields)}, not {key!r}")
+        out[key.strip()] = type(fields[key.strip()])(float(value))
+    return out
 
 
 def _overlaps(a: str, b: str) -> bool:
