@@ -8,6 +8,7 @@ import itertools
 import json
 import platform
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -23,8 +24,9 @@ from spud.memory import generate
 from spud.memory.embed import Embedder
 from spud.memory.learn import learn_text
 from spud.memory.rank import DEFAULT, SIMILARITY, Ranking, rank
-from spud.memory.retrieve import candidates, passage_block, recall
+from spud.memory.retrieve import candidates, context_block, passage_block, recall
 from spud.memory.score import exact_match, f1
+from spud.memory.service import CONTEXT_BUDGET_TOKENS, CONTEXT_MEMORIES
 from spud.memory.sleep import Sleeper
 from spud.memory.store import MemoryStore
 from spud.models.loader import load_model
@@ -238,6 +240,40 @@ def grid(bench: Bench, tests: list[dict[str, Any]], days: list[Path]) -> list[di
     return sorted(results, key=lambda r: (r["last"] + r["day1"], r["last"]), reverse=True)
 
 
+def context_sizes(
+    bench: Bench, tests: list[dict[str, Any]], days: list[Path], names: list[str]
+) -> list[dict[str, Any]]:
+    """How many memories the agent's memory context (memory_prompt: recall k=6, the relevant
+    hits, an 800-token block) holds with each ranking, each question given as a task, on
+    day 1 and the last day; and whether the question's passage is among them."""
+    rows = []
+    for path in (days[0], days[-1]):
+        store = SqlStore(f"sqlite:///{path}")
+        memories = MemoryStore(store, bench.embedder)
+        for name in names:
+            counts, right = [], 0
+            for q in tests:
+                hits = recall(memories, USER, ORG, q["question"], CONTEXT_MEMORIES,
+                              ranking=RANKINGS[name])  # fmt: skip
+                hits = [h for h in hits if h.relevant]
+                block = context_block(hits, CONTEXT_BUDGET_TOKENS)
+                counts.append(sum(line.startswith("[m") for line in block.splitlines()))
+                right += any(h.memory.source.startswith(q["source"] + "#") for h in hits)
+            rows.append(
+                {
+                    "day": path.stem,
+                    "ranking": name,
+                    "mean": sum(counts) / len(counts),
+                    "median": statistics.median(counts),
+                    "one_or_none": sum(c <= 1 for c in counts),
+                    "passage_in_context": right,
+                    "questions": len(tests),
+                }
+            )
+        store.close()
+    return rows
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -295,6 +331,9 @@ def main() -> None:
     parser.add_argument("--no-answers", action="store_true", help="recall only (no EM, no F1)")
     parser.add_argument("--ends-only", action="store_true", help="ask on day 1 and the last day")
     parser.add_argument("--grid", action="store_true", help="passage recall of ranking weights")
+    parser.add_argument(
+        "--context-sizes", action="store_true", help="memories in memory_prompt, no answers"
+    )
     parser.add_argument("--no-sleep", action="store_true", help="learn only: chunks, no model")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -329,6 +368,10 @@ def main() -> None:
             path = args.out / f"ranking-grid-{first}-{end}.json"
             path.write_text(json.dumps(table, indent=1))
             for row in [*table[:12], *[r for r in table if r["name"]]]:
+                console.print(row)
+            return
+        if args.context_sizes:
+            for row in context_sizes(bench, tests, days, names):
                 console.print(row)
             return
         result["rankings"] = {}
