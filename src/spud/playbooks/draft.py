@@ -261,20 +261,28 @@ class CodeDraft:
                 trial = swapped(after, before, key)
                 if trial is None:
                     continue
-                (self.workspace / path).write_text(trial, encoding="utf-8")
+                self._put(path, trial)
                 tried, output = self.report()
                 if failing(output) < now:
                     after, detail, now, passed = trial, output, failing(output), tried
                     back.append(key)
                     if passed:
                         break
-            (self.workspace / path).write_text(after, encoding="utf-8")
+            self._put(path, after)
             if after != drafted:  # the session shows the code the tests ran on
                 call = ToolCall(name="write_file", arguments={"path": path, "content": after})
                 act(call, {"kind": "draft", "undo": True, "put_back": back})
             if passed:
                 break
         return passed, detail
+
+    def _put(self, path: str, text: str) -> None:
+        """Write a trial version, with the module's compiled copy removed: versions written
+        within one second, of one size, would otherwise import the stale one."""
+        target = self.workspace / path
+        target.write_text(text, encoding="utf-8")
+        for cached in (target.parent / "__pycache__").glob(f"{target.stem}.*.pyc"):
+            cached.unlink(missing_ok=True)
 
     def _snapshot(self) -> dict[str, str | None]:
         return {path: self._text(path) for path in self.sources}
