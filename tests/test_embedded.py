@@ -200,3 +200,21 @@ def test_a_reply_that_copies_its_prompt_takes_fewer_decodes_than_tokens(settings
         model.llm.decodes,
         reply.usage.completion_tokens,
     )
+
+
+def test_a_plain_text_answer_cut_at_the_cap_is_an_answer_not_a_format_error(
+    settings: Settings, tmp_path: Path
+):
+    """A long prose answer (chat, BFCL's irrelevance) that reaches the output cap is given
+    back as text, marked cut; only a call cut there is a format error."""
+    model = load_model("qwen2.5-coder-0.5b", settings)
+    cap = model.max_output_tokens
+    model.max_output_tokens = 12
+    try:
+        question = "Explain in detail, in plain prose, how a hash table handles collisions."
+        msgs = [Message(role="user", content=question)]
+        reply = model.answer_or_call(msgs, _specs(tmp_path))
+    finally:
+        model.max_output_tokens = cap
+    assert not reply.message.tool_calls
+    assert reply.message.content and reply.message.meta.get("cut") is True

@@ -303,7 +303,14 @@ class LocalModel:
             prompt_eval_tokens=None if cached is None else len(tokens) - cached,
             seconds=time.perf_counter() - started,
         )
-        if finish_reason == "length":
+        cut = finish_reason == "length"
+        if answers:
+            raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
+            if not raw.startswith("{"):  # a plain-text answer; one cut at the cap stays one
+                meta = {"cut": True} if cut else {}
+                message = Message(role="assistant", content=raw, meta=meta)
+                return ModelReply(message=message, usage=usage)
+        if cut:
             advice = (
                 "change part of a file with edit_file instead of writing all of it"
                 if self.edit_format == "raw" or any(t.name == "edit_file" for t in tools)
@@ -312,10 +319,6 @@ class LocalModel:
             raise FormatError(
                 f"the reply was cut at {self.max_output_tokens} tokens; {advice}", raw, cut=True
             )
-        if answers:
-            raw = raw.removeprefix("<tool_call>").strip().removesuffix("</tool_call>").strip()
-            if not raw.startswith("{"):
-                return ModelReply(message=Message(role="assistant", content=raw), usage=usage)
         if self.edit_format == "raw" and any(is_raw(t) for t in tools):
             calls = parse_raw_calls(raw, tools)
         else:
