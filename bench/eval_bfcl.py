@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from spud.config import Settings
-from spud.eval.bfcl import CATEGORIES, load_cases, run_case
+from spud.eval.bfcl import CATEGORIES, follow_ups_for, load_cases, run_case
 from spud.eval.harness import model_for
 
 
@@ -31,7 +31,7 @@ def main() -> None:
             if case.id in done:
                 continue
             t = time.perf_counter()
-            o = run_case(model, case)
+            o = run_case(model, case, follow_ups_for(a.harness))
             rows.append(
                 dict(
                     id=case.id,

@@ -11,9 +11,19 @@ from pathlib import Path
 import pytest
 
 from spud.core.messages import Message, ToolCall
-from spud.eval.bfcl import CATEGORIES, load_cases, score, tool_specs
+from spud.eval.bfcl import (
+    CATEGORIES,
+    TAKEN,
+    BfclCase,
+    grounded,
+    load_cases,
+    run_case,
+    score,
+    tool_specs,
+)
 from spud.eval.records import EvalStore
 from spud.eval.runner import call_counts
+from spud.models.replay import ReplayModel
 from spud.store.sql import SqlStore
 
 SUITE = """
@@ -198,6 +208,63 @@ def test_eval_bfcl_through_the_cli_on_a_replay(tmp_path: Path):
         "irrelevance": {"passed": 1, "total": 1},
     }
     assert data["schema_valid_rate"] == 1.0
+
+
+AREAS = BfclCase(
+    id="parallel_x",
+    category="parallel",
+    question=[
+        {"role": "user", "content": "Areas of triangles: base 10, height 5; base 15, height 7."}
+    ],
+    functions=[
+        {
+            "name": "area",
+            "description": "A triangle's area.",
+            "parameters": {
+                "type": "dict",
+                "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
+                "required": ["base", "height"],
+            },
+        }
+    ],
+    answer=[{"area": {"base": [10], "height": [5]}}, {"area": {"base": [15], "height": [7]}}],
+)
+
+
+def _area(base: int, height: int) -> dict:
+    return {"calls": [{"name": "area", "arguments": {"base": base, "height": height}}]}
+
+
+def test_bfcl_follow_ups_add_grounded_calls_and_stop_at_an_invented_one():
+    model = ReplayModel([_area(10, 5), _area(15, 7), _area(20, 9), _area(15, 5)])
+    once = run_case(model, AREAS)
+    assert (once.passed, once.error) == (False, "Wrong number of functions.")
+    out = run_case(model, AREAS, follow_ups=3)
+    assert out.passed, out.error
+    assert out.calls == [{"area": {"base": 10, "height": 5}}, {"area": {"base": 15, "height": 7}}]
+    # each reply's call got a result, and the invented third call ended the loop
+    assert [m.role for m in out.turns] == ["tool", "assistant", "tool", "assistant"]
+    assert out.turns[0].content == TAKEN
+
+
+def test_bfcl_follow_ups_stop_at_a_repeat_or_a_text_answer():
+    again = run_case(ReplayModel([_area(10, 5), _area(10, 5), _area(15, 7)]), AREAS, 3)
+    assert again.calls == [{"area": {"base": 10, "height": 5}}]
+    done = run_case(ReplayModel([_area(10, 5), {"answer": "Done."}, _area(15, 7)]), AREAS, 3)
+    assert len(done.calls) == 1 and len(done.turns) == 2
+
+
+def test_a_later_call_is_grounded_only_in_the_request_and_new():
+    words = "delete the email column from the employees database; 5 rows"
+    first = [{"modify": {"db": "employees", "columns": ["email"]}}]
+    assert grounded({"modify": {"db": "employees", "columns": ["rows"]}}, words, first)
+    # a value nobody named (a backup path), or only values an earlier call used
+    assert not grounded({"backup": {"db": "employees", "path": "bk_2023"}}, words, first)
+    assert not grounded({"describe": {"db": "employees", "dry_run": True}}, words, first)
+    # numbers match whole: 5 is said, 15 and 0.5 are not
+    assert grounded({"count": {"n": 5.0}}, words, first)
+    assert not grounded({"count": {"n": 15}}, words, first)
+    assert not grounded({"count": {"n": 0.5}}, words, first)
 
 
 def test_schema_valid_rate_counts_invalid_and_text_replies():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -24,6 +25,10 @@ CATEGORIES = (
     "irrelevance",
     "live_simple",
 )
+# Spud's loop gives each call a result and asks again; BFCL runs nothing, so the result says
+# the call was taken. Up to FOLLOW_UPS more replies; a later call stays only if grounded (below).
+FOLLOW_UPS = 3
+TAKEN = json.dumps({"status": "ok"})
 SYSTEM = (
     "You are a helpful assistant with access to functions. Call the functions that answer the "
     "request, with arguments taken from it. If none of the functions fits, answer in text."
@@ -50,6 +55,7 @@ class BfclOutcome:
     schema_valid: bool
     error: str
     reply: Message | None
+    turns: list[Message] = field(default_factory=list)  # later replies and the results before them
 
 
 def _data_dir() -> Any:
@@ -163,11 +169,24 @@ def score(case: BfclCase, calls: list[dict[str, Any]]) -> tuple[bool, str]:
     return bool(verdict["valid"]), "; ".join(map(str, verdict.get("error", [])))[:300]
 
 
-def run_case(model: Model, case: BfclCase) -> BfclOutcome:
-    """Ask the model once and score what it called."""
+def follow_ups_for(harness: str) -> int:
+    """The raw baseline answers once; Spud's harnesses go on as Spud's loop does."""
+    return 0 if harness == "raw" else FOLLOW_UPS
+
+
+def run_case(model: Model, case: BfclCase, follow_ups: int = 0) -> BfclOutcome:
+    """Ask the model and score what it called; with follow_ups, the loop goes on as Spud's does.
+
+    Each call's result is TAKEN and the model may call again, up to follow_ups more replies. A
+    later call is kept only when it is grounded in the request: every string and number it
+    passes is in the user's words or in an earlier call, and one of them is in the words and
+    in no earlier call (a 1.5B asked again invents arguments, e.g. a backup path nobody named,
+    or repeats the first call's values through another function).
+    """
     specs = tool_specs(case.functions)
+    chat = messages_for(case)
     try:
-        reply: ModelReply | None = model.complete(messages_for(case), specs)
+        reply: ModelReply | None = model.complete(chat, specs)
     except FormatError as exc:  # the harness's reply was cut at the output limit
         return BfclOutcome(False, [], True, False, exc.problem, None)
     msg = reply.message
@@ -175,7 +194,71 @@ def run_case(model: Model, case: BfclCase) -> BfclOutcome:
     calls = [{c.name: c.arguments} for c in msg.tool_calls]
     invalid = msg.meta.get("invalid_call")
     attempted = bool(calls) or invalid is not None
+    turns = _follow_up(model, chat, specs, msg, calls, follow_ups) if calls else []
     passed, error = score(case, calls)
     if invalid and case.category != "irrelevance":
         error = f"invalid call: {invalid}"
-    return BfclOutcome(passed, calls, attempted, attempted and not invalid, error, msg)
+    return BfclOutcome(passed, calls, attempted, attempted and not invalid, error, msg, turns)
+
+
+def _follow_up(
+    model: Model,
+    chat: list[Message],
+    specs: list[ToolSpec],
+    reply: Message,
+    calls: list[dict[str, Any]],
+    replies: int,
+) -> list[Message]:
+    """Later replies, each after results for the last one's calls; grounded calls join calls."""
+    words = " ".join(m.content for m in chat if m.role == "user").lower()
+    turns: list[Message] = []
+    for _ in range(replies):
+        results = [
+            Message(role="tool", tool_call_id=c.id, name=c.name, content=TAKEN)
+            for c in reply.tool_calls
+        ]
+        chat = [*chat, reply, *results]
+        turns += results
+        try:
+            later = model.complete(chat, specs)
+        except FormatError:
+            break
+        reply = later.message
+        reply.meta.update(usage=later.usage.model_dump())
+        turns.append(reply)
+        new = [{c.name: c.arguments} for c in reply.tool_calls]
+        kept = [c for c in new if c not in calls and grounded(c, words, calls)]
+        if not kept or len(kept) < len(new):
+            calls += kept
+            break
+        calls += kept
+    return turns
+
+
+def grounded(call: dict[str, Any], words: str, earlier: list[dict[str, Any]]) -> bool:
+    """Every value of call is in words or an earlier call, and one is new and in words."""
+    used = {v for c in earlier for v in _scalars(c)}
+    values = _scalars(call)
+    if not all(v in used or _said(v, words) for v in values):
+        return False
+    return any(v not in used and _said(v, words) for v in values)
+
+
+def _scalars(value: Any) -> set[str]:
+    """The strings and numbers inside a call's arguments, as text (booleans and None left out)."""
+    if isinstance(value, dict):
+        return {s for v in value.values() for s in _scalars(v)}
+    if isinstance(value, list):
+        return {s for v in value for s in _scalars(v)}
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip().lower()
+    return {text} if text else set()
+
+
+def _said(value: str, words: str) -> bool:
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):  # a number, not part of a longer one
+        return re.search(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", words) is not None
+    return value in words

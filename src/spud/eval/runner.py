@@ -18,7 +18,7 @@ from spud.config import Settings
 from spud.core.errors import ConfigError, SpudError
 from spud.core.messages import Message
 from spud.core.protocols import Model
-from spud.eval.bfcl import BfclCase, messages_for, run_case
+from spud.eval.bfcl import BfclCase, follow_ups_for, messages_for, run_case
 from spud.eval.checks import CheckContext, run_checks, site_log
 from spud.eval.harness import agent_harness, model_for, playbook_for
 from spud.eval.records import EvalRun, EvalStore, TaskResult
@@ -296,18 +296,20 @@ def _text_answer(m: Message) -> bool:
 def _bfcl_job(service: SessionService, models: Models, case: BfclCase) -> TaskResult:
     started = time.monotonic()
     with models.take(case.id) as model:
-        outcome = run_case(model, case)
+        outcome = run_case(model, case, follow_ups_for(models.harness))
     store = service.store
     sid = store.create_session(task=f"BFCL {case.id}", workspace="", model=model.name)
     for m in messages_for(case):
         store.append(sid, m)
-    usage: dict[str, Any] = {}
-    if outcome.reply is not None:
-        store.append(sid, outcome.reply)
-        usage = outcome.reply.meta.get("usage", {})
-    tokens = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
+    replies = [outcome.reply] if outcome.reply is not None else []
+    for m in [*replies, *outcome.turns]:
+        store.append(sid, m)
+    replies += [m for m in outcome.turns if m.role == "assistant"]
+    usage = [m.meta.get("usage", {}) for m in replies]
+    tokens = sum(int(u.get("prompt_tokens", 0)) + int(u.get("completion_tokens", 0)) for u in usage)
+    steps = max(1, len(replies))
     store.update_session(
-        sid, status="passed" if outcome.passed else "failed", summary=outcome.error, steps=1
+        sid, status="passed" if outcome.passed else "failed", summary=outcome.error, steps=steps
     )
     return TaskResult(
         task_id=case.id,
@@ -315,7 +317,7 @@ def _bfcl_job(service: SessionService, models: Models, case: BfclCase) -> TaskRe
         passed=outcome.passed,
         status="passed" if outcome.passed else "failed",
         detail=outcome.error,
-        steps=1,
+        steps=steps,
         tokens=tokens,
         seconds=round(time.monotonic() - started, 2),
         calls=int(outcome.attempted_call),
