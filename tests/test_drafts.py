@@ -1015,6 +1015,21 @@ def test_a_chore_that_names_no_file_is_left_to_the_tools(workspace: Path):
     task = "Use the time tool to convert 12:00 from UTC to Asia/Tokyo time."
     brief = brief_for(task, workspace, sandbox)
     assert brief is not None and brief.playbook == "files" and brief.opening is None
+    (workspace / "notes.txt").write_text("a note\n")
+    assert brief_for(task, workspace, sandbox).opening is None  # files it does not speak of
+
+
+def test_a_chore_over_a_folder_or_a_kind_of_file_gets_a_script_draft(workspace: Path):
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    (workspace / "logs").mkdir()
+    (workspace / "logs" / "app-1.log").write_text("ERROR disk full\nINFO ok\n")
+    for task in (
+        "Count the ERROR lines in each file of the logs folder and print the totals.",
+        "Merge every LOG file into one, oldest line first.",
+    ):
+        brief = brief_for(task, workspace, sandbox)
+        assert brief is not None and brief.playbook == "files"
+        assert brief.opening is not None and "logs/app-1.log" in brief.opening.shown
 
 
 def timed_agent(workspace: Path, store, model, max_seconds: float, max_steps: int = 10):

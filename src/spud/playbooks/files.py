@@ -61,9 +61,11 @@ class FileChores:
         verifier = TaskVerifier(checks=checks)
         shown = "\n\n".join(parts) if files else ""
         # A text model first writes one script for the chore, run and checked, when the task
-        # names files to read or make (a task that only says "convert" is left to the tools).
+        # names files to read or make, or speaks of the workspace's files by a folder or a
+        # kind they have ("the logs folder", "every CSV"); a task that only says "convert" is
+        # left to the tools (an MCP time conversion).
         opening = None
-        if inputs or outputs:
+        if inputs or outputs or speaks_of(task, files):
             opening = ScriptDraft(
                 task,
                 shown,
@@ -92,3 +94,11 @@ def _script_asked(outputs: list[str]) -> str | None:
     four scripts inline and never wrote dedupe.py)."""
     scripts = [o for o in outputs if o.endswith(".py")]
     return scripts[0] if len(scripts) == 1 else None
+
+
+def speaks_of(task: str, files: list[str]) -> bool:
+    """Whether the task names a folder of the workspace or a kind of file it holds."""
+    folders = {part for rel in files for part in rel.split("/")[:-1]}
+    kinds = {rel.rsplit(".", 1)[-1] for rel in files if "." in rel.rsplit("/", 1)[-1]}
+    words = set(re.findall(r"[\w-]+", task.lower()))
+    return bool(words & {w.lower() for w in folders | kinds})
