@@ -119,10 +119,10 @@ class ScriptDraft:
     workspace: Path | None = None  # where the script runs: the files it made are shown to it
     outputs: list[str] = field(default_factory=list)  # the files the task asks for, by name
     # The loop after failed drafts cuts a 1.5B's scripts at 400 characters and repeats them
-    # (4 of 4 dev runs it took over ended without a pass, and half the held-out files and
-    # office runs ended there, stopped for repetition): drafts go on while time is left, up
-    # to 20 (a fresh draft does as well as a repair for a small model; 10 before).
-    rounds: int = 20
+    # (4 of 4 dev runs it took over ended without a pass): drafts go on while time is left.
+    # 20 rounds instead of 10 turned the held-out runs' repetition stops into time-outs, with
+    # no pass more and the median run 3.3 -> 4.9 minutes (docs/eval.md, 7 December, evening).
+    rounds: int = 10
     max_tokens: int = 2048
 
     def __call__(self, model: TextModel, act: Act) -> None:
