@@ -120,7 +120,7 @@ def print_table(rows: list[dict[str, Any]], skills: list[str], diffs: dict[str, 
 
 
 def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    day1, day2 = load_suite(str(SUITES / "day1.toml")), load_suite(str(SUITES / "day2.toml"))
+    day1, day2 = load_suite(str(SUITES / "day1")), load_suite(str(SUITES / "day2"))
     started = time.monotonic()
     settings = settings_for(root / "experienced", args.model, args.max_seconds, args.effort)
     service = SessionService(settings)
