@@ -250,3 +250,29 @@ def test_the_drafts_of_the_next_task_see_the_worked_example(svc: SessionService,
     assert result.status == "finished"
     assert model.systems and f"[{skill.cite}]" in model.systems[0]
     assert "Worked example, calc.py:\ndef add(a, b):\n    return a + b" in model.systems[0]
+
+
+def test_a_script_draft_that_passed_is_the_worked_example_not_its_command():
+    """A script draft runs as a bash heredoc; the example is the model's reply that ran it
+    (a failed draft before it is not), and the step shows the command's first line only."""
+    from spud.core.messages import ToolCall
+    from spud.memory.sleep import DRAFT_LABEL, _step, worked_example
+
+    def ran(reply: str, ok: bool) -> list[Message]:
+        script = reply.split("```python\n")[1].split("```")[0]
+        command = f"python3 hook.py <<'SPUD_SCRIPT'\n{script}SPUD_SCRIPT"
+        call = ToolCall(name="bash", arguments={"command": command})
+        meta = {"kind": "draft", "draft": reply}
+        return [
+            Message(role="assistant", tool_calls=[call], meta=meta),
+            Message(role="tool", tool_call_id=call.id, content="", meta={"ok": ok}),
+        ]
+
+    failed = "Read it.\n```python\nopen('nope.csv')\n```"
+    passed = "Count the levels.\n```python\nimport json\njson.dump({}, open('l.json', 'w'))\n```"
+    messages = [Message(role="user", content="Count the levels"), *ran(failed, False)]
+    messages += ran(passed, True)
+    example = worked_example(messages)["example"]
+    assert example == f"{DRAFT_LABEL}:\n{passed}"
+    command = messages[-2].tool_calls[0].arguments
+    assert _step("bash", command) == "bash python3 hook.py <<'SPUD_SCRIPT'"

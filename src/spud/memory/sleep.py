@@ -98,7 +98,8 @@ def _marked(messages: list[Message], data: dict) -> dict:
 
 def _step(call_name: str, arguments: dict) -> str:
     detail = arguments.get("command") or arguments.get("path") or arguments.get("query") or ""
-    return f"{call_name} {str(detail)[:120]}".strip()
+    first = (str(detail).strip().splitlines() or [""])[0]  # a script's heredoc is shown apart
+    return f"{call_name} {first[:120]}".strip()
 
 
 def skill(info: SessionInfo, messages: list[Message]) -> NewMemory | None:
@@ -131,9 +132,13 @@ def skill(info: SessionInfo, messages: list[Message]) -> NewMemory | None:
     )
 
 
-def worked_example(messages: list[Message], max_chars: int = 900) -> dict[str, str]:
+DRAFT_LABEL = "the reply that passed"
+
+
+def worked_example(messages: list[Message], max_chars: int = 1600) -> dict[str, str]:
     """What made a run pass, to show the next task of its kind: the checks that passed and
-    the last text written to the file changed most (a script, a fixed module)."""
+    the longest of the last text written to a file (a fixed module) and the last draft that
+    ran (the model's own reply with the script or the cells that passed)."""
     out: dict[str, str] = {}
     finish = next((m for m in reversed(messages) if m.role == "tool" and m.kind == "finish"), None)
     checks = (finish.meta.get("checks") if finish else None) or []
@@ -147,6 +152,8 @@ def worked_example(messages: list[Message], max_chars: int = 900) -> dict[str, s
             res = results.get(call.id)
             if res is None or not res.meta.get("ok"):
                 continue
+            if m.meta.get("draft"):
+                written[DRAFT_LABEL] = str(m.meta["draft"]).strip()
             if call.name == "write_file":
                 written[str(call.arguments.get("path"))] = str(call.arguments.get("content", ""))
             elif call.name == "edit_file":
