@@ -419,3 +419,23 @@ def test_the_files_a_task_names_are_told_from_abbreviations_and_patterns(tmp_pat
     inputs, outputs = inputs_and_outputs(task, workspace_files(tmp_path))
     assert inputs == ["logs/web-1.log", "notes.txt"]  # a bare name finds its one file
     assert outputs == ["merged.log", "levels.json"]
+
+
+def test_an_output_that_holds_nothing_fails_its_check(tmp_path: Path):
+    """A CSV with its header alone, an empty JSON list or an empty file is not an output."""
+    from spud.playbooks.checks import outputs_check
+
+    check = outputs_check(tmp_path, ["receipts.csv", "levels.json", "notes.txt"])
+    (tmp_path / "receipts.csv").write_text("date,store,total\n")
+    (tmp_path / "levels.json").write_text("[]\n")
+    (tmp_path / "notes.txt").write_text("")
+    result = check()
+    assert not result.passed
+    assert result.detail == (
+        "receipts.csv holds only one line (a header row and no data rows); "
+        "levels.json holds only []: no data; notes.txt is empty"
+    )
+    (tmp_path / "receipts.csv").write_text("date,store,total\n2024-05-02,Book Nook,15.00\n")
+    (tmp_path / "levels.json").write_text('{"INFO": 3}')
+    (tmp_path / "notes.txt").write_text("done\n")
+    assert check().passed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,12 +78,16 @@ def changed_check(workspace: Path, paths: list[str]) -> Check:
 
 
 def outputs_check(workspace: Path, paths: list[str]) -> Check:
-    """Files the task asks for must exist and not be empty."""
+    """Files the task asks for must exist and hold something: not empty, a CSV not only its
+    header row, a JSON file not an empty list or object (a 1.5B's script that matched no line
+    wrote the header alone, and its run ended `finished`)."""
 
     def run() -> CheckResult:
         missing = [p for p in paths if not (workspace / p).is_file()]
-        empty = [p for p in paths if p not in missing and (workspace / p).stat().st_size == 0]
-        problems = [f"{p} was not created" for p in missing] + [f"{p} is empty" for p in empty]
+        problems = [f"{p} was not created" for p in missing]
+        problems += [
+            f"{p} {why}" for p in paths if p not in missing and (why := _hollow(workspace / p))
+        ]
         return CheckResult(
             name=f"output {', '.join(paths)}",
             passed=not problems,
@@ -90,6 +95,27 @@ def outputs_check(workspace: Path, paths: list[str]) -> Check:
         )
 
     return run
+
+
+def _hollow(path: Path) -> str:
+    """Why an output holds nothing ('' when it holds something)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return ""  # a binary file (a workbook): its own checks look inside
+    if not text.strip():
+        return "is empty"
+    kind = path.suffix.lower()
+    if kind in (".csv", ".tsv") and len([line for line in text.splitlines() if line.strip()]) < 2:
+        return "holds only one line (a header row and no data rows)"
+    if kind == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return ""  # not JSON: the task's own checks say what is wrong with it
+        if data in ([], {}):
+            return f"holds only {text.strip()}: no data"
+    return ""
 
 
 def office_check(
