@@ -170,6 +170,22 @@ def test_json_keys_the_task_types_are_checked_in_the_output(workspace: Path, sto
     assert result.status == "finished" and "the task's JSON types" in result.summary
 
 
+def test_types_the_task_gives_in_a_sentence_are_read():
+    from spud.playbooks.task_shapes import typed_keys
+
+    task = (
+        "Types: `isbn` and `title` are strings as written; `year` is an integer; `price` is a "
+        "number; `in_stock` is a boolean (`yes` is true, `no` is false)."
+    )
+    assert typed_keys(task) == {
+        "isbn": ("a string", False),
+        "title": ("a string", False),
+        "year": ("an integer", False),
+        "price": ("a number", False),
+        "in_stock": ("a boolean", False),
+    }
+
+
 def test_an_output_line_a_word_away_from_the_tasks_example_line_is_sent_back(
     workspace: Path, store
 ):

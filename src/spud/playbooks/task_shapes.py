@@ -17,9 +17,10 @@ WHICH = re.compile(
     r"(is|are|was|were|has|have|\w+s)\b ([^?.!;:\n]+)",
     re.IGNORECASE,
 )
-# "`sku`, `name`: strings", "`price`: a number (e.g. `4.5`)", "`tags`: a list of strings"
+# "`sku`, `name`: strings", "`price`: a number (e.g. `4.5`)", "`tags`: a list of strings",
+# "`year` is an integer", "`isbn` and `title` are strings as written"
 TYPED = re.compile(
-    r"((?:`\w+`(?:\s*,\s*|\s+and\s+|\s+or\s+)?)+)\s*:\s*(?:an?\s+|the\s+)?"
+    r"((?:`\w+`(?:\s*,\s*|\s+and\s+|\s+or\s+)?)+)\s*(?::|\s(?:is|are)\b)\s*(?:an?\s+|the\s+)?"
     r"(numbers?|integers?|ints?|booleans?|bools?|strings?|lists?|arrays?|objects?)\b"
     r"([^;.\n]*)",
     re.IGNORECASE,
