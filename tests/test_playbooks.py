@@ -455,3 +455,31 @@ def test_an_output_that_holds_nothing_fails_its_check(tmp_path: Path):
     (tmp_path / "levels.json").write_text('{"INFO": 3}')
     (tmp_path / "notes.txt").write_text("done\n")
     assert check().passed
+
+
+def test_an_output_in_another_order_than_the_task_asks_fails(tmp_path: Path):
+    """ "sorted by category name": a report's lines by their first field, its TOTAL line left
+    out; a CSV by the header column named; a case-sensitive order passes too."""
+    from spud.playbooks.task_shapes import shape_checks
+
+    task = (
+        "Write report.txt with one line per category, sorted by category name, of the form "
+        "`category: total`, then a last line `TOTAL: grand total`."
+    )
+    (check,) = shape_checks(tmp_path, task, ["report.txt"])
+    (tmp_path / "report.txt").write_text("rent: 800.00\nfood: 41.25\nTOTAL: 841.25\n")
+    result = check()
+    assert not result.passed and result.detail == (
+        "report.txt: the lines are in the order rent, food; the task asks for them sorted by "
+        "category name (ascending)"
+    )
+    (tmp_path / "report.txt").write_text("food: 41.25\nrent: 800.00\nTOTAL: 841.25\n")
+    assert check().passed
+
+    task = "Write moves.csv with the header old,new, one row per file, sorted by the old path."
+    checks = shape_checks(tmp_path, task, ["moves.csv"])
+    (tmp_path / "moves.csv").write_text("old,new\nc.jpg,x\nA.jpg,y\n")
+    assert not checks[-1]().passed
+    (tmp_path / "moves.csv").write_text("old,new\nB.jpg,y\na.jpg,x\n")
+    assert checks[-1]().passed
+    assert not shape_checks(tmp_path, "Write out.txt; the list is not sorted.", ["out.txt"])

@@ -102,6 +102,8 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
     tables = [o for o in outputs if o.rsplit(".", 1)[-1].lower() in ("csv", "tsv")]
     if tables and (header := task_header(task)):
         checks.append(header_check(workspace, header, tables))
+    if texts and (order := sort_order(task))[0]:
+        checks.append(sorted_check(workspace, order, texts))
     return checks
 
 
@@ -251,3 +253,92 @@ def yes_no_question(task: str) -> str:
     else:
         base = verb[:-1]
     return f"Does this {noun} {base} {rest}?"
+
+
+# "sorted by category name", "sorted by date", "in alphabetical order", "largest first"
+SORTED = re.compile(
+    r"(?<!not )\bsorted(?: alphabetically)?(?: by ((?:the )?[\w ]{1,40}?))?(?=[,.;:()\n]|$)"
+)
+PER = re.compile(r"\bone (?:line|row) (?:per|for each|for every) (\w+)")
+DESCENDING = re.compile(
+    r"\b(?:descending|largest first|highest first|biggest first|most first|"
+    r"newest first|from (?:highest|largest|most|newest)|reverse)",
+    re.IGNORECASE,
+)
+
+
+def sort_order(task: str) -> tuple[list[str], bool, bool]:
+    """What the task sorts its output lines by: the words after "sorted by", whether lines
+    are keyed by their first field (by name, alphabetically, or by what there is one line
+    per) and whether the order is descending; empty words when it sorts nothing."""
+    m = SORTED.search(task)
+    if not m and "alphabetical order" not in task:
+        return ([], False, False)
+    words = (m[1] or "" if m else "").lower().removeprefix("the ").split()
+    per = PER.search(task)
+    by_first = not words or "name" in words or bool(per and per[1].lower() in words)
+    return (words or ["name"], by_first, bool(DESCENDING.search(task)))
+
+
+def _key(line: str) -> str:
+    head = line.split(":", 1)[0] if ":" in line else line.split(",", 1)[0]
+    return head.strip()
+
+
+def _in_order(keys: list[str], descending: bool) -> bool:
+    """Sorted by any of the usual readings: as numbers, as text, ignoring case."""
+    readings: list[list[Any]] = [keys, [k.lower() for k in keys]]
+    try:
+        readings.append([float(k.replace(",", "")) for k in keys])
+    except ValueError:
+        pass
+    return any(r == sorted(r, reverse=descending) for r in readings)
+
+
+def sorted_check(workspace: Path, order: tuple[list[str], bool, bool], paths: list[str]) -> Any:
+    """A check that the lines of a text or CSV output come in the order the task asks for
+    (a 1.5B's report scripts kept the input's order where the task said "sorted by category
+    name"): a CSV by the header column the task sorts by, a text file by each line's first
+    field when the task sorts by name or by what each line is for. Summary lines at the end
+    (TOTAL, ALL) are left out; files whose sort key cannot be told are not checked."""
+    import csv
+
+    words, by_first, descending = order
+
+    def keys(rel: str, text: str) -> list[str]:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if rel.lower().endswith((".csv", ".tsv")):
+            sep = "\t" if rel.lower().endswith(".tsv") else ","
+            rows = list(csv.reader(lines, delimiter=sep))
+            head = [c.strip().lower() for c in rows[0]] if rows else []
+            column = next((head.index(w) for w in words if w in head), None)
+            if column is None:
+                return []
+            return [r[column].strip() for r in rows[1:] if len(r) > column]
+        if not by_first:
+            return []
+        found = [_key(line) for line in lines]
+        while len(found) > 1 and found[-1].isupper() and not all(k.isupper() for k in found):
+            found.pop()  # TOTAL: ..., ALL: ...
+        return found
+
+    def run() -> CheckResult:
+        problems: list[str] = []
+        for rel in paths:
+            try:
+                found = keys(rel, (workspace / rel).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, csv.Error):
+                continue  # a missing or broken file is another check's to report
+            if len(found) > 1 and not _in_order(found, descending):
+                way = "descending" if descending else "ascending"
+                problems.append(
+                    f"{rel}: the lines are in the order {', '.join(found[:8])}; the task asks "
+                    f"for them sorted by {' '.join(words)} ({way})"
+                )
+        return CheckResult(
+            name="the task's order",
+            passed=not problems,
+            detail="; ".join(problems) or "as the task asks",
+        )
+
+    return run
