@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -107,39 +108,50 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
     return checks
 
 
-def typed_keys_check(workspace: Path, task: str, paths: list[str]) -> Any:
-    """A check that each key the task types has that type in every record of the JSON
-    outputs that hold it (a 1.5B's converter wrote "price": "4.50" where the task said a
-    number, and its run ended `finished`)."""
-    types = typed_keys(task)
-    paths = [p for p in paths if p.lower().endswith(".json")]
+def file_check(
+    workspace: Path, paths: list[str], name: str, fine: str, problems_in: Any, most: int = 6
+) -> Any:
+    """A check over the text of each output: problems_in(rel, text) lists what is wrong; a
+    missing, binary or unparsable file is another check's to report."""
 
     def run() -> CheckResult:
         problems: list[str] = []
         for rel in paths:
             try:
-                data = json.loads((workspace / rel).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue  # a missing or broken file is another check's to report
-            for key, (kind, nullable) in types.items():
-                wrong = [
-                    (n, r[key])
-                    for n, r in enumerate(_objects(data), 1)
-                    if key in r and not fits(r[key], kind) and not (nullable and r[key] is None)
-                ]
-                if wrong:
-                    n, value = wrong[0]
-                    problems.append(
-                        f'{rel}: "{key}" is {shown(value)} in record {n} ({len(wrong)} '
-                        f"record(s) so); the task says {kind}"
-                    )
+                problems += problems_in(rel, (workspace / rel).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+                continue
         return CheckResult(
-            name="the task's JSON types",
-            passed=not problems,
-            detail="; ".join(problems[:6]) or "as the task says",
+            name=name, passed=not problems, detail="; ".join(problems[:most]) or fine
         )
 
     return run
+
+
+def typed_keys_check(workspace: Path, task: str, paths: list[str]) -> Any:
+    """A check that each key the task types has that type in every record of the JSON
+    outputs that hold it (a 1.5B's converter wrote "price": "4.50" where the task said a
+    number, and its run ended `finished`)."""
+    types = typed_keys(task)
+
+    def problems_in(rel: str, text: str) -> list[str]:
+        data, problems = json.loads(text), []
+        for key, (kind, nullable) in types.items():
+            wrong = [
+                (n, r[key])
+                for n, r in enumerate(_objects(data), 1)
+                if key in r and not fits(r[key], kind) and not (nullable and r[key] is None)
+            ]
+            if wrong:
+                n, value = wrong[0]
+                problems.append(
+                    f'{rel}: "{key}" is {shown(value)} in record {n} ({len(wrong)} '
+                    f"record(s) so); the task says {kind}"
+                )
+        return problems
+
+    jsons = [p for p in paths if p.lower().endswith(".json")]
+    return file_check(workspace, jsons, "the task's JSON types", "as the task says", problems_in)
 
 
 # Outputs whose lines an example in the task can show.
@@ -170,33 +182,25 @@ def example_lines_check(workspace: Path, task: str, paths: list[str]) -> Any:
     written as the example is: a line the example's shape with a word left out or added."""
     examples = example_lines(task)
 
-    def run() -> CheckResult:
-        problems: list[str] = []
-        for rel in paths:
-            try:
-                lines = (workspace / rel).read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
+    def problems_in(rel: str, text: str) -> list[str]:
+        lines, problems = text.splitlines(), []
+        words = [line.split() for line in lines]
+        for example in examples:
+            if example in words:
                 continue
-            words = [line.split() for line in lines]
-            for example in examples:
-                if example in words:
-                    continue
-                for n, line in enumerate(words, 1):
-                    word = _one_word_apart(line, example)
-                    if word is not None:
-                        how = "leaves out" if len(line) < len(example) else "adds"
-                        problems.append(
-                            f"{rel} line {n} is {lines[n - 1].strip()!r}; the task shows the "
-                            f"line {' '.join(example)!r}, and line {n} {how} {word!r}"
-                        )
-                        break
-        return CheckResult(
-            name="the task's example lines",
-            passed=not problems,
-            detail="; ".join(problems[:4]) or "as the task shows",
-        )
+            for n, line in enumerate(words, 1):
+                word = _one_word_apart(line, example)
+                if word is not None:
+                    how = "leaves out" if len(line) < len(example) else "adds"
+                    problems.append(
+                        f"{rel} line {n} is {lines[n - 1].strip()!r}; the task shows the "
+                        f"line {' '.join(example)!r}, and line {n} {how} {word!r}"
+                    )
+                    break
+        return problems
 
-    return run
+    name, fine = "the task's example lines", "as the task shows"
+    return file_check(workspace, paths, name, fine, problems_in, most=4)
 
 
 def task_header(task: str) -> list[str]:
@@ -208,29 +212,21 @@ def task_header(task: str) -> list[str]:
 def header_check(workspace: Path, header: list[str], paths: list[str]) -> Any:
     """A check that a CSV output's first row is the header the task gives (a 1.5B's script
     wrote `Name,Team,Office,Since,` for the task's `name,team,office,since`)."""
-    import csv
 
-    def run() -> CheckResult:
-        problems: list[str] = []
-        for rel in paths:
-            try:
-                with (workspace / rel).open(encoding="utf-8", newline="") as f:
-                    sep = "\t" if rel.lower().endswith(".tsv") else ","
-                    first = next(csv.reader(f, delimiter=sep), [])
-            except (OSError, UnicodeDecodeError, csv.Error):
-                continue  # a missing or broken file is another check's to report
-            if [cell.strip() for cell in first] != header:
-                problems.append(
-                    f"{rel}: the first row is {','.join(first)!r}; the task gives the header "
-                    f"{','.join(header)!r}"
-                )
-        return CheckResult(
-            name="the task's header",
-            passed=not problems,
-            detail="; ".join(problems) or "as the task gives it",
-        )
+    def problems_in(rel: str, text: str) -> list[str]:
+        first = next(csv.reader(text.splitlines(), delimiter=_separator(rel)), [])
+        if [cell.strip() for cell in first] == header:
+            return []
+        return [
+            f"{rel}: the first row is {','.join(first)!r}; the task gives the header "
+            f"{','.join(header)!r}"
+        ]
 
-    return run
+    return file_check(workspace, paths, "the task's header", "as the task gives it", problems_in)
+
+
+def _separator(rel: str) -> str:
+    return "\t" if rel.lower().endswith(".tsv") else ","
 
 
 def yes_no_question(task: str) -> str:
@@ -301,15 +297,12 @@ def sorted_check(workspace: Path, order: tuple[list[str], bool, bool], paths: li
     name"): a CSV by the header column the task sorts by, a text file by each line's first
     field when the task sorts by name or by what each line is for. Summary lines at the end
     (TOTAL, ALL) are left out; files whose sort key cannot be told are not checked."""
-    import csv
-
     words, by_first, descending = order
 
     def keys(rel: str, text: str) -> list[str]:
         lines = [line for line in text.splitlines() if line.strip()]
         if rel.lower().endswith((".csv", ".tsv")):
-            sep = "\t" if rel.lower().endswith(".tsv") else ","
-            rows = list(csv.reader(lines, delimiter=sep))
+            rows = list(csv.reader(lines, delimiter=_separator(rel)))
             head = [c.strip().lower() for c in rows[0]] if rows else []
             column = next((head.index(w) for w in words if w in head), None)
             if column is None:
@@ -322,23 +315,14 @@ def sorted_check(workspace: Path, order: tuple[list[str], bool, bool], paths: li
             found.pop()  # TOTAL: ..., ALL: ...
         return found
 
-    def run() -> CheckResult:
-        problems: list[str] = []
-        for rel in paths:
-            try:
-                found = keys(rel, (workspace / rel).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, csv.Error):
-                continue  # a missing or broken file is another check's to report
-            if len(found) > 1 and not _in_order(found, descending):
-                way = "descending" if descending else "ascending"
-                problems.append(
-                    f"{rel}: the lines are in the order {', '.join(found[:8])}; the task asks "
-                    f"for them sorted by {' '.join(words)} ({way})"
-                )
-        return CheckResult(
-            name="the task's order",
-            passed=not problems,
-            detail="; ".join(problems) or "as the task asks",
-        )
+    def problems_in(rel: str, text: str) -> list[str]:
+        found = keys(rel, text)
+        if len(found) < 2 or _in_order(found, descending):
+            return []
+        way = "descending" if descending else "ascending"
+        return [
+            f"{rel}: the lines are in the order {', '.join(found[:8])}; the task asks for them "
+            f"sorted by {' '.join(words)} ({way})"
+        ]
 
-    return run
+    return file_check(workspace, paths, "the task's order", "as the task asks", problems_in)
