@@ -483,3 +483,20 @@ def test_an_output_in_another_order_than_the_task_asks_fails(tmp_path: Path):
     (tmp_path / "moves.csv").write_text("old,new\nB.jpg,y\na.jpg,x\n")
     assert checks[-1]().passed
     assert not shape_checks(tmp_path, "Write out.txt; the list is not sorted.", ["out.txt"])
+
+
+def test_rows_written_as_json_strings_fail_the_typed_keys_check(tmp_path: Path):
+    """A list of JSON texts holds no record: the typed-keys check fails instead of passing
+    with nothing to check; records nested under a key are still found."""
+    from spud.playbooks.task_shapes import shape_checks
+
+    task = "Convert a.csv into a.json. Types: `qty` is an integer."
+    (check,) = shape_checks(tmp_path, task, ["a.json"])
+    (tmp_path / "a.json").write_text('["{\\"qty\\": \\"4\\"}"]')
+    result = check()
+    assert not result.passed
+    assert result.detail.startswith('a.json: no record holds the keys the task types ("qty");')
+    (tmp_path / "a.json").write_text('{"rows": [{"qty": 4}]}')
+    assert check().passed
+    (tmp_path / "a.json").write_text('[{"qty": 4}]')
+    assert check().passed

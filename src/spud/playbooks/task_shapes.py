@@ -76,6 +76,15 @@ def _objects(data: Any) -> list[dict]:
     return []
 
 
+def _all_objects(data: Any) -> list[dict]:
+    """Every object in a JSON document, at any depth."""
+    if isinstance(data, dict):
+        return [data, *(o for v in data.values() for o in _all_objects(v))]
+    if isinstance(data, list):
+        return [o for v in data for o in _all_objects(v)]
+    return []
+
+
 def shown(value: Any) -> str:
     if value == [""]:
         return '[""] (a list holding one empty string, as "".split(";") gives for an empty field)'
@@ -136,10 +145,18 @@ def typed_keys_check(workspace: Path, task: str, paths: list[str]) -> Any:
 
     def problems_in(rel: str, text: str) -> list[str]:
         data, problems = json.loads(text), []
+        records = _objects(data)
+        if not any(key in r for r in _all_objects(data) for key in types):
+            # a 1.5B's converter wrote each row as a JSON string: no record to check
+            first = data[0] if isinstance(data, list) and data else data
+            keys = ", ".join(f'"{k}"' for k in types)
+            return [
+                f"{rel}: no record holds the keys the task types ({keys}); it holds {shown(first)}"
+            ]
         for key, (kind, nullable) in types.items():
             wrong = [
                 (n, r[key])
-                for n, r in enumerate(_objects(data), 1)
+                for n, r in enumerate(records, 1)
                 if key in r and not fits(r[key], kind) and not (nullable and r[key] is None)
             ]
             if wrong:
