@@ -110,8 +110,12 @@ def print_table(rows: list[dict[str, Any]], skills: list[str], diffs: dict[str, 
     kinds = sorted({t["category"] for r in rows for t in r["tasks"]})
     print("\nper kind: " + "  ".join(f"{k}" for k in kinds))
     for r in rows:
-        won = {t["category"]: "pass" if t["passed"] else "fail" for t in r["tasks"]}
-        print(f"  {r['arm']:<8}" + "  ".join(f"{won.get(k, '-'):<{len(k)}}" for k in kinds))
+        won = {
+            k: f"{sum(t['passed'] for t in r['tasks'] if t['category'] == k)}/"
+            f"{sum(t['category'] == k for t in r['tasks'])}"
+            for k in kinds
+        }
+        print(f"  {r['arm']:<8}" + "  ".join(f"{won[k]:<{len(k)}}" for k in kinds))
     print(f"\nskills the sleep made ({len(skills)}):")
     for s in skills:
         print(f"  {s}")
