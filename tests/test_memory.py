@@ -237,3 +237,21 @@ def test_memory_tables_match_the_migration(store: SqlStore):
     sqlite_only = ("memory_fts", "memory_vector_log")  # made by the migration's raw SQL
     mine = [d for d in diffs if "memor" in str(d) and not any(t in str(d) for t in sqlite_only)]
     assert mine == []
+
+
+@pytest.mark.databases
+def test_only_the_closest_skill_shows_its_worked_example(memories: MemoryStore):
+    def skill(task: str, code: str) -> NewMemory:
+        data = {"when": task, "steps": ["bash python3 convert.py"], "example": code}
+        return NewMemory(kind="skill", text=f"How to: {task}", source="test", data=data)
+
+    memories.add("u", "o", skill("Convert books.csv into books.json", "rows = list(books)"))
+    memories.add(
+        "u", "o", skill("Convert sensor readings into a JSON file", "json.dumps(r) for r in rows")
+    )
+    hits = recall(memories, "u", "o", "Convert plants.csv into plants.json", k=5)
+    assert [h.memory.data["when"][:13] for h in hits] == ["Convert books", "Convert senso"]
+    block = context_block(hits)
+    assert "rows = list(books)" in block  # the closest skill's example
+    assert "json.dumps" not in block  # the other's steps only
+    assert block.count("Steps: 1. bash python3 convert.py") == 2

@@ -185,8 +185,9 @@ def estimate_tokens(text_: str) -> int:
     return len(text_) // 4 + 1
 
 
-def render(memory: Memory) -> str:
-    """One memory as a cited line (skills with their steps and pitfalls)."""
+def render(memory: Memory, example: bool = True) -> str:
+    """One memory as a cited line (skills with their steps, pitfalls and, with example, the
+    worked example)."""
     when = f"{memory.created_at:%Y-%m-%d}"
     if memory.untrusted:  # learned from a web page: recalled as data, never instructions
         when += ", untrusted: from web content"
@@ -199,7 +200,7 @@ def render(memory: Memory) -> str:
             body += f" Pitfalls: {pitfalls}"
         if d.get("checked"):
             body += f" It passed: {d['checked']}."
-        if d.get("example"):
+        if example and d.get("example"):
             body += f" Worked example, {d['example'].strip()}"
         return f"[{memory.cite}] ({when}) {body}"
     label = "from " + str(memory.data.get("title")) if memory.kind == "chunk" else memory.kind
@@ -218,14 +219,21 @@ def passage_block(hits: list[Hit], budget_tokens: int = 600) -> str:
 
 
 def context_block(hits: list[Hit], budget_tokens: int = 800) -> str:
-    """Recalled memories as a prompt section within a token budget; '' when there are none."""
+    """Recalled memories as a prompt section within a token budget; '' when there are none.
+
+    Only the closest skill shows its worked example: with two of one kind shown, a 1.5B
+    copied the wrong one's code (rows written as JSON strings) where the right one was
+    beside it, and each example costs about 400 tokens of prompt."""
     header = "What you remember (cite a memory as [m<id>] when you use it; newer facts win):"
     lines, used = [], estimate_tokens(header)
+    shown = False
     for hit in hits:
-        line = render(hit.memory)
+        example = not shown and bool(hit.memory.kind == "skill" and hit.memory.data.get("example"))
+        line = render(hit.memory, example)
         cost = estimate_tokens(line)
         if used + cost > budget_tokens:
             continue
         lines.append(line)
         used += cost
+        shown = shown or example
     return "\n".join([header, *lines]) if lines else ""
