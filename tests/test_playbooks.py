@@ -500,3 +500,30 @@ def test_rows_written_as_json_strings_fail_the_typed_keys_check(tmp_path: Path):
     assert check().passed
     (tmp_path / "a.json").write_text('[{"qty": 4}]')
     assert check().passed
+
+
+def test_values_under_the_wrong_column_fail(tmp_path: Path):
+    """An e-mail address under `city` and a city under `email` fail; a price column needs
+    digits; empty fields and columns with no kind of their own pass."""
+    from spud.playbooks.task_shapes import shape_checks
+
+    task = "cards/ holds contact cards. Write contacts.csv with the header name,email,city,price."
+    checks = shape_checks(tmp_path, task, ["contacts.csv"])
+    check = next(c for c in checks if c().name == "values in their columns")
+    (tmp_path / "contacts.csv").write_text(
+        "name,email,city,price\nAnn Lee,Paris,ann@example.org,12.50\nBo,bo@x.io,Oslo,free\n"
+    )
+    result = check()
+    assert not result.passed
+    assert result.detail == (
+        "contacts.csv row 2: the email column holds 'Paris', which is not an e-mail address; "
+        "contacts.csv row 2: the city column holds 'ann@example.org', an e-mail address, which "
+        "belongs under the e-mail column; contacts.csv row 3: the price column holds 'free', "
+        "with no digit in it"
+    )
+    (tmp_path / "contacts.csv").write_text(
+        "name,email,city,price\nAnn Lee,ann@example.org,Paris,12.50\nBo,,Oslo,€3\n"
+    )
+    assert check().passed
+    (tmp_path / "contacts.csv").write_text("name,city\nAnn,Paris\n")
+    assert check().passed

@@ -112,6 +112,8 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
     tables = [o for o in outputs if o.rsplit(".", 1)[-1].lower() in ("csv", "tsv")]
     if tables and (header := task_header(task)):
         checks.append(header_check(workspace, header, tables))
+    if tables:
+        checks.append(columns_check(workspace, tables))
     if texts and (order := sort_order(task))[0]:
         checks.append(sorted_check(workspace, order, texts))
     return checks
@@ -240,6 +242,56 @@ def header_check(workspace: Path, header: list[str], paths: list[str]) -> Any:
         ]
 
     return file_check(workspace, paths, "the task's header", "as the task gives it", problems_in)
+
+
+# What a column's values hold, by the last word of its name ("customer_email", "unit_price"):
+# a 1.5B's extraction script wrote name,city,email values under the header name,email,city.
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.\w+$")
+EMAIL_WORDS = {"email", "mail", "e-mail"}
+DIGIT_WORDS = {
+    "amount", "count", "cost", "date", "hours", "kg", "km", "mm", "phone", "price", "qty",
+    "quantity", "score", "total", "units", "year",
+}  # fmt: skip
+
+
+def column_kind(name: str) -> str:
+    """'email', 'digits' or '' (anything) for a CSV column, by the last word of its name."""
+    words = re.split(r"[\s_]+", name.strip().lower())
+    last = words[-1] if words else ""
+    return "email" if last in EMAIL_WORDS else "digits" if last in DIGIT_WORDS else ""
+
+
+def columns_check(workspace: Path, paths: list[str]) -> Any:
+    """A check that a CSV output's values fit their columns: an e-mail column holds e-mail
+    addresses and no other column does, a price, date or count column holds digits (values
+    written under the wrong column, an empty field allowed)."""
+
+    def problems_in(rel: str, text: str) -> list[str]:
+        rows = list(csv.reader(text.splitlines(), delimiter=_separator(rel)))
+        if len(rows) < 2:
+            return []
+        header = [cell.strip() for cell in rows[0]]
+        kinds = [column_kind(name) for name in header]
+        if not any(kinds):
+            return []
+        problems = []
+        for n, row in enumerate(rows[1:], start=2):
+            for name, kind, value in zip(header, kinds, (v.strip() for v in row), strict=False):
+                if not value:
+                    continue
+                if kind == "email" and not EMAIL.match(value):
+                    why = "which is not an e-mail address"
+                elif kind != "email" and "email" in kinds and EMAIL.match(value):
+                    why = "an e-mail address, which belongs under the e-mail column"
+                elif kind == "digits" and not re.search(r"\d", value):
+                    why = "with no digit in it"
+                else:
+                    continue
+                problems.append(f"{rel} row {n}: the {name} column holds {value[:40]!r}, {why}")
+        return problems
+
+    name, fine = "values in their columns", "each fits its column"
+    return file_check(workspace, paths, name, fine, problems_in, most=4)
 
 
 def _separator(rel: str) -> str:
