@@ -466,7 +466,7 @@ def test_an_output_in_another_order_than_the_task_asks_fails(tmp_path: Path):
         "Write report.txt with one line per category, sorted by category name, of the form "
         "`category: total`, then a last line `TOTAL: grand total`."
     )
-    (check,) = shape_checks(tmp_path, task, ["report.txt"])
+    check, last = shape_checks(tmp_path, task, ["report.txt"])
     (tmp_path / "report.txt").write_text("rent: 800.00\nfood: 41.25\nTOTAL: 841.25\n")
     result = check()
     assert not result.passed and result.detail == (
@@ -475,6 +475,7 @@ def test_an_output_in_another_order_than_the_task_asks_fails(tmp_path: Path):
     )
     (tmp_path / "report.txt").write_text("food: 41.25\nrent: 800.00\nTOTAL: 841.25\n")
     assert check().passed
+    assert last().passed and last().name == "the task's last line"
 
     task = "Write moves.csv with the header old,new, one row per file, sorted by the old path."
     checks = shape_checks(tmp_path, task, ["moves.csv"])
@@ -527,3 +528,26 @@ def test_values_under_the_wrong_column_fail(tmp_path: Path):
     assert check().passed
     (tmp_path / "contacts.csv").write_text("name,city\nAnn,Paris\n")
     assert check().passed
+
+
+def test_the_line_the_task_puts_last_must_be_last(tmp_path: Path):
+    """ "then a last line `ALL: total units`": an `ALL:` line written first fails, one that is
+    missing fails, one written last passes."""
+    from spud.playbooks.task_shapes import shape_checks
+
+    task = (
+        "Write summary.txt with one line per region, sorted by region name, of the form "
+        "`region: units`, then a last line `ALL: total units`."
+    )
+    check = shape_checks(tmp_path, task, ["summary.txt"])[-1]
+    (tmp_path / "summary.txt").write_text("ALL: 85\neast: 31\nnorth: 19\nwest: 35\n")
+    result = check()
+    assert not result.passed
+    assert result.detail == (
+        "summary.txt: the task asks for a last line starting 'ALL:'; it is line 1 of 4"
+    )
+    (tmp_path / "summary.txt").write_text("east: 31\nnorth: 19\nwest: 35\n")
+    assert check().detail.endswith("no line starts so")
+    (tmp_path / "summary.txt").write_text("east: 31\nnorth: 19\nwest: 35\nALL: 85\n\n")
+    assert check().passed
+    assert not shape_checks(tmp_path, "Write out.txt, one line per name.", ["out.txt"])

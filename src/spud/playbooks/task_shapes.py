@@ -116,6 +116,8 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
         checks.append(columns_check(workspace, tables))
     if texts and (order := sort_order(task))[0]:
         checks.append(sorted_check(workspace, order, texts))
+    if texts and (lead := last_line(task)):
+        checks.append(last_line_check(workspace, lead, texts))
     return checks
 
 
@@ -220,6 +222,35 @@ def example_lines_check(workspace: Path, task: str, paths: list[str]) -> Any:
 
     name, fine = "the task's example lines", "as the task shows"
     return file_check(workspace, paths, name, fine, problems_in, most=4)
+
+
+# "then a last line `TOTAL: grand total`", "a final line `ALL: N orders, total`"
+LAST_LINE = re.compile(r"\b(?:last|final) line (?:of the form |reading )?`([^`\n]+)`", re.I)
+
+
+def last_line(task: str) -> str:
+    """How the line the task puts last starts: its example up to the first colon, else its
+    first word; empty when the task puts no line last."""
+    m = LAST_LINE.search(task)
+    if not m:
+        return ""
+    example = m[1].strip()
+    return example.split(":", 1)[0] + ":" if ":" in example else example.split()[0]
+
+
+def last_line_check(workspace: Path, lead: str, paths: list[str]) -> Any:
+    """A check that the line the task puts last is last (a 1.5B's report script wrote its
+    `ALL:` line first, and the lines below it still read as sorted)."""
+
+    def problems_in(rel: str, text: str) -> list[str]:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines or lines[-1].startswith(lead):
+            return []
+        where = next((n for n, line in enumerate(lines, 1) if line.startswith(lead)), 0)
+        found = f"it is line {where} of {len(lines)}" if where else "no line starts so"
+        return [f"{rel}: the task asks for a last line starting {lead!r}; {found}"]
+
+    return file_check(workspace, paths, "the task's last line", "as the task asks", problems_in)
 
 
 def task_header(task: str) -> list[str]:
