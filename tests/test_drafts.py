@@ -162,7 +162,7 @@ GOOD_CART = (
 )
 
 
-def draft_run(ws: Path, store, model, max_steps: int = 10, keep: bool = False):
+def draft_run(ws: Path, store, model, max_steps: int = 10, keep: bool = False, samples: int = 1):
     if not keep:
         (ws / "shop.py").write_text(MODULE)
     (ws / "test_shop.py").write_text(TESTS)
@@ -174,7 +174,7 @@ def draft_run(ws: Path, store, model, max_steps: int = 10, keep: bool = False):
         [t for t in coding_tools(ws, sandbox) if t.name in brief.tools],
         store,
         limits=Limits(max_steps=max_steps),
-        harness=Harness(),
+        harness=Harness(code_samples=samples),
         verifier=brief.verifier,
         opening=brief.opening,
     )
@@ -253,6 +253,41 @@ def test_a_draft_that_makes_more_tests_fail_is_undone(workspace: Path, store):
     assert "back as it was" in model.prompts[2][-1].content
     assert "return sum(items)\n" in model.prompts[2][-1].content  # the good total is shown
     assert "return sum(items)\n" in (workspace / "shop.py").read_text()
+
+
+def test_a_round_whose_draft_fixes_nothing_tries_samples_and_keeps_the_one_that_passes(
+    workspace: Path, store
+):
+    model = Drafter([GOOD_TOTAL, BAD_TOTAL, GOOD_TOTAL, GOOD_CART, BAD_TOTAL])
+    model.temperatures = []
+    chat = model.chat
+
+    def recorded(messages, max_tokens=2048, temperature=None, until_block=False):
+        model.temperatures.append(temperature)
+        return chat(messages, max_tokens, temperature, until_block)
+
+    model.chat = recorded
+    result, messages = draft_run(workspace, store, model, samples=3)
+    assert result.status == "finished", result.summary
+    # round 2's greedy draft broke total; its request was sampled twice more, and the second
+    # sample (the cart) passed: asked with the same request, the engine's cache holds it
+    assert model.temperatures == [None, None, 0.8, 0.8]
+    assert model.prompts[3] == model.prompts[2] == model.prompts[1]
+    writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
+    assert [bool(m.meta.get("sampled")) for m in writes] == [False, False, True]
+    shop = (workspace / "shop.py").read_text()
+    assert "return sum(items)\n" in shop and "self.items[sku] += 1" in shop  # onto round 2's code
+    assert "Cart needs add and count." in writes[-1].meta["draft"]
+
+
+def test_samples_that_fix_nothing_leave_the_workspace_as_the_round_left_it(workspace: Path, store):
+    model = Drafter([GOOD_TOTAL, BAD_TOTAL, BAD_TOTAL, "```python\nnot python(\n```", GOOD_CART])
+    result, messages = draft_run(workspace, store, model, samples=3)
+    assert result.status == "finished", result.summary
+    writes = [m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "write_file"]
+    assert [bool(m.meta.get("undo")) for m in writes] == [False, False, True, False]
+    assert not any(m.meta.get("sampled") for m in writes)  # the next round's greedy draft passed
+    assert len(model.prompts) == 5
 
 
 def test_a_definition_a_draft_made_worse_is_put_back_and_its_other_fix_kept(workspace: Path, store):

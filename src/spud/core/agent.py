@@ -152,6 +152,7 @@ class Agent:
 
                 drafts = DraftModel(self.model, check, self.notes, left, self.harness.draft_votes)
                 drafts.by_hand = self.harness.by_hand
+                drafts.samples = self.harness.code_samples
                 self.opening(drafts, act)
                 drafts.room_for_the_loop()
             while True:
@@ -392,6 +393,7 @@ class DraftModel:
         self.model, self.check, self.notes, self.left = model, check, notes, left
         self.votes = votes  # passing drafts that vote on the outputs (the harness's draft_votes)
         self.by_hand = False  # script outputs held against their heads worked by hand
+        self.samples = 1  # replies tried against the tests in a code round (the harness's)
         self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
         self.replies = 0
 

@@ -15,6 +15,7 @@ HARNESSES = (
     "spud-nocheck",
     "spud-nodraft",
     "spud-hand",
+    "spud-nosample",
     "spud-draft",
     "spud-raw",
     "spud-free",
@@ -68,7 +69,14 @@ def agent_harness(harness: str) -> Harness:
     checks = harness not in ("spud-nocheck", "spud-v1", "raw")
     hand = harness == "spud-hand"  # on at effort medium and high
     return Harness(
-        self_check=on, rerun_guard=on, verify=checks, check_after_change=checks, by_hand=hand
+        self_check=on,
+        rerun_guard=on,
+        verify=checks,
+        check_after_change=checks,
+        by_hand=hand,
+        code_samples=1
+        if harness in ("spud-nosample", "spud-v1", "raw")
+        else Harness().code_samples,
     )
 
 

@@ -65,6 +65,10 @@ WORSE = "That change made more tests fail, so the code is back as it was before 
 TRIES_PER_TEST = 2  # repairs asked for one failing test before another gets its turn
 SAME = "That code is what the file already holds: it changed nothing. Look again. "
 REDRAFT_TEMPERATURE = 0.7
+# A round whose greedy draft fixes nothing samples more replies to the same request, each
+# tried against the tests (selection by execution, as in CodeT and AlphaCode): the request is
+# already in the engine's cache, so another reply costs its decode only.
+SAMPLE_TEMPERATURE = 0.8
 SHOWN_CHARS = 8000  # of each test and source file in a code draft's request
 PAIRS = {"(": ")", "[": "]", "{": "}"}
 CLOSE_WITHIN = 20  # lines after an unclosed bracket where its closers are tried
@@ -111,20 +115,9 @@ class CodeDraft:
                 temperature = REDRAFT_TEMPERATURE
             stalled += 1
             chat = [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
-            reply = model.chat(
-                chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
-            )
-            text = reply.message.content
-            if text.strip() and not any(map(has_code, BLOCK.findall(text))):  # reasons, no code
-                chat += [
-                    Message(role="assistant", content=text),
-                    Message(role="user", content=CODE_NOW),
-                ]
-                unused.append(reply)
-                reply = model.chat(
-                    chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
-                )
-                text = f"{text}\n\n{reply.message.content}"
+            base = self._snapshot()  # the code the request shows
+            text, reply, spent = self._reply(model, chat, temperature)
+            unused += spent
             writes, problem = self.merged(text)
             writes = {p: c for p, c in writes.items() if c != self._text(p)}  # no-op writes
             if problem or not writes:  # nothing to run: asked again, more varied
@@ -147,6 +140,22 @@ class CodeDraft:
             passed, detail = self.report()
             if not passed and broke(kept_detail, detail):
                 passed, detail = self._keep_what_helped(kept, detail, act)
+            if not passed and failing(detail) >= best:
+                samples = getattr(model, "samples", 1) - 1
+                found = self._sample(model, chat, base, best, samples)
+                if found is not None:
+                    text, writes, more = found
+                    meta = {"kind": "draft", "draft": text, "usage": usage_of(more)}
+                    meta["sampled"] = True  # not the greedy reply: the one the tests chose
+                    for path, content in writes.items():
+                        act(
+                            ToolCall(
+                                name="write_file", arguments={"path": path, "content": content}
+                            ),
+                            meta,
+                        )
+                        meta = {"kind": "draft"}
+                    passed, detail = self.report()
             if passed and all(c.passed for c in self.verifier.check()):
                 summary = f"{said(text)} (changed {', '.join(writes)})".strip()
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
@@ -164,6 +173,61 @@ class CodeDraft:
                         act(call, {"kind": "draft", "undo": True})
                 detail, note = kept_detail, WORSE
             ask = self.again(detail, tried, note, anew)
+
+    def _reply(
+        self, model: TextModel, chat: list[Message], temperature: float | None
+    ) -> tuple[str, ModelReply, list[ModelReply]]:
+        """A draft's text and reply, and the replies spent before it: a reply of reasons
+        without code is asked, in the same chat, for the code."""
+        reply = model.chat(
+            chat, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+        )
+        text = reply.message.content
+        if not text.strip() or any(map(has_code, BLOCK.findall(text))):
+            return text, reply, []
+        more = [
+            *chat,
+            Message(role="assistant", content=text),
+            Message(role="user", content=CODE_NOW),
+        ]
+        then = model.chat(
+            more, max_tokens=self.max_tokens, temperature=temperature, until_block=True
+        )
+        return f"{text}\n\n{then.message.content}", then, [reply]
+
+    def _sample(
+        self,
+        model: TextModel,
+        chat: list[Message],
+        base: dict[str, str | None],
+        best: float,
+        samples: int,
+    ) -> tuple[str, dict[str, str], ModelReply] | None:
+        """Up to `samples` more replies to a round's request, each merged into the code the
+        request showed and tested; the first with fewer failing tests than `best` (its text,
+        writes and reply), or None. The workspace is left as it was."""
+        now = self._snapshot()
+        found = None
+        try:
+            for _ in range(samples):
+                text, reply, _ = self._reply(model, chat, SAMPLE_TEMPERATURE)
+                for path, content in base.items():
+                    if content is not None:
+                        self._put(path, content)
+                writes, problem = self.merged(text)
+                if problem or not writes or all(c == base.get(p) for p, c in writes.items()):
+                    continue
+                for path, content in writes.items():
+                    self._put(path, content)
+                if failing(self.report()[1]) < best:  # the request's code with the reply in
+                    whole = {p: writes.get(p, c) for p, c in base.items() if c is not None}
+                    found = text, {p: c for p, c in whole.items() if c != now.get(p)}, reply
+                    break
+        finally:
+            for path, content in now.items():
+                if content is not None and content != self._text(path):
+                    self._put(path, content)
+        return found
 
     def again(self, output: str, tried: Counter[str], note: str = "", anew: bool = False) -> str:
         """A fresh request: the task, the tests and the code as they are now, what to fix;
