@@ -113,4 +113,5 @@ def test_medium_effort_lets_passing_script_drafts_vote(svc: SessionService, ws: 
         execute_with_effort(svc, spec(ws, Sampler(right, right)), effort)
     assert [h.draft_votes for h in seen] == [1, 3]
     assert [h.by_hand for h in seen] == [False, True]  # and the hand's head checks them
+    assert [h.code_samples for h in seen] == [1, 3]  # and code rounds try more replies
     assert seen[1].check_repairs == 0  # the rest of the run's own harness is kept

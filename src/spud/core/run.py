@@ -117,9 +117,8 @@ class Harness(BaseModel):
     check_after_change: bool = True  # the quick check's result follows every file change
     draft_votes: int = 1  # passing script drafts whose outputs vote (effort medium, high: 3)
     by_hand: bool = False  # a passing script's output is held against its head worked by hand
-    code_samples: int = (
-        3  # replies tried against the tests in a code round whose first fixes nothing
-    )
+    # replies tried against the tests in a code round whose draft fixes nothing (medium, high: 3)
+    code_samples: int = 1
 
 
 class Finish:

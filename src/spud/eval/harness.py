@@ -15,7 +15,7 @@ HARNESSES = (
     "spud-nocheck",
     "spud-nodraft",
     "spud-hand",
-    "spud-nosample",
+    "spud-sample",
     "spud-draft",
     "spud-raw",
     "spud-free",
@@ -74,9 +74,7 @@ def agent_harness(harness: str) -> Harness:
         verify=checks,
         check_after_change=checks,
         by_hand=hand,
-        code_samples=1
-        if harness in ("spud-nosample", "spud-v1", "raw")
-        else Harness().code_samples,
+        code_samples=3 if harness == "spud-sample" else 1,  # on at effort medium and high
     )
 
 

@@ -13,7 +13,8 @@ from spud.core.run import Harness, RunResult
 from spud.service.sessions import RunSpec, SessionService
 
 # effort -> (candidate runs at most, sampling temperature of the extra candidates, passing
-# script drafts that vote on the outputs within a run)
+# script drafts that vote on the outputs within a run; as many replies are tried against the
+# tests in a code round whose first fixes nothing)
 EFFORTS = {"low": (1, 0.0, 1), "medium": (2, 0.6, 3), "high": (3, 0.8, 3)}
 
 
@@ -37,14 +38,15 @@ def execute_with_effort(service: SessionService, spec: RunSpec, effort: str) -> 
     further one starts from a copy of the workspace as it was, sampling more freely. The best
     candidate's files end up in the workspace and its result is returned; every candidate's
     session stays in the store.
-    At medium and high, passing script drafts within a run also vote on the outputs.
+    At medium and high, passing script drafts within a run also vote on the outputs, and a
+    code round whose draft fixes nothing tries more replies against the tests.
     """
     runs, temperature, votes = EFFORTS.get(effort, (0, 0.0, 1))
     if runs == 0:
         candidates_for(effort)  # raises the clear error
     if votes > 1:  # and their outputs are held against the hand's head (expected.py)
         harness = (spec.harness or Harness()).model_copy(
-            update={"draft_votes": votes, "by_hand": True}
+            update={"draft_votes": votes, "by_hand": True, "code_samples": votes}
         )
         spec = replace(spec, harness=harness)
     with tempfile.TemporaryDirectory(prefix="spud-candidates-") as tmp:
