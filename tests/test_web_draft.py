@@ -15,7 +15,7 @@ from spud.models.replay import ReplayModel
 from spud.playbooks import brief_for
 from spud.playbooks.base import named_files
 from spud.playbooks.script_draft import given
-from spud.playbooks.web_draft import _button, _controls
+from spud.playbooks.web_form import form_controls, send_button
 from spud.sandbox.bubblewrap import Sandbox, SandboxConfig
 from spud.tools.browser.tools import browser_tools, close_browsers
 from spud.tools.shell import coding_tools
@@ -232,7 +232,7 @@ def test_controls_are_read_from_a_snapshot_with_their_state():
         '- textbox "Your name" [e5]\n- combobox "Topic" [e6]: options Choose, Billing (selected)\n'
         '- checkbox "Copy" [checked] [e7]\n- button "Send" [e8]\n- link "Home" [e2]'
     )
-    controls = _controls(snapshot)
+    controls = form_controls(snapshot)
     assert list(controls) == ["e5", "e6", "e7", "e8"]
     assert controls["e7"].checked and controls["e7"].call("check") is None
     assert controls["e7"].call("uncheck").name == "browser_click"
@@ -240,13 +240,34 @@ def test_controls_are_read_from_a_snapshot_with_their_state():
     assert controls["e5"].call("Ada").name == "browser_type"
 
 
+def test_radios_side_by_side_are_one_group_set_by_an_options_label():
+    snapshot = (
+        '- textbox "Order number" [e14]\n- group "Reason"\n  - radio "Late delivery" [e18]\n'
+        '  - text: Late delivery\n  - radio "Damaged item" [e20]\n  - text: Damaged item\n'
+        '  - radio "Something else" [checked] [e22]\n- textbox "Message" [e24]\n'
+        '- radio "Pick up" [e30]\n- radio "Delivery" [e31]\n- button "Send" [e26]'
+    )
+    controls = form_controls(snapshot)
+    assert list(controls) == ["e14", "e18", "e24", "e30", "e26"]
+    reason = controls["e18"]
+    assert reason.shown == (
+        'e18: radio group "Reason" (options: Late delivery, Damaged item, Something else)'
+    )
+    assert reason.call("Damaged item").arguments == {"ref": "e20"}
+    assert reason.call("a damaged item").arguments == {"ref": "e20"}  # the most words in common
+    assert reason.call("Something else") is None  # already checked
+    assert reason.call("refund") is None  # no radio is that
+    assert controls["e30"].name == "Pick up"  # no group: named by its first radio
+    assert controls["e30"].call("Delivery").arguments == {"ref": "e31"}
+
+
 def test_the_send_button_is_found_however_the_model_names_it():
-    controls = _controls('- textbox "Name" [e5]\n- button "Place order" [e9]')
-    assert _button([("submit", "e9")], controls) == "e9"
-    assert _button([("e9", "submit: e9")], controls) == "e9"  # a 1.5B wrote this
-    assert _button([("e5", "Ada")], controls) == "e9"  # the form's only button
-    two = _controls('- button "Save" [e1]\n- button "Send" [e2]')
-    assert _button([], two) is None
+    controls = form_controls('- textbox "Name" [e5]\n- button "Place order" [e9]')
+    assert send_button([("submit", "e9")], controls) == "e9"
+    assert send_button([("e9", "submit: e9")], controls) == "e9"  # a 1.5B wrote this
+    assert send_button([("e5", "Ada")], controls) == "e9"  # the form's only button
+    two = form_controls('- button "Save" [e1]\n- button "Send" [e2]')
+    assert send_button([], two) is None
 
 
 def test_an_email_address_is_not_taken_for_an_output_file():

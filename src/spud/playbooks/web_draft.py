@@ -14,6 +14,7 @@ from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
 from spud.playbooks.task_shapes import yes_no_question
+from spud.playbooks.web_form import CHECK_WORDS, Control, form_controls, send_button
 from spud.playbooks.web_rows import MAX_ROWS, items_literal, printed_rows, table_rows
 
 WORD = re.compile(r"[a-z0-9]{3,}")
@@ -28,9 +29,6 @@ FORM_WORDS = re.compile(
     r"enrol|contact)\w*",
     re.IGNORECASE,
 )
-CONTROL = re.compile(r'^\s*- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
-FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
-CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 SETTING = re.compile(r"^\W*(submit|e\d+)\b\W*?[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 COMPUTE = re.compile(r"\b(add up|total|sum|average)\b", re.IGNORECASE)  # by a script
 BY_CHANCE = re.compile(r"^\s*(?:import|from) random\b", re.MULTILINE)  # no way to pick
@@ -130,8 +128,9 @@ HEAD_LINES = 8
 FORM_ASK = (
     "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
     "with one line for each field the task gives a value or a choice for, as `ref: value` (a "
-    "text field: the text; a list: the option's label; a checkbox: yes to tick it or no to "
-    "leave it clear, for every checkbox the task mentions), then a last line `submit: ref` with "
+    "text field: the text; a list or a radio group: the option's label; a checkbox: yes to "
+    "tick it or no to leave it clear, for every checkbox the task mentions), then a last line "
+    "`submit: ref` with "
     "the ref of the button that sends the form."
 )
 FORM_AGAIN = (
@@ -381,7 +380,7 @@ class WebDraft:
     def fill(self, model: TextModel, act: Act, pages: str, read: list[str], url: str) -> None:
         """Open the form, ask for each field's value by ref, set them, and send the form."""
         opened = act(ToolCall(name="browser_open", arguments={"url": url}), {"kind": "draft"})
-        controls = _controls(opened.content or "")
+        controls = form_controls(opened.content or "")
         if not opened.meta.get("ok") or not controls:
             return
         listed = "\n".join(c.shown for c in controls.values())
@@ -418,7 +417,7 @@ class WebDraft:
             if call is not None:
                 act(call, meta)
                 meta = {"kind": "draft"}
-        button = _button(settings, controls)
+        button = send_button(settings, controls)
         if button is None:
             return  # the loop goes on from the filled form
         sent = act(ToolCall(name="browser_click", arguments={"ref": button}), meta)
@@ -430,65 +429,6 @@ class WebDraft:
             done = ", ".join(f"{controls[r].name or r}: {v}" for r, v in fields)
             summary = f"Sent the form on {url} ({done})."
             act(ToolCall(name="finish", arguments={"summary": summary}), {"kind": "draft"})
-
-
-@dataclass
-class Control:
-    """One form control of a page snapshot: its ref, role, name and whether it is checked."""
-
-    ref: str
-    role: str
-    name: str
-    checked: bool
-    shown: str
-
-    def call(self, value: str) -> ToolCall | None:
-        """The browser call that sets this control to the value (None: already so)."""
-        if self.role in ("combobox", "listbox"):
-            return ToolCall(name="browser_select", arguments={"ref": self.ref, "option": value})
-        if self.role in ("checkbox", "radio"):
-            wanted = value.lower().strip(".") in CHECK_WORDS
-            if wanted == self.checked:
-                return None
-            return ToolCall(name="browser_click", arguments={"ref": self.ref})
-        if self.role == "button":
-            return None
-        return ToolCall(name="browser_type", arguments={"ref": self.ref, "text": value})
-
-
-def _controls(snapshot: str) -> dict[str, Control]:
-    """The fields and buttons of a snapshot, by ref, each as the model is shown it: a
-    checkbox without its state (shown "(not checked)", a 1.5B gave "unchecked" for a copy the
-    task asked for; the click that sets it knows the state)."""
-    out: dict[str, Control] = {}
-    for line in snapshot.splitlines():
-        m = CONTROL.match(line)
-        if not m or (m.group(1) not in FIELD_ROLES and m.group(1) != "button"):
-            continue
-        role, name, rest = m.group(1), m.group(2) or "", m.group(3)
-        ref = re.search(r"\[(e\d+)\]", rest)
-        if ref is None:
-            continue
-        checked = "[checked]" in rest
-        options = rest.split(": options ", 1)[1] if ": options " in rest else ""
-        shown = f'{ref.group(1)}: {role} "{name}"'
-        if options:
-            shown += f" (options: {options})"
-        out[ref.group(1)] = Control(ref.group(1), role, name, checked, shown)
-    return out
-
-
-def _button(settings: list[tuple[str, str]], controls: dict[str, Control]) -> str | None:
-    """The button that sends the form: the `submit:` line's, a button set to "submit", or the
-    form's only button."""
-    buttons = [ref for ref, c in controls.items() if c.role == "button"]
-    for key, value in settings:
-        named = re.search(r"\be\d+\b", value)
-        if key == "submit" and named and named.group(0) in controls:
-            return named.group(0)
-        if key in buttons and "submit" in value.lower():
-            return key
-    return buttons[0] if len(buttons) == 1 else None
 
 
 def uncovered(script: str, pages: list[str]) -> str:
