@@ -551,3 +551,17 @@ def test_the_line_the_task_puts_last_must_be_last(tmp_path: Path):
     (tmp_path / "summary.txt").write_text("east: 31\nnorth: 19\nwest: 35\nALL: 85\n\n")
     assert check().passed
     assert not shape_checks(tmp_path, "Write out.txt, one line per name.", ["out.txt"])
+
+
+def test_an_output_the_task_wants_as_just_the_number_holds_one_number(tmp_path: Path):
+    from spud.playbooks.task_shapes import shape_checks
+
+    task = "Count the ERROR lines of app.log and write just the number into errors.txt."
+    [check] = shape_checks(tmp_path, task, ["errors.txt"])
+    (tmp_path / "errors.txt").write_text("12 errors\n")
+    result = check()
+    assert not result.passed and result.name == "just the number"
+    assert result.detail == "errors.txt holds '12 errors'; the task asks for just the number"
+    (tmp_path / "errors.txt").write_text("12\n")
+    assert check().passed
+    assert not shape_checks(tmp_path, "Count the ERROR lines into errors.txt.", ["errors.txt"])

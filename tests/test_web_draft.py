@@ -148,7 +148,7 @@ def test_a_sum_goes_to_a_script_with_the_values_as_data(workspace: Path, store):
 
 def form_reply(prompt: str, values: dict[str, str]) -> str:
     """`ref: value` lines for the form the prompt lists, the fields given by their names."""
-    refs = dict(re.findall(r'^(e\d+): \w+ "([^"]*)"', prompt, re.MULTILINE))
+    refs = dict(re.findall(r'^(e\d+): [\w ]+? "([^"]*)"', prompt, re.MULTILINE))
     by_name = {name: ref for ref, name in refs.items()}
     lines = [f"{by_name[name]}: {value}" for name, value in values.items()]
     return "\n".join([*lines, f"submit: {by_name['Send']}"])
@@ -388,7 +388,7 @@ def test_a_row_pick_that_prints_several_rows_is_asked_for_one(workspace: Path, s
             return "```python\nprint(min(ITEMS, key=lambda i: i['price']))\n```"
         return "ANSWER: " + prompt.split("chose this item:\n", 1)[-1].split(" (", 1)[0]
 
-    task = "Open {site}/index.html: which shop sells the cheapest kettle? Tell me the shop."
+    task = "Open {site}/index.html: which shop sells the cheapest Aurora kettle? Tell me the shop."
     result, messages, model = shops_run(workspace, store, reply, task)
     assert called(messages).count("bash") == 2
     assert model.prompts[2].startswith("The script chose this item:\nKettles | Birch Stores")
@@ -482,3 +482,85 @@ def test_a_which_question_is_asked_of_one_item():
     )
     assert yes_no_question("Which of the shops linked from the index delivers to Norway?") == ""
     assert yes_no_question("Tell me the price of the peeler.") == ""
+
+
+def test_a_pick_that_keeps_a_value_the_task_never_names_is_asked_again(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "already in the variable ITEMS" in prompt:  # the first row's model, as a filter
+            return (
+                "```python\nwanted = [i for i in ITEMS if i['model'] == 'Aurora']\n"
+                "print(min(wanted, key=lambda i: i['price']))\n```"
+            )
+        if prompt.startswith("Your script keeps only the items whose value is 'Aurora'"):
+            return "```python\nprint(min(ITEMS, key=lambda i: i['price']))\n```"
+        if "Model: Brisk; Price: 26.95" in prompt:
+            return "ANSWER: Birch Stores, Brisk"
+        return "ANSWER: no item"
+
+    task = "Open {site}/index.html: which is the cheapest kettle of both shops? Tell me the shop."
+    result, _, model = shops_run(workspace, store, reply, task)
+    assert result.status == "finished" and result.summary.startswith("Birch Stores"), result.summary
+    assert sum(p.startswith("Your script keeps only") for p in model.prompts) == 1
+
+
+FLAT = (
+    "<html><head><title>{name}</title></head><body><main><h1>{name}</h1><dl><dt>Rent</dt>"
+    "<dd>{rent} EUR</dd><dt>Balcony</dt><dd>{balcony}</dd></dl></main></body></html>"
+)
+FLATS = {
+    "index.html": "<html><head><title>Flats</title></head><body><main><ul>"
+    + "".join(f"<li><a href='flat-{n}.html'>Flat {n}</a></li>" for n in range(1, 5))
+    + "</ul></main></body></html>",
+    **{
+        f"flat-{n}.html": FLAT.format(name=f"Flat {n}", rent=500 + n, balcony=b)
+        for n, b in zip(range(1, 5), ["yes", "no", "no", "yes, two"], strict=True)
+    },
+}
+
+
+def test_a_how_many_question_is_asked_of_each_page_and_the_yes_pages_counted(
+    workspace: Path, store
+):
+    def reply(prompt: str) -> str:
+        if prompt.endswith("Answer YES or NO."):
+            return "YES" if "Balcony: yes" in prompt else "NO"
+        if "ANSWER: 2" in prompt or "Now write balconies.txt" in prompt:
+            return "```\n2 flats\n```"
+        return "ANSWER: 4"
+
+    model = Reader(reply)
+    task = (
+        "The agency at {site}/index.html has four flats. How many of them have a balcony? "
+        "Write just the number into balconies.txt."
+    )
+    with serve(FLATS) as site:
+        result, _ = web_run(workspace, store, model, task, site)
+    judged = [p for p in model.prompts if p.endswith("Answer YES or NO.")]
+    assert len(judged) == 4 and all("Does this one have a balcony?" in p for p in judged)
+    assert "Rent: 501 EUR" in judged[0]  # a description list's term beside its description
+    assert (workspace / "balconies.txt").read_text() == "2\n"  # just the number, as asked
+    assert result.status == "finished", result.summary
+
+
+def test_a_radio_group_is_one_field_and_the_chosen_option_is_sent(workspace: Path, store, tmp_path):
+    site_pages = dict(SITE)
+    site_pages["contact.html"] = PAGE.format(
+        title="Contact",
+        nav=NAV,
+        main=(
+            "<form method='post' action='sent'><label for='n'>Your name</label>"
+            "<input id='n' name='name'><fieldset><legend>Reason</legend>"
+            "<input type='radio' id='r1' name='reason' value='late'><label for='r1'>Late delivery"
+            "</label><input type='radio' id='r2' name='reason' value='damaged'><label for='r2'>"
+            "Damaged item</label></fieldset><button type='submit'>Send</button></form>"
+        ),
+    )
+    model = Reader(lambda p: form_reply(p, {"Your name": "Grace Hopper", "Reason": "Damaged item"}))
+    task = "Tell the shop at {site}/index.html through its contact form, as Grace Hopper, that an item came damaged."
+    log = tmp_path / "site.json"
+    with serve(site_pages, log=log) as site:
+        result, _ = web_run(workspace, store, model, task, site)
+    assert result.status == "finished", result.summary
+    assert 'radio group "Reason" (options: Late delivery, Damaged item)' in model.prompts[-1]
+    sent = json.loads(log.read_text())[-1]["fields"]
+    assert sent["reason"] == ["damaged"] and sent["name"] == ["Grace Hopper"]

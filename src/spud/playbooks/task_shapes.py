@@ -118,7 +118,27 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
         checks.append(sorted_check(workspace, order, texts))
     if texts and (lead := last_line(task)):
         checks.append(last_line_check(workspace, lead, texts))
+    plain = [t for t in texts if t.rsplit(".", 1)[-1].lower() not in ("csv", "tsv")]
+    if len(plain) == 1 and JUST_NUMBER.search(task):
+        checks.append(number_check(workspace, plain))
     return checks
+
+
+# "Write just the number into minutes.txt": the file holds one number and nothing else (a
+# 1.5B wrote "50 minutes")
+JUST_NUMBER = re.compile(
+    r"\b(?:just|only) (?:the|a|one) (?:number|count|total|amount|figure|sum)\b", re.IGNORECASE
+)
+ONE_NUMBER = re.compile(r"^[-+]?\d[\d,]*(?:\.\d+)?$")
+
+
+def number_check(workspace: Path, paths: list[str]) -> Any:
+    def problems(rel: str, text: str) -> list[str]:
+        if ONE_NUMBER.match(text.strip()):
+            return []
+        return [f"{rel} holds {text.strip()[:60]!r}; the task asks for just the number"]
+
+    return file_check(workspace, paths, "just the number", "one number", problems)
 
 
 def file_check(
@@ -349,6 +369,40 @@ def yes_no_question(task: str) -> str:
     else:
         base = verb[:-1]
     return f"Does this {noun} {base} {rest}?"
+
+
+# "How many of them have a balcony?", "how many branches are open on Sundays": each page is
+# asked "Does this one have a balcony?" and the pages that say YES are counted (a 1.5B shown
+# four flats at once, two with a balcony, answered 4)
+HOW_MANY = re.compile(
+    r"\bhow many (?:of (?:them|these|those)\b|(?:of (?:the|our|these|its|their) )?(\w+)) "
+    r"(\w+)\b ([^?.!;:\n]+)",
+    re.IGNORECASE,
+)
+VERBS = {
+    "is", "are", "was", "were", "has", "have", "had", "offer", "sell", "include", "allow",
+    "accept", "deliver", "open", "close", "take", "ship", "support", "cost", "need", "come",
+}  # fmt: skip
+
+
+def how_many_question(task: str) -> str:
+    """The task's "how many" question asked of one item ("How many of them have a balcony?"
+    is "Does this one have a balcony?"); empty when the task asks none."""
+    m = HOW_MANY.search(task)
+    if not m or m[2].lower() not in VERBS:  # "how many Garden Fork units": no count of pages
+        return ""
+    noun, verb, rest = (m[1] or "one").lower(), m[2].lower(), m[3].strip()
+    if rest.lower().split()[0] in ("there", "left", "in", "on", "listed"):
+        return ""  # a count of what one page lists, not of pages that fit
+    if noun.endswith(("ches", "shes", "sses", "xes")):
+        noun = noun[:-2]
+    elif noun.endswith("s") and not noun.endswith("ss"):
+        noun = noun[:-1]
+    if verb in ("is", "are", "was", "were"):
+        return f"Is this {noun} {rest}?"
+    if verb in ("has", "have", "had"):
+        return f"Does this {noun} have {rest}?"
+    return f"Does this {noun} {verb} {rest}?"
 
 
 # "sorted by category name", "sorted by date", "in alphabetical order", "largest first"

@@ -13,12 +13,13 @@ from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
-from spud.playbooks.task_shapes import yes_no_question
+from spud.playbooks.task_shapes import JUST_NUMBER, how_many_question, yes_no_question
 from spud.playbooks.web_form import CHECK_WORDS, Control, form_controls, send_button
 from spud.playbooks.web_rows import MAX_ROWS, items_literal, printed_rows, table_rows
 
 WORD = re.compile(r"[a-z0-9]{3,}")
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+SIGNED = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 COMMON = {
     "the", "and", "for", "with", "that", "this", "from", "into", "open", "page", "pages", "write",
     "tell", "when", "finish", "then", "use", "file", "just", "number", "html", "http", "https",
@@ -90,6 +91,11 @@ ONE_ROW = (
 UNCOVERED = (
     "None of your items is from {pages}, which also list items. Write the whole script again "
     "with the items of every page above, each with the page it is on."
+)
+UNASKED = (
+    "Your script keeps only the items whose value is {values}, which the task does not ask "
+    "for. Write the whole script again: keep only the items the task's words ask for (all of "
+    "them, when it names no kind) and choose among them with code."
 )
 CHOSEN = "The script chose this item:\n{item}\n\n"
 FITS = "Of the pages read, this is the one page that fits the task:\n{page}\n\n"
@@ -261,6 +267,9 @@ class WebDraft:
         if question and not CHOICE.search(self.task):
             if turn := self.judged(model, pages, read, question):
                 return turn
+        if (question := how_many_question(self.task)) and not CHOICE.search(self.task):
+            if turn := self.judged(model, pages, read, question, count=True):
+                return turn
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
         reply = model.chat(chat, max_tokens=self.answer_tokens)
         self.unrecorded.append(reply)
@@ -279,12 +288,17 @@ class WebDraft:
             return None
         items = items_literal(rows)
         chat = _chat(f"{self.task}\n\n{pages}\n\n{ROWS_PICK.format(items=items)}")
-        for _ in range(2):  # a second time when the script printed several rows
+        for tries in (1, 2):  # a second time when the script printed several rows
             reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
             self.unrecorded.append(reply)
             script, problem = script_in(reply.message.content)
             if problem or BY_CHANCE.search(script):  # a 1.5B picked a workshop at random
                 return None
+            if tries == 1 and (values := unasked(script, self.task)):
+                said = Message(role="assistant", content=reply.message.content)
+                told = UNASKED.format(values=", ".join(repr(v) for v in values))
+                chat = [*chat, said, Message(role="user", content=told)]
+                continue
             meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
             meta["scratch"] = True  # a pick that fails leaves the choice to the model's items
             command = f"python3 - <<'{HEREDOC}'\n{items}\n{script}\n{HEREDOC}"
@@ -305,12 +319,13 @@ class WebDraft:
         return None
 
     def judged(
-        self, model: TextModel, pages: str, read: list[str], question: str
+        self, model: TextModel, pages: str, read: list[str], question: str, count: bool = False
     ) -> tuple[list[Message], str] | None:
         """When the task asks which of several pages' items fits (a branch open on Sundays),
         each page past the start page is asked the task's question alone ("Is this branch open
-        on Sundays?"), YES or NO; when exactly one fits, it leads the next ask. None when fewer
-        than two pages are judged, or not exactly one fits."""
+        on Sundays?"), YES or NO; when exactly one fits, it leads the next ask. With `count`
+        (how many flats have a balcony), the answer is how many fit. None when fewer than two
+        pages are judged, or, without `count`, not exactly one fits."""
         candidates = read[1:]
         if not 2 <= len(candidates) <= self.max_pages:
             return None
@@ -321,14 +336,17 @@ class WebDraft:
             self.unrecorded.append(reply)
             said = VERDICT.search(reply.message.content.upper())
             verdicts.append(bool(said) and said[1] == "YES")
-        if verdicts.count(True) != 1:
+        if not count and verdicts.count(True) != 1:
             return None
-        fit = candidates[verdicts.index(True)]
-        self.lead = FITS.format(page=fit)
+        if not count:
+            self.lead = FITS.format(page=candidates[verdicts.index(True)])
         told = "\n".join(
             f"- {_title(page)}: {'fits' if ok else 'does not fit'}"
             for page, ok in zip(candidates, verdicts, strict=True)
         )
+        if count:  # asked of each page alone: the count is the answer
+            told += f"\n\n{question} YES for {verdicts.count(True)} of them.\nANSWER: "
+            told += str(verdicts.count(True))
         chat = _chat(f"{self.task}\n\n{pages}\n\nCheck each page against the task.")
         return [*chat, Message(role="assistant", content=told)], told
 
@@ -362,6 +380,8 @@ class WebDraft:
         if not blocks or not blocks[-1].strip():
             return
         content = blocks[-1].strip("\n") + "\n"
+        if JUST_NUMBER.search(self.task) and len(numbers := SIGNED.findall(content)) == 1:
+            content = numbers[0] + "\n"  # "50 minutes" where the task asks for just the number
         meta = {"kind": "draft", "draft": f"{first}\n\n{text}", "usage": self.recorded()}
         wrote = act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
         if wrote.meta.get("ok") and all(c.passed for c in self.verifier.check()):
@@ -498,6 +518,26 @@ def _split(texts: list[str]) -> list[str]:
 
 def _chat(ask: str) -> list[Message]:
     return [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
+
+
+def unasked(script: str, task: str) -> list[str]:
+    """The texts a pick script keeps items by (`item["monitor"] == "Clarity 27 Pro"`) that
+    share no word with the task: a 1.5B asked for the cheapest monitor kept only the first
+    row's, copied from the example's filter, and named the dearest one."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return []
+    words = _words(task)
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare) or not isinstance(node.ops[0], (ast.Eq, ast.In)):
+            continue
+        for side in (node.left, *node.comparators):
+            if isinstance(side, ast.Constant) and isinstance(side.value, str):
+                if side.value.strip() and not _words(side.value) & words:
+                    out.append(side.value)
+    return out
 
 
 def _words(text: str) -> set[str]:

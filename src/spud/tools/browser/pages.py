@@ -14,13 +14,25 @@ MAX_URLS = 6
 TOTAL_CHARS = 5600  # what the loop shows of a tool's output is 6000 characters
 MAX_LINKS = 40
 
-# The page's main text (forms left out), its forms' fields (label, kind, options) and its
-# links (text, URL).
+# The page's main text (forms left out, a description list's terms beside their descriptions),
+# its forms' fields (label, kind, options) and its links (text, URL).
 _PAGE_JS = """() => {
   const main = document.querySelector('main, [role=main], article') || document.body;
   const hidden = Array.from(document.forms).filter(f => f.style.display !== 'none');
   hidden.forEach(f => { f.dataset.spudDisplay = f.style.display; f.style.display = 'none'; });
+  // a description list's term and its description on one line ("Preparation: 15 minutes")
+  const joined = Array.from(main ? main.querySelectorAll('dt') : []).map(dt => {
+    const dd = dt.nextElementSibling;
+    if (!dd || dd.tagName !== 'DD') return null;
+    const said = document.createElement('span');
+    said.textContent = ': ' + dd.innerText.trim().replace(/\\s+/g, ' ');
+    dt.appendChild(said);
+    const display = dd.style.display;
+    dd.style.display = 'none';
+    return () => { said.remove(); dd.style.display = display; };
+  }).filter(Boolean);
   const text = (main ? main.innerText : '').replace(/\\t/g, ' | ').replace(/\\n{3,}/g, '\\n\\n');
+  joined.forEach(undo => undo());
   hidden.forEach(f => { f.style.display = f.dataset.spudDisplay; delete f.dataset.spudDisplay; });
   const label = (el) => {
     const byFor = el.id ? document.querySelector(`label[for="${el.id}"]`) : null;
