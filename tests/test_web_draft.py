@@ -564,3 +564,32 @@ def test_a_radio_group_is_one_field_and_the_chosen_option_is_sent(workspace: Pat
     assert 'radio group "Reason" (options: Late delivery, Damaged item)' in model.prompts[-1]
     sent = json.loads(log.read_text())[-1]["fields"]
     assert sent["reason"] == ["damaged"] and sent["name"] == ["Grace Hopper"]
+
+
+def test_a_radio_the_task_never_names_gives_way_to_the_one_it_does():
+    from spud.playbooks.web_form import steered
+
+    snapshot = (
+        '- group "Reason"\n  - radio "Late delivery" [e18]\n  - radio "Damaged item" [e20]\n'
+        '  - radio "Something else" [e22]'
+    )
+    reason = form_controls(snapshot)["e18"]
+    task = "Tell the shop that order 4471 arrived damaged; reason: a damaged item."
+    assert steered(reason, "Late delivery", task) == "Damaged item"
+    assert steered(reason, "Damaged item", task) == "Damaged item"
+    assert steered(reason, "Something else", "Ask the shop about opening hours.") == (
+        "Something else"  # no option is named: the model's stands
+    )
+
+
+def test_the_page_whose_title_the_task_names_is_put_before_the_answer():
+    from spud.playbooks.web_draft import named_page
+
+    read = [
+        "## Recipes | Green Pot - http://x/index.html\n...",
+        "## Red lentil soup | Green Pot - http://x/soup.html\nPreparation: 15 minutes",
+        "## Pea and mint salad | Green Pot - http://x/salad.html\nPreparation: 10 minutes",
+    ]
+    task = "How many minutes does the lentil soup take in all? Write just the number."
+    assert named_page(read, task) == read[1]
+    assert named_page(read, "How long does a Green Pot recipe take?") is None  # a tie

@@ -14,7 +14,7 @@ from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
 from spud.playbooks.task_shapes import JUST_NUMBER, how_many_question, yes_no_question
-from spud.playbooks.web_form import CHECK_WORDS, Control, form_controls, send_button
+from spud.playbooks.web_form import CHECK_WORDS, Control, form_controls, send_button, steered
 from spud.playbooks.web_rows import MAX_ROWS, items_literal, printed_rows, table_rows
 
 WORD = re.compile(r"[a-z0-9]{3,}")
@@ -82,6 +82,8 @@ ROWS_PICK = (
     "```python\n"
     'wanted = [item for item in ITEMS if item["colour"] == "Red"]\n'
     'best = max(wanted, key=lambda item: item["length_cm"])\nprint(best)\n```\n'
+    "and for the lightest scarf of all (the task names no colour, so every item counts):\n"
+    '```python\nbest = min(ITEMS, key=lambda item: item["weight_g"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
 )
 ONE_ROW = (
@@ -99,6 +101,7 @@ UNASKED = (
 )
 CHOSEN = "The script chose this item:\n{item}\n\n"
 FITS = "Of the pages read, this is the one page that fits the task:\n{page}\n\n"
+NAMED = "The task names the item of this page; take its values from here:\n{page}\n\n"
 JUDGE_ASK = "{page}\n\n{question} Answer YES or NO."
 CHOSEN_ANSWER = "Answer the task with it, on one line that starts with ANSWER:"
 CHOSEN_WRITE = (
@@ -270,7 +273,9 @@ class WebDraft:
         if (question := how_many_question(self.task)) and not CHOICE.search(self.task):
             if turn := self.judged(model, pages, read, question, count=True):
                 return turn
-        chat = _chat(f"{self.task}\n\n{pages}\n\n{ANSWER_ASK}")
+        named = named_page(read, self.task)
+        lead = NAMED.format(page=named) if named else ""
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{lead}{ANSWER_ASK}")
         reply = model.chat(chat, max_tokens=self.answer_tokens)
         self.unrecorded.append(reply)
         text = reply.message.content
@@ -432,6 +437,7 @@ class WebDraft:
             return
         self.unrecorded.append(reply)
         meta: dict[str, Any] = {"kind": "draft", "draft": text, "usage": self.recorded()}
+        fields = [(ref, steered(controls[ref], value, self.task)) for ref, value in fields]
         for ref, value in fields:
             call = controls[ref].call(value)
             if call is not None:
@@ -482,6 +488,16 @@ def uncovered(script: str, pages: list[str]) -> str:
         else:
             left_out.append(_title(page))
     return ", ".join(f'"{title}"' for title in left_out) if covered else ""
+
+
+def named_page(read: list[str], task: str) -> str | None:
+    """The one page past the start page whose title shares most words with the task, two at
+    least (the lentil soup's among three recipes: a 1.5B shown the three took the salad's
+    preparation time for the soup's)."""
+    words = _words(task)
+    scores = [len(_words(_title(page)) & words) for page in read[1:]]
+    best = max(scores, default=0)
+    return read[1:][scores.index(best)] if best >= 2 and scores.count(best) == 1 else None
 
 
 def _title(page: str) -> str:

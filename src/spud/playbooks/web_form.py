@@ -11,6 +11,7 @@ CONTROL = re.compile(r'^(\s*)- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
 FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 WORD = re.compile(r"[a-z0-9]+")
+COMMON = {"the", "and", "for", "with", "you", "your", "our", "this", "that", "from", "into"}
 
 
 @dataclass
@@ -43,6 +44,20 @@ class Control:
         if self.role == "button":
             return None
         return ToolCall(name="browser_type", arguments={"ref": self.ref, "text": value})
+
+
+def steered(control: Control, value: str, task: str) -> str:
+    """The option of a radio group to set: the model's, unless it shares no word with the task
+    while exactly one option does (a 1.5B set "Late delivery" where the task said "reason: a
+    damaged item", and "Damaged item" was the next radio)."""
+    option = _option(control.options, value) if control.role == "radio group" else None
+    if option is None:
+        return value
+    said = {w for w in WORD.findall(task.lower()) if len(w) > 2 and w not in COMMON}
+    fits = [label for label, _, _ in control.options if set(WORD.findall(label.lower())) & said]
+    if len(fits) == 1 and option[0] not in fits:
+        return fits[0]
+    return value
 
 
 def form_controls(snapshot: str) -> dict[str, Control]:
