@@ -232,7 +232,7 @@ def test_the_reason_comment_of_a_whole_file_draft_stays_out_of_the_file(workspac
 
 
 def test_other_syntax_errors_are_not_guessed_at():
-    from spud.playbooks.draft import closed
+    from spud.tools.pymerge import closed
 
     for code in ["def g(:\n    pass\n", "if f(a, (b:\n    pass\n", "x = (1 +\n"]:
         with pytest.raises(SyntaxError) as err:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ast
-import io
 import math
 import re
 import textwrap
-import tokenize
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from typing import Any
 from spud.core.messages import Message, ModelReply, ToolCall, Usage
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.base import show_file
-from spud.tools.pymerge import DEFS, MergeError, merge_python
+from spud.tools.pymerge import DEFS, MergeError, closed, merge_python, syntax_error
 
 BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 DEF_NAME = re.compile(r"^(?:async\s+)?(?:def|class)\s+(\w+)", re.MULTILINE)
@@ -70,8 +68,6 @@ REDRAFT_TEMPERATURE = 0.7
 # already in the engine's cache, so another reply costs its decode only.
 SAMPLE_TEMPERATURE = 0.8
 SHOWN_CHARS = 8000  # of each test and source file in a code draft's request
-PAIRS = {"(": ")", "[": "]", "{": "}"}
-CLOSE_WITHIN = 20  # lines after an unclosed bracket where its closers are tried
 
 
 @dataclass
@@ -567,56 +563,6 @@ def _definitions(reply: str) -> tuple[list[str], str]:
     if error:
         return [], f"Your code is not valid Python ({error}). Reply with corrected code."
     return [], "Your reply had no ```python block defining the code. Reply with the code in one."
-
-
-def closed(code: str, exc: SyntaxError) -> str | None:
-    """The code with the brackets it left open closed, when that is all that is wrong.
-
-    A 1.5B's tally.py was right but for one `print(json.dumps({...})` without its last `)`;
-    asked to fix it, the model replied with comments only (40 s a round). The closers go at
-    the end of the first line, from the opener's on, after which the code compiles.
-    """
-    if "was never closed" not in str(exc.msg) or not exc.lineno:
-        return None
-    lines = code.splitlines()
-    start = exc.lineno - 1
-    for end in range(start, min(start + CLOSE_WITHIN, len(lines))):
-        opened = _open_brackets("\n".join(lines[start : end + 1]))
-        if not opened:
-            continue
-        line = lines[end].rstrip()
-        closers = "".join(PAIRS[b] for b in reversed(opened))
-        head, colon = (line[:-1], ":") if line.endswith(":") else (line, "")
-        candidate = [*lines[:end], head + closers + colon, *lines[end + 1 :]]
-        fixed = "\n".join(candidate) + ("\n" if code.endswith("\n") else "")
-        try:
-            compile(fixed, "draft", "exec")
-        except SyntaxError:
-            continue
-        return fixed
-    return None
-
-
-def _open_brackets(text: str) -> list[str]:
-    """The brackets still open at the end of text (those inside strings and comments aside)."""
-    stack: list[str] = []
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type == tokenize.OP and tok.string in PAIRS:
-                stack.append(tok.string)
-            elif tok.type == tokenize.OP and tok.string in PAIRS.values() and stack:
-                stack.pop()
-    except (tokenize.TokenError, SyntaxError):
-        pass  # the end of the text inside an open bracket: the stack is what is open
-    return stack
-
-
-def syntax_error(code: str, exc: SyntaxError) -> str:
-    """A syntax error with its line, for the model to see what Python 3.11 refused."""
-    lines = code.splitlines()
-    at = lines[exc.lineno - 1].strip() if exc.lineno and exc.lineno <= len(lines) else ""
-    shown = f" `{at[:160]}`" if at else ""
-    return f"line {exc.lineno}{shown}: {exc.msg} (this is Python 3.11)"
 
 
 def has_code(block: str) -> bool:

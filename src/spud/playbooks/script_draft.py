@@ -20,16 +20,9 @@ from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks import expected as by_hand
 from spud.playbooks.base import workspace_files
-from spud.playbooks.draft import (
-    BLOCK,
-    REDRAFT_TEMPERATURE,
-    closed,
-    has_code,
-    said,
-    syntax_error,
-    usage_of,
-)
+from spud.playbooks.draft import BLOCK, REDRAFT_TEMPERATURE, has_code, said, usage_of
 from spud.sandbox.bubblewrap import SCRIPT_HOOK
+from spud.tools.pymerge import closed, syntax_error
 
 MAX_DETAIL = 2500
 SCRIPT_SYSTEM = "You are an expert Python programmer. You do file and office work with scripts."

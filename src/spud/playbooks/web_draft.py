@@ -15,16 +15,18 @@ from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
 from spud.playbooks.task_shapes import JUST_NUMBER, how_many_question, yes_no_question
 from spud.playbooks.web_form import CHECK_WORDS, Control, form_controls, send_button, steered
-from spud.playbooks.web_rows import MAX_ROWS, items_literal, printed_rows, table_rows
+from spud.playbooks.web_rows import (
+    MAX_ROWS,
+    items_literal,
+    printed_rows,
+    table_rows,
+    task_words,
+    unasked,
+    unfiltered,
+)
 
-WORD = re.compile(r"[a-z0-9]{3,}")
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 SIGNED = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-COMMON = {
-    "the", "and", "for", "with", "that", "this", "from", "into", "open", "page", "pages", "write",
-    "tell", "when", "finish", "then", "use", "file", "just", "number", "html", "http", "https",
-    "www", "what", "which", "there", "shown", "exactly", "one", "each", "all", "are", "its",
-}  # fmt: skip
 FORM_WORDS = re.compile(
     r"\b(submit|send|fill|order|register|registration|sign ?up|book|apply|ticket|form|subscribe|"
     r"enrol|contact)\w*",
@@ -101,6 +103,7 @@ UNASKED = (
 )
 CHOSEN = "The script chose this item:\n{item}\n\n"
 FITS = "Of the pages read, this is the one page that fits the task:\n{page}\n\n"
+ROWS = "The tables' rows, each cell after its column's name:\n{rows}\n\n"
 NAMED = "The task names the item of this page; take its values from here:\n{page}\n\n"
 JUDGE_ASK = "{page}\n\n{question} Answer YES or NO."
 CHOSEN_ANSWER = "Answer the task with it, on one line that starts with ANSWER:"
@@ -195,7 +198,7 @@ class WebDraft:
         The pages come back in the order the site links them (a small model tends to take the
         first page that fits, and the site's own order is the one its author meant).
         """
-        words = _words(self.task)
+        words = task_words(self.task)
         site = _origin(self.start)
         queue: list[tuple[int, int, str]] = [(0, 0, self.start)]  # (-score, order, url)
         order = {self.start: 0}  # each address by when it was found
@@ -223,7 +226,7 @@ class WebDraft:
         return pages, forms
 
     def best(self, forms: list[str]) -> str:
-        words = _words(self.task)
+        words = task_words(self.task)
         return max(forms, key=lambda u: (_overlap(words, f" {u}"), -forms.index(u)))
 
     def work_out(
@@ -275,6 +278,8 @@ class WebDraft:
                 return turn
         named = named_page(read, self.task)
         lead = NAMED.format(page=named) if named else ""
+        if 0 < len(rows := table_rows(read)) <= MAX_ROWS:  # a cell beside its column's name
+            lead = ROWS.format(rows="\n".join(row.shown for row in rows)) + lead
         chat = _chat(f"{self.task}\n\n{pages}\n\n{lead}{ANSWER_ASK}")
         reply = model.chat(chat, max_tokens=self.answer_tokens)
         self.unrecorded.append(reply)
@@ -304,6 +309,7 @@ class WebDraft:
                 told = UNASKED.format(values=", ".join(repr(v) for v in values))
                 chat = [*chat, said, Message(role="user", content=told)]
                 continue
+            script = unfiltered(script, self.task)  # asked once: the filter is dropped
             meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
             meta["scratch"] = True  # a pick that fails leaves the choice to the model's items
             command = f"python3 - <<'{HEREDOC}'\n{items}\n{script}\n{HEREDOC}"
@@ -381,8 +387,9 @@ class WebDraft:
         reply = model.chat(chat, max_tokens=self.max_tokens)
         self.unrecorded.append(reply)
         text = reply.message.content
-        blocks = TEXT_BLOCK.findall(text)
-        if not blocks or not blocks[-1].strip():
+        bare = text.strip() if "```" not in text and len(text.strip().splitlines()) <= 3 else ""
+        blocks = TEXT_BLOCK.findall(text) or [bare]  # a short reply without its fence: as is
+        if not blocks[-1].strip():
             return
         content = blocks[-1].strip("\n") + "\n"
         if JUST_NUMBER.search(self.task) and len(numbers := SIGNED.findall(content)) == 1:
@@ -399,7 +406,9 @@ class WebDraft:
         topic of a newsletter form where the task named two): the task does not ask for it."""
         wanted = value.lower().strip(".") in CHECK_WORDS
         return (
-            control.role == "checkbox" and wanted and not _words(control.name) & _words(self.task)
+            control.role == "checkbox"
+            and wanted
+            and not task_words(control.name) & task_words(self.task)
         )
 
     def fill(self, model: TextModel, act: Act, pages: str, read: list[str], url: str) -> None:
@@ -494,8 +503,8 @@ def named_page(read: list[str], task: str) -> str | None:
     """The one page past the start page whose title shares most words with the task, two at
     least (the lentil soup's among three recipes: a 1.5B shown the three took the salad's
     preparation time for the soup's)."""
-    words = _words(task)
-    scores = [len(_words(_title(page)) & words) for page in read[1:]]
+    words = task_words(task)
+    scores = [len(task_words(_title(page)) & words) for page in read[1:]]
     best = max(scores, default=0)
     return read[1:][scores.index(best)] if best >= 2 and scores.count(best) == 1 else None
 
@@ -536,35 +545,11 @@ def _chat(ask: str) -> list[Message]:
     return [Message(role="system", content=SYSTEM), Message(role="user", content=ask)]
 
 
-def unasked(script: str, task: str) -> list[str]:
-    """The texts a pick script keeps items by (`item["monitor"] == "Clarity 27 Pro"`) that
-    share no word with the task: a 1.5B asked for the cheapest monitor kept only the first
-    row's, copied from the example's filter, and named the dearest one."""
-    try:
-        tree = ast.parse(script)
-    except SyntaxError:
-        return []
-    words = _words(task)
-    out = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Compare) or not isinstance(node.ops[0], (ast.Eq, ast.In)):
-            continue
-        for side in (node.left, *node.comparators):
-            if isinstance(side, ast.Constant) and isinstance(side.value, str):
-                if side.value.strip() and not _words(side.value) & words:
-                    out.append(side.value)
-    return out
-
-
-def _words(text: str) -> set[str]:
-    return {w.rstrip("s") for w in WORD.findall(text.lower()) if w not in COMMON}
-
-
 def _overlap(words: set[str], link: str) -> int:
     """How many of the task's words a link's text and file name share."""
     text, _, url = link.rpartition(" ")
     name = url.rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").replace(".", " ")
-    return len(words & _words(f"{text} {name}"))
+    return len(words & task_words(f"{text} {name}"))
 
 
 def _origin(url: str) -> str:

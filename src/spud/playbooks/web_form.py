@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass, field
 
 from spud.core.messages import ToolCall
+from spud.playbooks.web_rows import task_words
 
 CONTROL = re.compile(r'^(\s*)- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
 FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 WORD = re.compile(r"[a-z0-9]+")
-COMMON = {"the", "and", "for", "with", "you", "your", "our", "this", "that", "from", "into"}
 
 
 @dataclass
@@ -53,8 +53,8 @@ def steered(control: Control, value: str, task: str) -> str:
     option = _option(control.options, value) if control.role == "radio group" else None
     if option is None:
         return value
-    said = {w for w in WORD.findall(task.lower()) if len(w) > 2 and w not in COMMON}
-    fits = [label for label, _, _ in control.options if set(WORD.findall(label.lower())) & said]
+    said = task_words(task)
+    fits = [label for label, _, _ in control.options if task_words(label) & said]
     if len(fits) == 1 and option[0] not in fits:
         return fits[0]
     return value

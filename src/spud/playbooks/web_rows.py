@@ -1,4 +1,4 @@
-"""The rows of the tables on the pages a web draft read, as dicts a pick script chooses from."""
+"""The rows of the tables a web draft read, as dicts a pick script chooses from, and its filters."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ MAX_ROWS = 80  # more rows than this are left to the model's own reading of the 
 # "1,299", "1.2 kg", "45 min" (not a date, a time, a code or a name with a number in it)
 NUMBER_CELL = re.compile(r"^[^\w\s-]{0,2}\s*(-?\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z%]{0,4}\.?)$")
 LINK = re.compile(r"(.+?) -> (\S+)$")
+WORD = re.compile(r"[a-z0-9]{3,}")
+COMMON = {
+    "the", "and", "for", "with", "that", "this", "from", "into", "open", "page", "pages", "write",
+    "tell", "when", "finish", "then", "use", "file", "just", "number", "html", "http", "https",
+    "www", "what", "which", "there", "shown", "exactly", "one", "each", "all", "are", "its",
+}  # fmt: skip
 
 
 @dataclass
@@ -129,3 +135,51 @@ def _value(cell: str) -> tuple[Any, str]:
         return cell, repr(cell)
     number = float(digits)
     return (int(number) if "." not in digits else number), digits
+
+
+def task_words(text: str) -> set[str]:
+    return {w.rstrip("s") for w in WORD.findall(text.lower()) if w not in COMMON}
+
+
+def unasked(script: str, task: str) -> list[str]:
+    """The texts a pick script keeps items by (`item["monitor"] == "Clarity 27 Pro"`) that
+    share no word with the task: a 1.5B asked for the cheapest monitor kept only the first
+    row's, copied from the example's filter, and named the dearest one (asked again, it
+    wrote the same filter)."""
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return []
+    return [v for node in ast.walk(tree) for v in _unasked_in(node, task_words(task))]
+
+
+def unfiltered(script: str, task: str) -> str:
+    """The script with each comparison against a text the task never names made True."""
+
+    class Drop(ast.NodeTransformer):
+        def visit_Compare(self, node: ast.Compare) -> ast.AST:
+            return ast.Constant(True) if _unasked_in(node, words) else node
+
+    words = task_words(task)
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script
+    return (
+        ast.unparse(ast.fix_missing_locations(Drop().visit(tree)))
+        if unasked(script, task)
+        else script
+    )
+
+
+def _unasked_in(node: ast.AST, words: set[str]) -> list[str]:
+    if not isinstance(node, ast.Compare) or not isinstance(node.ops[0], (ast.Eq, ast.In)):
+        return []
+    return [
+        side.value
+        for side in (node.left, *node.comparators)
+        if isinstance(side, ast.Constant)
+        and isinstance(side.value, str)
+        and side.value.strip()
+        and not task_words(side.value) & words
+    ]

@@ -1,12 +1,16 @@
-"""Merge Python definitions into a module by name: replaced where they exist, added where not."""
+"""Merge Python definitions into a module by name (replaced or added); brackets left open closed."""
 
 from __future__ import annotations
 
 import ast
+import io
 import textwrap
+import tokenize
 
 Defn = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+PAIRS = {"(": ")", "[": "]", "{": "}"}
+CLOSE_WITHIN = 20  # lines after an unclosed bracket where its closers are tried
 
 
 class MergeError(ValueError):
@@ -182,3 +186,53 @@ def _header_end(tree: ast.Module) -> int:
         else:
             break
     return end
+
+
+def closed(code: str, exc: SyntaxError) -> str | None:
+    """The code with the brackets it left open closed, when that is all that is wrong.
+
+    A 1.5B's tally.py was right but for one `print(json.dumps({...})` without its last `)`;
+    asked to fix it, the model replied with comments only (40 s a round). The closers go at
+    the end of the first line, from the opener's on, after which the code compiles.
+    """
+    if "was never closed" not in str(exc.msg) or not exc.lineno:
+        return None
+    lines = code.splitlines()
+    start = exc.lineno - 1
+    for end in range(start, min(start + CLOSE_WITHIN, len(lines))):
+        opened = _open_brackets("\n".join(lines[start : end + 1]))
+        if not opened:
+            continue
+        line = lines[end].rstrip()
+        closers = "".join(PAIRS[b] for b in reversed(opened))
+        head, colon = (line[:-1], ":") if line.endswith(":") else (line, "")
+        candidate = [*lines[:end], head + closers + colon, *lines[end + 1 :]]
+        fixed = "\n".join(candidate) + ("\n" if code.endswith("\n") else "")
+        try:
+            compile(fixed, "draft", "exec")
+        except SyntaxError:
+            continue
+        return fixed
+    return None
+
+
+def _open_brackets(text: str) -> list[str]:
+    """The brackets still open at the end of text (those inside strings and comments aside)."""
+    stack: list[str] = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.OP and tok.string in PAIRS:
+                stack.append(tok.string)
+            elif tok.type == tokenize.OP and tok.string in PAIRS.values() and stack:
+                stack.pop()
+    except (tokenize.TokenError, SyntaxError):
+        pass  # the end of the text inside an open bracket: the stack is what is open
+    return stack
+
+
+def syntax_error(code: str, exc: SyntaxError) -> str:
+    """A syntax error with its line, for the model to see what Python 3.11 refused."""
+    lines = code.splitlines()
+    at = lines[exc.lineno - 1].strip() if exc.lineno and exc.lineno <= len(lines) else ""
+    shown = f" `{at[:160]}`" if at else ""
+    return f"line {exc.lineno}{shown}: {exc.msg} (this is Python 3.11)"
