@@ -593,3 +593,17 @@ def test_the_page_whose_title_the_task_names_is_put_before_the_answer():
     task = "How many minutes does the lentil soup take in all? Write just the number."
     assert named_page(read, task) == read[1]
     assert named_page(read, "How long does a Green Pot recipe take?") is None  # a tie
+
+
+def test_a_page_the_task_says_no_to_is_not_the_named_one():
+    from spud.playbooks.web_draft import named_page
+
+    read = [
+        "## Catalogue | Greenthumb Tools - http://x/catalog.html\n...",
+        "## Garden Fork | Greenthumb Tools - http://x/item-101.html\nIn stock: 17",
+        "## Garden Fork, small | Greenthumb Tools - http://x/item-109.html\nIn stock: 28",
+    ]
+    task = (
+        "Open the page of the Garden Fork (the full-size one, not the small one); write its stock."
+    )
+    assert named_page(read, task) == read[1]

@@ -26,6 +26,7 @@ from spud.playbooks.web_rows import (
 )
 
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+NEGATED = re.compile(r"\b(?:not|except|other than|rather than)\b([^,.;:()]*)", re.IGNORECASE)
 SIGNED = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 FORM_WORDS = re.compile(
     r"\b(submit|send|fill|order|register|registration|sign ?up|book|apply|ticket|form|subscribe|"
@@ -501,10 +502,14 @@ def uncovered(script: str, pages: list[str]) -> str:
 
 def named_page(read: list[str], task: str) -> str | None:
     """The one page past the start page whose title shares most words with the task, two at
-    least (the lentil soup's among three recipes: a 1.5B shown the three took the salad's
-    preparation time for the soup's)."""
-    words = task_words(task)
-    scores = [len(task_words(_title(page)) & words) for page in read[1:]]
+    least, less the words the task says no to (the lentil soup's among three recipes: a 1.5B
+    shown the three took the salad's preparation time for the soup's)."""
+    avoid = task_words(" ".join(NEGATED.findall(task)))  # "not the small one"
+    words = task_words(NEGATED.sub(" ", task))
+    scores = [
+        len(task_words(_title(page)) & words) - len(task_words(_title(page)) & avoid)
+        for page in read[1:]
+    ]
     best = max(scores, default=0)
     return read[1:][scores.index(best)] if best >= 2 and scores.count(best) == 1 else None
 
