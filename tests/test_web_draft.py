@@ -607,3 +607,16 @@ def test_a_page_the_task_says_no_to_is_not_the_named_one():
         "Open the page of the Garden Fork (the full-size one, not the small one); write its stock."
     )
     assert named_page(read, task) == read[1]
+
+
+def test_a_file_reply_without_its_fence_is_taken_by_its_first_line(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if prompt.endswith("Answer YES or NO."):
+            return "YES" if "Tue-Sun" in prompt else "NO"
+        return "Old Town\n\nTue-Sun 10-17, Mon closed"  # the name, then the page it was shown
+
+    task = "The branches are at {site}/index.html. Which branch is open on Sundays? Write its name into sunday.txt."
+    with serve(BRANCHES) as site:
+        result, _ = web_run(workspace, store, Reader(reply), task, site)
+    assert result.status == "finished", result.summary
+    assert (workspace / "sunday.txt").read_text() == "Old Town\n"

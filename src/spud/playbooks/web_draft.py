@@ -388,8 +388,10 @@ class WebDraft:
         reply = model.chat(chat, max_tokens=self.max_tokens)
         self.unrecorded.append(reply)
         text = reply.message.content
-        bare = text.strip() if "```" not in text and len(text.strip().splitlines()) <= 3 else ""
-        blocks = TEXT_BLOCK.findall(text) or [bare]  # a short reply without its fence: as is
+        # a reply without its fence: its first line (a 1.5B asked for the branch's name in a
+        # block wrote the name, then the rest of the page it had been shown)
+        bare = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        blocks = TEXT_BLOCK.findall(text) or [bare if "```" not in text else ""]
         if not blocks[-1].strip():
             return
         content = blocks[-1].strip("\n") + "\n"
