@@ -583,7 +583,7 @@ def test_a_radio_the_task_never_names_gives_way_to_the_one_it_does():
 
 
 def test_the_page_whose_title_the_task_names_is_put_before_the_answer():
-    from spud.playbooks.web_draft import named_page
+    from spud.playbooks.web_rows import named_page
 
     read = [
         "## Recipes | Green Pot - http://x/index.html\n...",
@@ -596,7 +596,7 @@ def test_the_page_whose_title_the_task_names_is_put_before_the_answer():
 
 
 def test_a_page_the_task_says_no_to_is_not_the_named_one():
-    from spud.playbooks.web_draft import named_page
+    from spud.playbooks.web_rows import named_page
 
     read = [
         "## Catalogue | Greenthumb Tools - http://x/catalog.html\n...",
@@ -620,3 +620,36 @@ def test_a_file_reply_without_its_fence_is_taken_by_its_first_line(workspace: Pa
         result, _ = web_run(workspace, store, Reader(reply), task, site)
     assert result.status == "finished", result.summary
     assert (workspace / "sunday.txt").read_text() == "Old Town\n"
+
+
+HOURS = {
+    "index.html": PAGE.format(
+        title="Museum", nav="<a href='visit.html'>Visit</a>", main="<h1>Hi</h1>"
+    ),
+    "visit.html": PAGE.format(
+        title="Visit",
+        nav="",
+        main="<table><tr><th>Day</th><th>Opens</th><th>Closes</th></tr><tr><td>Friday</td>"
+        "<td>10:00</td><td>18:00</td></tr><tr><td>Saturday</td><td>09:30</td><td>17:30</td></tr>"
+        "</table>",
+    ),
+}
+
+
+def test_a_look_up_in_a_table_is_a_script_over_its_rows(workspace: Path, store):
+    def reply(prompt: str) -> str:
+        if "prints the one value the task asks for" in prompt:
+            return (
+                "```python\nrow = next(i for i in ITEMS if i['day'] == 'Saturday')\n"
+                "print(row['closes'])\n```"
+            )
+        if prompt.startswith("A script looked it up in the tables' rows and printed:\n17:30"):
+            return "ANSWER: 17:30"
+        return "ANSWER: 09:30"  # what a 1.5B shown the rows said
+
+    task = "At what time does the museum at {site}/index.html close on Saturdays?"
+    model = Reader(reply)
+    with serve(HOURS) as site:
+        result, messages = web_run(workspace, store, model, task, site)
+    assert result.status == "finished" and result.summary.startswith("17:30"), result.summary
+    assert called(messages).count("bash") == 1

@@ -129,6 +129,13 @@ def shape_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
 JUST_NUMBER = re.compile(
     r"\b(?:just|only) (?:the|a|one) (?:number|count|total|amount|figure|sum)\b", re.IGNORECASE
 )
+# "Write its name, exactly as the list shows it, into monitor.txt": one line (a 1.5B wrote the
+# chosen row's name, size and price on three)
+ONE_VALUE = re.compile(
+    r"\bwrite (?:just |only )?(?:its|the) (?:name|title|year|date|price|time|room|code)\b(?!s)"
+    r"(?![^.]*\band\b)",
+    re.IGNORECASE,
+)
 ONE_NUMBER = re.compile(r"^[-+]?\d[\d,]*(?:\.\d+)?$")
 
 

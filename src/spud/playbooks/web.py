@@ -8,7 +8,7 @@ from spud.playbooks import playbook
 from spud.playbooks.base import URL, Brief, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, outputs_check
 from spud.playbooks.task_shapes import shape_checks
-from spud.playbooks.web_draft import CHOICE, WebDraft
+from spud.playbooks.web_draft import WebDraft
 from spud.sandbox.bubblewrap import Sandbox
 
 TOOLS = {
@@ -51,8 +51,8 @@ class WebWork:
         checks += shape_checks(workspace, task, outputs)
         verifier = TaskVerifier(checks=checks)
         start = URL.search(task)
-        # A text model reads the site first; a script writes the outputs or picks among
-        # candidates (bash runs it).
+        # A text model reads the site first; a script writes the outputs, picks among
+        # candidates or looks a value up in the pages' tables (bash runs it).
         opening = (
             WebDraft(task, start.group(0).rstrip(".,;:"), outputs, verifier) if start else None
         )
@@ -61,6 +61,6 @@ class WebWork:
             prompt=prompt,
             verifier=verifier,
             toolsets={"browser"},
-            tools=TOOLS | {"bash"} if outputs or CHOICE.search(task) else TOOLS,
+            tools=TOOLS | {"bash"},
             opening=opening,
         )

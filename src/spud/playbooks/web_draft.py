@@ -13,11 +13,21 @@ from spud.core.messages import Message, ModelReply, ToolCall
 from spud.core.protocols import Act, TextModel, Verifier
 from spud.playbooks.draft import REDRAFT_TEMPERATURE, usage_of
 from spud.playbooks.script_draft import HEREDOC, ScriptDraft, script_in
-from spud.playbooks.task_shapes import JUST_NUMBER, how_many_question, yes_no_question
-from spud.playbooks.web_form import CHECK_WORDS, Control, form_controls, send_button, steered
+from spud.playbooks.task_shapes import JUST_NUMBER, ONE_VALUE, how_many_question, yes_no_question
+from spud.playbooks.web_form import (
+    CHECK_WORDS,
+    FORM_AGAIN,
+    FORM_ASK,
+    Control,
+    form_controls,
+    send_button,
+    steered,
+)
 from spud.playbooks.web_rows import (
     MAX_ROWS,
     items_literal,
+    named_page,
+    page_title,
     printed_rows,
     table_rows,
     task_words,
@@ -26,7 +36,6 @@ from spud.playbooks.web_rows import (
 )
 
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-NEGATED = re.compile(r"\b(?:not|except|other than|rather than)\b([^,.;:()]*)", re.IGNORECASE)
 SIGNED = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 FORM_WORDS = re.compile(
     r"\b(submit|send|fill|order|register|registration|sign ?up|book|apply|ticket|form|subscribe|"
@@ -89,6 +98,17 @@ ROWS_PICK = (
     '```python\nbest = min(ITEMS, key=lambda item: item["weight_g"])\nprint(best)\n```\n'
     "Reply with your script in one ```python block."
 )
+ROWS_LOOKUP = (
+    "The rows of the pages' tables are already in the variable ITEMS, one dict per row (the "
+    "page it is on, the text of the link that leads to that page, and the row's cells, "
+    "numbers as numbers), defined before your code runs:\n```python\n{items}\n```\n"
+    "Write a short Python 3 script that finds the row the task asks about and prints the one "
+    "value the task asks for. Do not define ITEMS yourself. For example, for how long the "
+    "Nordic scarf is:\n```python\n"
+    'row = next(item for item in ITEMS if item["name"] == "Nordic")\nprint(row["length_cm"])\n'
+    "```\nReply with your script in one ```python block."
+)
+LOOKED_UP = "A script looked it up in the tables' rows and printed:\n{value}\n\n"
 ONE_ROW = (
     "Your script printed {n} items, and the task picks one of them. Write the whole script "
     "again so that it prints only the chosen item's dict."
@@ -104,7 +124,6 @@ UNASKED = (
 )
 CHOSEN = "The script chose this item:\n{item}\n\n"
 FITS = "Of the pages read, this is the one page that fits the task:\n{page}\n\n"
-ROWS = "The tables' rows, each cell after its column's name:\n{rows}\n\n"
 NAMED = "The task names the item of this page; take its values from here:\n{page}\n\n"
 JUDGE_ASK = "{page}\n\n{question} Answer YES or NO."
 CHOSEN_ANSWER = "Answer the task with it, on one line that starts with ANSWER:"
@@ -138,18 +157,6 @@ ROWS_SCRIPT_ASK = (
     "block."
 )
 HEAD_LINES = 8
-FORM_ASK = (
-    "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
-    "with one line for each field the task gives a value or a choice for, as `ref: value` (a "
-    "text field: the text; a list or a radio group: the option's label; a checkbox: yes to "
-    "tick it or no to leave it clear, for every checkbox the task mentions), then a last line "
-    "`submit: ref` with "
-    "the ref of the button that sends the form."
-)
-FORM_AGAIN = (
-    "No field was set: reply with lines like `e5: Ada Lovelace`, using the refs listed above, "
-    "and a last line `submit: ref`."
-)
 
 
 @dataclass
@@ -277,10 +284,10 @@ class WebDraft:
         if (question := how_many_question(self.task)) and not CHOICE.search(self.task):
             if turn := self.judged(model, pages, read, question, count=True):
                 return turn
+        if not CHOICE.search(self.task) and (turn := self.look_up(model, act, pages, read)):
+            return turn
         named = named_page(read, self.task)
         lead = NAMED.format(page=named) if named else ""
-        if 0 < len(rows := table_rows(read)) <= MAX_ROWS:  # a cell beside its column's name
-            lead = ROWS.format(rows="\n".join(row.shown for row in rows)) + lead
         chat = _chat(f"{self.task}\n\n{pages}\n\n{lead}{ANSWER_ASK}")
         reply = model.chat(chat, max_tokens=self.answer_tokens)
         self.unrecorded.append(reply)
@@ -330,6 +337,34 @@ class WebDraft:
             ]
         return None
 
+    def look_up(
+        self, model: TextModel, act: Act, pages: str, read: list[str]
+    ) -> tuple[list[Message], str] | None:
+        """When the pages hold tables, a script finds the row the task asks about in their rows
+        (as data) and prints the value asked for, which leads the next ask (a 1.5B shown a
+        museum's hours as rows, `Day: Saturday; Opens: 09:30; Closes: 17:30`, said it closes
+        at 09:30). None when there are no rows or the script prints nothing."""
+        rows = table_rows(read)
+        if not 1 <= len(rows) <= MAX_ROWS:
+            return None
+        items = items_literal(rows)
+        chat = _chat(f"{self.task}\n\n{pages}\n\n{ROWS_LOOKUP.format(items=items)}")
+        reply = model.chat(chat, max_tokens=self.pick_tokens, until_block=True)
+        self.unrecorded.append(reply)
+        script, problem = script_in(reply.message.content)
+        if problem:
+            return None
+        meta = {"kind": "draft", "draft": reply.message.content, "usage": self.recorded()}
+        meta["scratch"] = True  # a look-up that fails leaves the answer to words
+        command = f"python3 - <<'{HEREDOC}'\n{items}\n{script}\n{HEREDOC}"
+        ran = act(ToolCall(name="bash", arguments={"command": command}), meta)
+        printed = _printed(ran.content or "")
+        if not ran.meta.get("ok") or not printed or len(printed) > 300:
+            return None
+        self.lead = LOOKED_UP.format(value=printed)
+        turn = f"```python\n{script}\n```"
+        return [*chat, Message(role="assistant", content=turn)], turn
+
     def judged(
         self, model: TextModel, pages: str, read: list[str], question: str, count: bool = False
     ) -> tuple[list[Message], str] | None:
@@ -353,7 +388,7 @@ class WebDraft:
         if not count:
             self.lead = FITS.format(page=candidates[verdicts.index(True)])
         told = "\n".join(
-            f"- {_title(page)}: {'fits' if ok else 'does not fit'}"
+            f"- {page_title(page)}: {'fits' if ok else 'does not fit'}"
             for page, ok in zip(candidates, verdicts, strict=True)
         )
         if count:  # asked of each page alone: the count is the answer
@@ -397,6 +432,8 @@ class WebDraft:
         content = blocks[-1].strip("\n") + "\n"
         if JUST_NUMBER.search(self.task) and len(numbers := SIGNED.findall(content)) == 1:
             content = numbers[0] + "\n"  # "50 minutes" where the task asks for just the number
+        if ONE_VALUE.search(self.task):  # its name: the first line of a row written whole
+            content = content.strip().splitlines()[0] + "\n"
         meta = {"kind": "draft", "draft": f"{first}\n\n{text}", "usage": self.recorded()}
         wrote = act(ToolCall(name="write_file", arguments={"path": path, "content": content}), meta)
         if wrote.meta.get("ok") and all(c.passed for c in self.verifier.check()):
@@ -498,27 +535,8 @@ def uncovered(script: str, pages: list[str]) -> str:
         ):
             covered += 1
         else:
-            left_out.append(_title(page))
+            left_out.append(page_title(page))
     return ", ".join(f'"{title}"' for title in left_out) if covered else ""
-
-
-def named_page(read: list[str], task: str) -> str | None:
-    """The one page past the start page whose title shares most words with the task, two at
-    least, less the words the task says no to (the lentil soup's among three recipes: a 1.5B
-    shown the three took the salad's preparation time for the soup's)."""
-    avoid = task_words(" ".join(NEGATED.findall(task)))  # "not the small one"
-    words = task_words(NEGATED.sub(" ", task))
-    scores = [
-        len(task_words(_title(page)) & words) - len(task_words(_title(page)) & avoid)
-        for page in read[1:]
-    ]
-    best = max(scores, default=0)
-    return read[1:][scores.index(best)] if best >= 2 and scores.count(best) == 1 else None
-
-
-def _title(page: str) -> str:
-    """A page's title, from its `## title - address` line."""
-    return page.split("\n", 1)[0].removeprefix("## ").rsplit(" - ", 1)[0]
 
 
 def _head(page: str) -> str:

@@ -12,6 +12,18 @@ CONTROL = re.compile(r'^(\s*)- (\w+)(?: "((?:[^"\\]|\\.)*)")?(.*)$')
 FIELD_ROLES = {"textbox", "searchbox", "spinbutton", "combobox", "listbox", "checkbox", "radio"}
 CHECK_WORDS = {"check", "checked", "yes", "true", "on", "x", "tick", "ticked", "select"}
 WORD = re.compile(r"[a-z0-9]+")
+FORM_ASK = (
+    "The form on {url}, each field with its ref:\n{controls}\n\nFill it in for the task. Reply "
+    "with one line for each field the task gives a value or a choice for, as `ref: value` (a "
+    "text field: the text; a list or a radio group: the option's label; a checkbox: yes to "
+    "tick it or no to leave it clear, for every checkbox the task mentions), then a last line "
+    "`submit: ref` with "
+    "the ref of the button that sends the form."
+)
+FORM_AGAIN = (
+    "No field was set: reply with lines like `e5: Ada Lovelace`, using the refs listed above, "
+    "and a last line `submit: ref`."
+)
 
 
 @dataclass

@@ -14,6 +14,7 @@ MAX_ROWS = 80  # more rows than this are left to the model's own reading of the 
 NUMBER_CELL = re.compile(r"^[^\w\s-]{0,2}\s*(-?\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z%]{0,4}\.?)$")
 LINK = re.compile(r"(.+?) -> (\S+)$")
 WORD = re.compile(r"[a-z0-9]{3,}")
+NEGATED = re.compile(r"\b(?:not|except|other than|rather than)\b([^,.;:()]*)", re.IGNORECASE)
 COMMON = {
     "the", "and", "for", "with", "that", "this", "from", "into", "open", "page", "pages", "write",
     "tell", "when", "finish", "then", "use", "file", "just", "number", "html", "http", "https",
@@ -183,3 +184,22 @@ def _unasked_in(node: ast.AST, words: set[str]) -> list[str]:
         and side.value.strip()
         and not task_words(side.value) & words
     ]
+
+
+def named_page(read: list[str], task: str) -> str | None:
+    """The one page past the start page whose title shares most words with the task, two at
+    least, less the words the task says no to (the lentil soup's among three recipes: a 1.5B
+    shown the three took the salad's preparation time for the soup's)."""
+    avoid = task_words(" ".join(NEGATED.findall(task)))  # "not the small one"
+    words = task_words(NEGATED.sub(" ", task))
+    scores = [
+        len(task_words(page_title(page)) & words) - len(task_words(page_title(page)) & avoid)
+        for page in read[1:]
+    ]
+    best = max(scores, default=0)
+    return read[1:][scores.index(best)] if best >= 2 and scores.count(best) == 1 else None
+
+
+def page_title(page: str) -> str:
+    """A page's title, from its `## title - address` line."""
+    return page.split("\n", 1)[0].removeprefix("## ").rsplit(" - ", 1)[0]
