@@ -123,6 +123,7 @@ class Drafter(ReplayModel):
         self.drafts = True  # a text model that drafts
         self.prompts: list[list[Message]] = []
         self.loop_prompts: list[list[Message]] = []  # what the loop's steps were sent
+        self.temperatures: list[float | None] = []  # each draft's
 
     def complete(self, messages, tools, exclude=frozenset()) -> ModelReply:
         self.loop_prompts.append(list(messages))
@@ -136,6 +137,7 @@ class Drafter(ReplayModel):
         until_block: bool = False,
     ) -> ModelReply:
         self.prompts.append(list(messages))
+        self.temperatures.append(temperature)
         text = self.texts.pop(0) if len(self.texts) > 1 else self.texts[0]
         usage = Usage(prompt_tokens=100, completion_tokens=20)
         return ModelReply(message=Message(role="assistant", content=text), usage=usage)
@@ -259,14 +261,6 @@ def test_a_round_whose_draft_fixes_nothing_tries_samples_and_keeps_the_one_that_
     workspace: Path, store
 ):
     model = Drafter([GOOD_TOTAL, BAD_TOTAL, GOOD_TOTAL, GOOD_CART, BAD_TOTAL])
-    model.temperatures = []
-    chat = model.chat
-
-    def recorded(messages, max_tokens=2048, temperature=None, until_block=False):
-        model.temperatures.append(temperature)
-        return chat(messages, max_tokens, temperature, until_block)
-
-    model.chat = recorded
     result, messages = draft_run(workspace, store, model, samples=3)
     assert result.status == "finished", result.summary
     # round 2's greedy draft broke total; its request was sampled twice more, and the second
@@ -415,14 +409,6 @@ def test_when_drafts_run_out_the_loop_goes_on_with_the_model(workspace: Path, st
 
 def test_drafts_that_stop_making_progress_are_sampled_more_freely(workspace: Path, store):
     model = Drafter([GOOD_TOTAL, BAD_TOTAL, BAD_TOTAL, BAD_TOTAL, BAD_TOTAL, BAD_TOTAL])
-    model.temperatures = []
-    chat = model.chat
-
-    def recorded(messages, max_tokens=2048, temperature=None, until_block=False):
-        model.temperatures.append(temperature)
-        return chat(messages, max_tokens, temperature, until_block)
-
-    model.chat = recorded
     result, messages = draft_run(workspace, store, model, max_steps=30)
     assert result.status != "repetition"  # each bad draft was undone by the same write
     # the first two rounds without progress at the model's own temperature, then more freely
