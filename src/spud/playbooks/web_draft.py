@@ -424,9 +424,11 @@ class WebDraft:
         self.unrecorded.append(reply)
         text = reply.message.content
         # a reply without its fence: its first line (a 1.5B asked for the branch's name in a
-        # block wrote the name, then the rest of the page it had been shown)
+        # block wrote the name, then the rest of the page it had been shown); not after a pick,
+        # where the loop goes on with the chosen row (a 1.5B wrote the lightest laptop's weight)
         bare = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-        blocks = TEXT_BLOCK.findall(text) or [bare if "```" not in text else ""]
+        picked = self.lead.startswith(CHOSEN.split("{", 1)[0])
+        blocks = TEXT_BLOCK.findall(text) or [bare if "```" not in text and not picked else ""]
         if not blocks[-1].strip():
             return
         content = blocks[-1].strip("\n") + "\n"
