@@ -10,6 +10,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 from openpyxl.styles import Font
+from probe_solutions_files2 import SOLUTIONS_FILES2
+from probe_solutions_office2 import SOLUTIONS_OFFICE2
 
 from spud.eval.checks import CheckContext, run_checks
 from spud.eval.runner import prepare
@@ -177,6 +179,8 @@ SOLUTIONS = {
     "probe-lookup-price": lookup_price,
     "probe-grades": grades,
     "probe-projects-deck": projects_deck,
+    **SOLUTIONS_FILES2,
+    **SOLUTIONS_OFFICE2,
 }
 
 
