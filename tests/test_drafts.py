@@ -780,6 +780,25 @@ def test_a_crash_inside_a_library_shows_the_scripts_line_and_the_tables_columns(
     assert "  both = DataFrame of 1 rows, columns ['sku', 'qty_x', 'qty_y']; first rows:" in out
 
 
+def test_a_csv_row_split_at_a_quoted_comma_gets_the_readers_hint(tmp_path: Path):
+    """A quoted field after ", " is split by csv unless skipinitialspace is on: the row's None
+    key is named and the reader's option shown."""
+    import subprocess
+    import sys
+
+    (tmp_path / "x.csv").write_text('id, note, amount\nE1, "Zoom, monthly", 197.00\n')
+    script = (
+        "import csv\nfor row in csv.DictReader(open('x.csv')):\n    total = float(row[' amount'])\n"
+    )
+    run = [sys.executable, str(SCRIPT_HOOK)]
+    out = subprocess.run(run, input=script, cwd=tmp_path, capture_output=True, text=True).stderr
+    assert "ValueError: could not convert string to float" in out
+    assert "Hint: row has a None key" in out and "skipinitialspace=True" in out
+    script = "import csv\nrows = list(csv.DictReader(open('x.csv')))\nrows[5]\n"
+    out = subprocess.run(run, input=script, cwd=tmp_path, capture_output=True, text=True).stderr
+    assert "IndexError" in out and "Hint" not in out
+
+
 def test_a_script_written_again_gets_a_fresh_start_not_another_run(workspace: Path, store):
     (workspace / "notes.txt").write_text("a\nb\nc\n")
     crash = "It counts.\n```python\nopen('count.txt', 'w').write(len(open('note.txt')))\n```"

@@ -485,6 +485,45 @@ def test_an_output_in_another_order_than_the_task_asks_fails(tmp_path: Path):
     assert checks[-1]().passed
     assert not shape_checks(tmp_path, "Write out.txt; the list is not sorted.", ["out.txt"])
 
+    task = "Make rows.csv with the header id,time. Sort the rows by time, earliest first."
+    checks = shape_checks(tmp_path, task, ["rows.csv"])
+    (tmp_path / "rows.csv").write_text("id,time\ne1,2026-11-06 11:05\ne2,2026-11-02 20:17\n")
+    assert not checks[-1]().passed  # "Sort the rows by ...", as an order
+    (tmp_path / "rows.csv").write_text("id,time\ne2,2026-11-02 20:17\ne1,2026-11-06 11:05\n")
+    assert checks[-1]().passed
+
+
+def test_numbers_past_the_tasks_decimals_and_columns_off_its_format_fail(tmp_path: Path):
+    """ "rounded to 2 decimals": a JSON output's unrounded sum fails, named by its place; a
+    bullet that writes a CSV column `YYYY-MM-DD HH:MM:SS` or "with exactly 2 decimals" holds
+    that column's values to it."""
+    from spud.playbooks.value_shapes import value_checks
+
+    task = "Write s.json with `total` and `by_day`. Every money value is rounded to 2 decimals."
+    (check,) = value_checks(tmp_path, task, ["s.json"])
+    (tmp_path / "s.json").write_text('{"total": 7518.450000000001, "by_day": {"mon": [1.5]}}')
+    result = check()
+    assert not result.passed
+    assert result.detail == 's.json: ["total"] is 7518.450000000001, more than 2 decimals'
+    (tmp_path / "s.json").write_text('{"total": 7518.45, "by_day": {"mon": [1.5, 3]}}')
+    assert check().passed
+
+    task = (
+        "Make p.csv with the header id,time_utc,amount.\n\n"
+        "- time_utc: the event's ts converted to UTC and written\n  `YYYY-MM-DD HH:MM:SS`.\n"
+        "- amount: written with exactly 2 decimals (`65` is `65.00`).\n"
+    )
+    (check,) = value_checks(tmp_path, task, ["p.csv"])
+    (tmp_path / "p.csv").write_text("id,time_utc,amount\ne1,2026-11-06T11:05:03+00:00,65\n")
+    result = check()
+    assert not result.passed and result.detail == (
+        "p.csv row 2: time_utc is '2026-11-06T11:05:03+00:00', not written YYYY-MM-DD HH:MM:SS; "
+        "p.csv row 2: amount is '65', not with exactly 2 decimals"
+    )
+    (tmp_path / "p.csv").write_text("id,time_utc,amount\ne1,2026-11-06 11:05:03,65.00\n")
+    assert check().passed
+    assert not value_checks(tmp_path, "Write p.csv from a.csv.", ["p.csv"])
+
 
 def test_rows_written_as_json_strings_fail_the_typed_keys_check(tmp_path: Path):
     """A list of JSON texts holds no record: the typed-keys check fails instead of passing

@@ -10,6 +10,7 @@ from spud.playbooks.base import Brief, head_lines, inputs_and_outputs, workspace
 from spud.playbooks.checks import TaskVerifier, command_check, outputs_check
 from spud.playbooks.script_draft import ScriptDraft
 from spud.playbooks.task_shapes import shape_checks
+from spud.playbooks.value_shapes import value_checks
 from spud.sandbox.bubblewrap import Sandbox
 
 # A command the task asks to run: in backticks, or "run python3 x.py" in the text.
@@ -51,7 +52,7 @@ class FileChores:
             "4. When the output is right, call finish."
         )
         checks = [outputs_check(workspace, outputs)] if outputs else []
-        checks += shape_checks(workspace, task, outputs)
+        checks += shape_checks(workspace, task, outputs) + value_checks(workspace, task, outputs)
         run = RUN.search(task)
         command = None
         if run:  # the task names the command that shows the work is right

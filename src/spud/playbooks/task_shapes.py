@@ -291,7 +291,7 @@ def header_check(workspace: Path, header: list[str], paths: list[str]) -> Any:
     wrote `Name,Team,Office,Since,` for the task's `name,team,office,since`)."""
 
     def problems_in(rel: str, text: str) -> list[str]:
-        first = next(csv.reader(text.splitlines(), delimiter=_separator(rel)), [])
+        first = next(csv.reader(text.splitlines(), delimiter=separator(rel)), [])
         if [cell.strip() for cell in first] == header:
             return []
         return [
@@ -325,7 +325,7 @@ def columns_check(workspace: Path, paths: list[str]) -> Any:
     written under the wrong column, an empty field allowed)."""
 
     def problems_in(rel: str, text: str) -> list[str]:
-        rows = list(csv.reader(text.splitlines(), delimiter=_separator(rel)))
+        rows = list(csv.reader(text.splitlines(), delimiter=separator(rel)))
         if len(rows) < 2:
             return []
         header = [cell.strip() for cell in rows[0]]
@@ -352,7 +352,7 @@ def columns_check(workspace: Path, paths: list[str]) -> Any:
     return file_check(workspace, paths, name, fine, problems_in, most=4)
 
 
-def _separator(rel: str) -> str:
+def separator(rel: str) -> str:
     return "\t" if rel.lower().endswith(".tsv") else ","
 
 
@@ -412,10 +412,14 @@ def how_many_question(task: str) -> str:
     return f"Does this {noun} {verb} {rest}?"
 
 
-# "sorted by category name", "sorted by date", "in alphabetical order", "largest first"
+# "sorted by category name", "sorted by date", "Sort the rows by time_utc", "in alphabetical
+# order", "largest first"
 SORTED = re.compile(
-    r"(?<!not )\bsorted(?: alphabetically)?(?: by ((?:the )?[\w ]{1,40}?))?(?=[,.;:()\n]|$)"
+    r"(?<!not )\b(?:sorted(?: alphabetically)?(?: by ((?:the )?[\w ]{1,40}?))?"
+    r"|[Ss]ort (?:(?:the|its|all|these) \w+ )?by ((?:the )?[\w ]{1,40}?))(?=[,.;:()\n]|$)"
 )
+# "in alphabetical order", not "most first, ties by path in alphabetical order"
+ALPHABETICAL = re.compile(r"(?:^|[,.;:(\n])(?:(?!\bties\b)[^,.;:(\n])*\balphabetical order")
 PER = re.compile(r"\bone (?:line|row) (?:per|for each|for every) (\w+)")
 DESCENDING = re.compile(
     r"\b(?:descending|largest first|highest first|biggest first|most first|"
@@ -429,11 +433,12 @@ def sort_order(task: str) -> tuple[list[str], bool, bool]:
     are keyed by their first field (by name, alphabetically, or by what there is one line
     per) and whether the order is descending; empty words when it sorts nothing."""
     m = SORTED.search(task)
-    if not m and "alphabetical order" not in task:
+    if not m and not ALPHABETICAL.search(task):
         return ([], False, False)
-    words = (m[1] or "" if m else "").lower().removeprefix("the ").split()
+    words = ((m[1] or m[2] or "") if m else "").lower().removeprefix("the ").split()
     per = PER.search(task)
     by_first = not words or "name" in words or bool(per and per[1].lower() in words)
+    by_first = by_first and "```" not in task  # a layout shown whole is its own order
     return (words or ["name"], by_first, bool(DESCENDING.search(task)))
 
 
@@ -463,7 +468,7 @@ def sorted_check(workspace: Path, order: tuple[list[str], bool, bool], paths: li
     def keys(rel: str, text: str) -> list[str]:
         lines = [line for line in text.splitlines() if line.strip()]
         if rel.lower().endswith((".csv", ".tsv")):
-            rows = list(csv.reader(lines, delimiter=_separator(rel)))
+            rows = list(csv.reader(lines, delimiter=separator(rel)))
             head = [c.strip().lower() for c in rows[0]] if rows else []
             column = next((head.index(w) for w in words if w in head), None)
             if column is None:

@@ -8,6 +8,7 @@ from spud.playbooks import playbook
 from spud.playbooks.base import URL, Brief, inputs_and_outputs, workspace_files
 from spud.playbooks.checks import TaskVerifier, outputs_check
 from spud.playbooks.task_shapes import shape_checks
+from spud.playbooks.value_shapes import value_checks
 from spud.playbooks.web_draft import WebDraft
 from spud.sandbox.bubblewrap import Sandbox
 
@@ -48,7 +49,7 @@ class WebWork:
             "in the finish summary. Copy values exactly as the page shows them."
         )
         checks = [outputs_check(workspace, outputs)] if outputs else []
-        checks += shape_checks(workspace, task, outputs)
+        checks += shape_checks(workspace, task, outputs) + value_checks(workspace, task, outputs)
         verifier = TaskVerifier(checks=checks)
         start = URL.search(task)
         # A text model reads the site first; a script writes the outputs, picks among

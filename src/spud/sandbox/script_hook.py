@@ -31,6 +31,14 @@ LOADED_HINT = (
     "rows[1:]."
 )
 
+# A 1.5B's csv.DictReader on `EX-1003, 2026-11-03, "Zoom Pro, monthly", 197.00`: the quote after
+# ", " is not a quote to csv, the row got a None key, and two repairs did not see why.
+CSV_HINT = (
+    "Hint: {name} has a None key: that line has more fields than the header. A quoted field "
+    'after ", " (a space after the comma) is split at its commas unless the reader is made with '
+    "csv.DictReader(f, skipinitialspace=True) (or csv.reader(f, skipinitialspace=True))."
+)
+
 
 def shown(kind, exc, tb):
     """The traceback, then the names on the failing line and the frame's locals, by value."""
@@ -59,6 +67,9 @@ def shown(kind, exc, tb):
         print("Values where it failed:", file=sys.stderr)
     for k in names:
         print(f"  {k} = {_value(scope[k])}", file=sys.stderr)
+    split = next((k for k in names if isinstance(scope[k], dict) and None in scope[k]), None)
+    if split:
+        print(CSV_HINT.format(name=split), file=sys.stderr)
 
 
 def _traceback(kind, exc, tb):
