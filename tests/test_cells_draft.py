@@ -70,8 +70,10 @@ def test_a_reply_without_cells_is_told_why_and_the_next_one_is_written(workspace
     unasked = '```python\ncells = {"Sheet1!D2:D4": "=B2*C2"}\n```'  # no such sheet, not asked
     good = '```python\ncells = {"Orders!D1": "Line total", "Orders!D2:D4": "=B2*C2"}\n```'
     model = Drafter([bad, unasked, good])
-    result, _ = script_run(workspace, store, model, TASK, office=True)
+    result, messages = script_run(workspace, store, model, TASK, office=True)
     assert result.status == "finished", result.summary
+    written = next(m for m in messages if m.meta.get("draft"))
+    assert written.meta["draft"] == good and written.meta["unused"] == [bad, unasked]
     told = model.prompts[1][-1].content
     assert "'Orders!D2:D' is not a cell or range" in told
     told = model.prompts[2][-1].content

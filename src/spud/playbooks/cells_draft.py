@@ -121,6 +121,8 @@ class CellsDraft:
                 "draft": text,
                 "usage": usage_of(*unused, reply),
             }
+            if unused:  # the replies sent back unwritten, kept for whoever reads the run
+                meta["unused"] = [r.message.content for r in unused]
             unused, results = [], []
             for sheet, values in writes.items():
                 if sheet not in self.sheets:
