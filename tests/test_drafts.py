@@ -1187,3 +1187,25 @@ def test_a_reply_of_comments_only_is_followed_by_a_request_for_the_code(workspac
     assert result.status == "finished", result.summary
     assert model.prompts[1][-1].content.startswith("Now write that code")
     assert model.prompts[1][-2].content == reasons  # the same chat, its prefix cached
+
+
+def test_draft_replies_that_led_to_no_step_are_kept_in_a_later_steps_meta(workspace: Path, store):
+    """A reply sent back, and the opening's last replies that led to nothing, are stored with
+    the next step (the opening's own, else the loop's first) under "unused"."""
+    from spud.core.messages import ToolCall
+
+    def opening(model, act) -> None:
+        model.chat([Message(role="user", content="a")])  # sent back, say
+        kept = model.chat([Message(role="user", content="b")]).message.content
+        act(ToolCall(name="bash", arguments={"command": "true"}), {"kind": "draft", "draft": kept})
+        model.chat([Message(role="user", content="c")])  # an answer with no ANSWER line, say
+
+    finish = {"calls": [{"name": "finish", "arguments": {"summary": "done"}}]}
+    model = Drafter(["refused", "ran", "said nothing", "said nothing"], [finish])
+    sandbox = Sandbox(SandboxConfig(workspace=workspace))
+    agent = Agent(model, coding_tools(workspace, sandbox), store, opening=opening)
+    sid = agent.start("do it", str(workspace), "system")
+    assert agent.run(sid).status == "finished"
+    steps = [m for m in store.messages(sid) if m.role == "assistant"]
+    assert steps[0].meta["draft"] == "ran" and steps[0].meta["unused"] == ["refused"]
+    assert steps[1].tool_calls[0].name == "finish" and steps[1].meta["unused"] == ["said nothing"]

@@ -137,6 +137,7 @@ class Agent:
             self._run_pending(session_id, messages, result)
             turn = messages[guards.last_user_turn(messages) :]
             drafts = isinstance(self.model, TextModel) and self.model.drafts
+            unused: list[str] = []  # the opening's replies after its last step
             if self.opening and drafts and not guards.acted(turn):
 
                 def check() -> None:
@@ -145,7 +146,15 @@ class Agent:
                 def act(call: ToolCall, meta: dict[str, Any]) -> Message:
                     if call.name != "finish":  # ending with what passed is not going on
                         check()
-                    return self._act(session_id, messages, result, call, meta)
+                    return self._act(session_id, messages, result, call, unheard(meta))
+
+                def unheard(meta: dict[str, Any]) -> dict[str, Any]:
+                    """The step's meta with the drafts' replies since the last step that it
+                    does not hold (sent back, or a web draft's that led to nothing) under
+                    "unused", for whoever reads the run."""
+                    held = [meta.get("draft") or "", *meta.get("unused", [])]
+                    left = [t for t in drafts.taken() if not any(t[:200] in h for h in held)]
+                    return {**meta, "unused": [*meta.get("unused", []), *left]} if left else meta
 
                 def left() -> float:
                     return self.limits.max_seconds - (time.monotonic() - started)
@@ -154,10 +163,12 @@ class Agent:
                 drafts.by_hand = self.harness.by_hand
                 drafts.samples = self.harness.code_samples
                 self.opening(drafts, act)
+                unused = drafts.taken()
                 drafts.room_for_the_loop()
             while True:
                 self.limits.check(result, time.monotonic() - started)
-                self._step(session_id, messages, result)
+                self._step(session_id, messages, result, unused)
+                unused = []
         except RunEnded as end:
             result.status, result.summary = end.status, end.summary + end.hint
         except Exception as exc:  # a bug or a model's failure: the stored run says so
@@ -177,7 +188,9 @@ class Agent:
         )
         return result
 
-    def _step(self, sid: str, messages: list[Message], result: RunResult) -> None:
+    def _step(
+        self, sid: str, messages: list[Message], result: RunResult, unused: list[str]
+    ) -> None:
         turn = messages[guards.last_user_turn(messages) :]
         reserve = self.limits.max_output_tokens
         prompt = fit_context(self.model, superseded(messages), self.specs, reserve, self.tokens)
@@ -200,6 +213,8 @@ class Agent:
             return
         msg = reply.message
         msg.meta.update(usage=reply.usage.model_dump())
+        if unused:  # the opening's last replies, which led to no step of their own
+            msg.meta["unused"] = unused
         if not msg.tool_calls:  # a plain-text answer from a remote model ends the turn
             msg.tool_calls = [ToolCall(name="finish", arguments={"summary": msg.content})]
             msg.meta["text_answer"] = True
@@ -396,6 +411,7 @@ class DraftModel:
         self.samples = 1  # replies tried against the tests in a code round (the harness's)
         self.tokens, self.seconds = 0, 0.0  # the drafts' output so far, and their time
         self.replies = 0
+        self.since: list[str] = []  # the replies' texts since the last step took them
 
     def chat(
         self,
@@ -419,7 +435,13 @@ class DraftModel:
         self.tokens += reply.usage.completion_tokens
         self.seconds += reply.usage.seconds
         self.replies += 1
+        self.since.append(reply.message.content.strip())
         return reply
+
+    def taken(self) -> list[str]:
+        """The replies' texts since the last call, and none from now on."""
+        since, self.since = self.since, []
+        return [t for t in since if t]
 
     def room_for_the_loop(self) -> None:
         """Raise LimitReached when the time left is under two drafts' time: the loop's first
