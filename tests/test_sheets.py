@@ -102,6 +102,23 @@ def test_a_write_names_formulas_unlike_their_neighbours_and_short_totals(
     assert "If the task is done, call finish." in fixed.output
 
 
+def test_a_number_typed_among_formulas_is_a_slip_and_each_slip_has_its_quick_fix(
+    book: Path, workspace: Path
+):
+    """A total typed over its formula is named; the fixes are what a spreadsheet program's
+    quick fixes put there (copy the neighbours' formula, take the left-out cells in)."""
+    from spud.tools.office.slips import formula_slips
+
+    cells = {"D2": "=B2+C2", "D3": 70, "D4": "=B4+C4", "D5": "=SUM(D2:D3)"}
+    res = _run(SheetWrite, workspace, path="sales.xlsx", cells=cells)
+    typed = "D3 70: a number typed in among the formulas above and below it; like them it would"
+    assert f"{typed} be =B3+C3" in res.output
+    slips = {s.cell: s.fix for s in formula_slips(openpyxl.load_workbook(book))}
+    assert slips == {"D3": "=B3+C3", "D5": "=SUM(D2:D4)"}
+    _run(SheetWrite, workspace, path="sales.xlsx", cells={"D3": "=B3+C3", "D5": "=SUM(D2:D4)"})
+    assert not formula_slips(openpyxl.load_workbook(book))
+
+
 def test_a_write_names_a_formula_among_the_header_rows_titles(book: Path, workspace: Path):
     cells = {"D1": "=B1+C1", "D2": "=B2+C2", "D3": "=B3+C3", "D4": "=B4+C4"}
     res = _run(SheetWrite, workspace, path="sales.xlsx", cells=cells)

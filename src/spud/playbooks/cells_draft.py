@@ -18,6 +18,7 @@ from spud.playbooks.sheet_shapes import (
     named_cells,
     titled_cells,
 )
+from spud.tools.office.slips import formula_slips
 
 CELLS_SYSTEM = "You are an expert spreadsheet user. You edit workbooks with Excel formulas."
 CELLS_ASK = (
@@ -79,6 +80,7 @@ class CellsDraft:
     # value are left out of it
     rounds: int = 3
     max_tokens: int = 1536
+    fixing: bool = False  # a task about wrong formulas: the slips left take their quick fixes
 
     def __call__(self, model: TextModel, act: Act) -> None:
         ask = f"{self.task}\n\n{self.shown}\n\n{CELLS_ASK.format(workbook=self.workbook)}"
@@ -134,6 +136,12 @@ class CellsDraft:
                 results.append(act(ToolCall(name="sheet_write", arguments=args), meta).content)
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first call
             checks = self.verifier.check()
+            if not all(c.passed for c in checks) and (fixes := self.quick_fixes()):
+                for sheet, values in fixes.items():
+                    args = {"path": self.workbook, "cells": values, "sheet": sheet}
+                    call = ToolCall(name="sheet_write", arguments=args)
+                    results.append(act(call, {"kind": "draft", "quick_fix": True}).content)
+                checks = self.verifier.check()
             if all(c.passed for c in checks):
                 summary = said(text) or f"Wrote {len(cells)} cells of {self.workbook}; checked."
                 act(ToolCall(name="finish", arguments={"summary": summary}), {})
@@ -145,6 +153,25 @@ class CellsDraft:
             )
         if self.then is not None:
             self.then(model, act)
+
+    def quick_fixes(self) -> dict[str, dict[str, str]]:
+        """In a task about wrong formulas, the fix a spreadsheet program offers for each slip
+        the workbook still holds, by sheet (a 1.5B shown `Deals!F38 =SUM(F2:F36): leaves
+        out F37` and `=SUMIF(Deals!$B$2:$B$30, ...)` among ranges to row 37 gave both back
+        as they were, three rounds)."""
+        from spud.tools.office.workbook import OfficeError, load_workbook
+
+        if not self.fixing or self.workspace is None:
+            return {}
+        try:
+            book = load_workbook(self.workspace / self.workbook)
+        except OfficeError:  # a workbook that does not open is the checks' to report
+            return {}
+        fixes: dict[str, dict[str, str]] = {}
+        for slip in formula_slips(book):
+            if slip.fix:
+                fixes.setdefault(slip.sheet, {})[slip.cell] = slip.fix
+        return fixes
 
     def settled(self, writes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The writes with each sheet one to write or to add. A sheet is added only when the

@@ -139,6 +139,7 @@ class OfficeWork:
             opening = CellsDraft(
                 task, shown, verifier, inputs[0], list(data), data, opening, workspace
             )
+            opening.fixing = bool(FIXES.search(task))
         return Brief(
             playbook=self.name,
             opening=opening,
