@@ -63,13 +63,13 @@ def shown(kind, exc, tb):
         and not callable(scope[k])
         and type(scope[k]).__name__ != "module"
     ][:12]
+    split = next((k for k in names if isinstance(scope[k], dict) and None in scope[k]), None)
+    if split:  # before the values, which a repair's shortened failure may cut
+        print(CSV_HINT.format(name=split), file=sys.stderr)
     if names:
         print("Values where it failed:", file=sys.stderr)
     for k in names:
         print(f"  {k} = {_value(scope[k])}", file=sys.stderr)
-    split = next((k for k in names if isinstance(scope[k], dict) and None in scope[k]), None)
-    if split:
-        print(CSV_HINT.format(name=split), file=sys.stderr)
 
 
 def _traceback(kind, exc, tb):
