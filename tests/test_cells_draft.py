@@ -238,11 +238,12 @@ FIX_TASK = (
 )
 
 
-def test_a_fix_of_formulas_sees_the_slips_and_an_unchanged_reply_is_refused(workspace: Path, store):
+def test_a_fix_of_formulas_sees_the_slips_and_those_left_take_their_quick_fixes(
+    workspace: Path, store
+):
     budget(workspace)
-    same = '```python\ncells = {"Q1!B4": "=Jan!B4+Feb!B5+Mar!B4", "Q1!B7": "=SUM(B2:B5)"}\n```'
     half = '```python\ncells = {"Q1!B4": "=Jan!B4+Feb!B4+Mar!B4"}\n```'
-    model = Drafter([same, half])
+    model = Drafter([half])
     result, messages = script_run(workspace, store, model, FIX_TASK, office=True)
     assert result.status == "finished", result.summary
     # the first ask shows what a spreadsheet program would flag, with the likely formula
@@ -250,16 +251,30 @@ def test_a_fix_of_formulas_sees_the_slips_and_an_unchanged_reply_is_refused(work
     assert "'Q1'!B4 =Jan!B4+Feb!B5+Mar!B4: unlike the formulas above and below it" in asked
     assert "like them it would be =Jan!B4+Feb!B4+Mar!B4" in asked
     assert "'Q1'!B7 =SUM(B2:B5): leaves out B6" in asked
-    # the formulas given back as they were are not written, and the model is told so
-    assert "already holds exactly that" in model.prompts[1][-1].content
     # fixing B4 alone leaves the short total: its quick fix (take B6 in) is written for it
-    assert len(model.prompts) == 2
+    assert len(model.prompts) == 1
     assert values(workspace / "budget.xlsx", "Q1", ["B4", "B7"]) == [606, 3030]
     writes = [
         m for m in messages if m.role == "assistant" and m.tool_calls[0].name == "sheet_write"
     ]
     assert [w.meta.get("quick_fix", False) for w in writes] == [False, True]
     assert writes[1].tool_calls[0].arguments["cells"] == {"B7": "=SUM(B2:B6)"}
+
+
+def test_flagged_formulas_given_back_unchanged_take_their_quick_fixes(workspace: Path, store):
+    budget(workspace)
+    same = '```python\ncells = {"Q1!B4": "=Jan!B4+Feb!B5+Mar!B4", "Q1!B7": "=SUM(B2:B5)"}\n```'
+    model = Drafter([same])
+    result, messages = script_run(workspace, store, model, FIX_TASK, office=True)
+    assert result.status == "finished", result.summary
+    assert len(model.prompts) == 1 and "quick fixes" in result.summary
+    assert values(workspace / "budget.xlsx", "Q1", ["B4", "B7"]) == [606, 3030]
+    (write,) = [m for m in messages if m.role == "assistant" and m.meta.get("quick_fix")]
+    assert write.tool_calls[0].arguments["cells"] == {
+        "B4": "=Jan!B4+Feb!B4+Mar!B4",
+        "B7": "=SUM(B2:B6)",
+    }
+    assert write.meta["unused"] == [same.strip()]  # the reply given back is kept with it
 
 
 def test_slips_a_workbook_held_before_do_not_fail_a_task_that_does_not_fix_them(

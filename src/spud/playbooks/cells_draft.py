@@ -50,6 +50,7 @@ CELLS_REPAIR = (
     "block whose first line is a comment on what is wrong."
 )
 # a `"key": "=formula",` line of a cells dict, the formula up to the line's last quote mark
+QUICK_FIXED = "Fixed the formulas a spreadsheet program flags, with its own quick fixes."
 FORMULA_LINE = re.compile(
     r'^(\s*)("[^"\n]+"|\'[^\'\n]+\')\s*:\s*"(=[^\n]*)"(\s*,?\s*(?:#[^\n]*)?)$', re.MULTILINE
 )
@@ -103,6 +104,11 @@ class CellsDraft:
                 self.data_kept(writes)
                 self.titles_kept(writes)
             except CellsError as exc:
+                # formulas given back as they were, slips among them: their quick fixes
+                if isinstance(exc, Unchanged) and self.quick_fixed(act):
+                    if all(c.passed for c in self.verifier.check()):
+                        act(ToolCall(name="finish", arguments={"summary": QUICK_FIXED}), {})
+                        return
                 temperature = REDRAFT_TEMPERATURE  # the same reply again would not help
                 # cells given back as written: what the checks said of them, again (a 1.5B
                 # gave "G1": "=E1*F1" back for a title, three rounds)
@@ -136,11 +142,8 @@ class CellsDraft:
                 results.append(act(ToolCall(name="sheet_write", arguments=args), meta).content)
                 meta = {"kind": "draft"}  # the reply's text and cost go with its first call
             checks = self.verifier.check()
-            if not all(c.passed for c in checks) and (fixes := self.quick_fixes()):
-                for sheet, values in fixes.items():
-                    args = {"path": self.workbook, "cells": values, "sheet": sheet}
-                    call = ToolCall(name="sheet_write", arguments=args)
-                    results.append(act(call, {"kind": "draft", "quick_fix": True}).content)
+            if not all(c.passed for c in checks) and (fixed := self.quick_fixed(act)):
+                results += fixed
                 checks = self.verifier.check()
             if all(c.passed for c in checks):
                 summary = said(text) or f"Wrote {len(cells)} cells of {self.workbook}; checked."
@@ -153,6 +156,16 @@ class CellsDraft:
             )
         if self.then is not None:
             self.then(model, act)
+
+    def quick_fixed(self, act: Act) -> list[str]:
+        """Write the quick fixes of the slips the workbook holds, a step per sheet (in a task
+        about wrong formulas); what each write said."""
+        results = []
+        for sheet, values in self.quick_fixes().items():
+            args = {"path": self.workbook, "cells": values, "sheet": sheet}
+            call = ToolCall(name="sheet_write", arguments=args)
+            results.append(act(call, {"kind": "draft", "quick_fix": True}).content or "")
+        return results
 
     def quick_fixes(self) -> dict[str, dict[str, str]]:
         """In a task about wrong formulas, the fix a spreadsheet program offers for each slip
