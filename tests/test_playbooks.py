@@ -507,6 +507,10 @@ def test_numbers_past_the_tasks_decimals_and_columns_off_its_format_fail(tmp_pat
     assert result.detail == 's.json: ["total"] is 7518.450000000001, more than 2 decimals'
     (tmp_path / "s.json").write_text('{"total": 7518.45, "by_day": {"mon": [1.5, 3]}}')
     assert check().passed
+    (tmp_path / "in.csv").write_text("site,lat\nA,52.520008\n")  # a number copied as written
+    (check,) = value_checks(tmp_path, task, ["s.json"])
+    (tmp_path / "s.json").write_text('{"total": 7518.45, "lat": 52.520008}')
+    assert check().passed
 
     task = (
         "Make p.csv with the header id,time_utc,amount.\n\n"

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from spud.playbooks.base import workspace_files
 from spud.playbooks.task_shapes import file_check, separator
 
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4}
@@ -71,25 +72,44 @@ def value_checks(workspace: Path, task: str, outputs: list[str]) -> list[Any]:
     checks = []
     jsons = [o for o in outputs if o.lower().endswith(".json")]
     if jsons and (n := decimals(task)) is not None:
-        checks.append(decimals_check(workspace, n, jsons))
+        checks.append(decimals_check(workspace, n, jsons, _input_numbers(workspace, outputs)))
     tables = [o for o in outputs if o.rsplit(".", 1)[-1].lower() in ("csv", "tsv")]
     if tables and (formats := column_formats(task)):
         checks.append(formats_check(workspace, formats, tables))
     return checks
 
 
-def decimals_check(workspace: Path, most: int, paths: list[str]) -> Any:
+def decimals_check(
+    workspace: Path, most: int, paths: list[str], copied: frozenset[str] = frozenset()
+) -> Any:
     """A check that no number in a JSON output has more decimals than the task rounds to (a
     1.5B's summary held sums such as 7518.450000000001 and an average of 187.96125 where the
-    task said "rounded to 2 decimals")."""
+    task said "rounded to 2 decimals"); a number written as an input writes it (copied) is
+    not the task's to round."""
 
     def problems_in(rel: str, text: str) -> list[str]:
         found: list[str] = []
         _long_decimals(json.loads(text), most, "", found)
+        found = [(where, value) for where, value in found if value not in copied]
         return [f"{rel}: {where} is {value}, more than {most} decimals" for where, value in found]
 
     name, fine = "the task's decimals", f"no number has more than {most} decimals"
     return file_check(workspace, paths, name, fine, problems_in, most=4)
+
+
+def _input_numbers(workspace: Path, outputs: list[str], most: int = 2_000_000) -> frozenset[str]:
+    """The decimal numbers the workspace's other text files write (up to `most` characters)."""
+    numbers: set[str] = set()
+    for rel in workspace_files(workspace):
+        if rel in outputs or most <= 0:
+            continue
+        try:
+            text = (workspace / rel).read_text(encoding="utf-8")[:most]
+        except (OSError, UnicodeDecodeError):
+            continue
+        most -= len(text)
+        numbers.update(re.findall(r"-?\d+\.\d+", text))
+    return frozenset(numbers)
 
 
 def _long_decimals(data: Any, most: int, where: str, found: list[tuple[str, str]]) -> None:
