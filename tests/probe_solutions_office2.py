@@ -166,13 +166,18 @@ def pptx_survey(ws: Path) -> None:
         ("Scores by office", [f"{office}: {avg:.1f}" for avg, office in averages]),
         ("Next steps", ["Share each office's results with its managers"]),
     ):
-        slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = title
-        body = slide.placeholders[1].text_frame
-        body.text = lines[0]
-        for line in lines[1:]:
-            body.add_paragraph().text = line
+        bullet_slide(deck, title, lines)
     deck.save(ws / "survey.pptx")
+
+
+def bullet_slide(deck, title: str, lines: list[str]) -> None:
+    """A title-and-bullets slide at the end of a python-pptx deck."""
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = title
+    body = slide.placeholders[1].text_frame
+    body.text = lines[0]
+    for line in lines[1:]:
+        body.add_paragraph().text = line
 
 
 SOLUTIONS_OFFICE2 = {

@@ -477,20 +477,24 @@ def test_an_output_in_another_order_than_the_task_asks_fails(tmp_path: Path):
     assert check().passed
     assert last().passed and last().name == "the task's last line"
 
-    task = "Write moves.csv with the header old,new, one row per file, sorted by the old path."
-    checks = shape_checks(tmp_path, task, ["moves.csv"])
-    (tmp_path / "moves.csv").write_text("old,new\nc.jpg,x\nA.jpg,y\n")
-    assert not checks[-1]().passed
-    (tmp_path / "moves.csv").write_text("old,new\nB.jpg,y\na.jpg,x\n")
-    assert checks[-1]().passed
+    for task, wrong, right in (
+        (
+            "Write out.csv with the header old,new, one row per file, sorted by the old path.",
+            "old,new\nc.jpg,x\nA.jpg,y\n",
+            "old,new\nB.jpg,y\na.jpg,x\n",
+        ),
+        (  # "Sort the rows by ...", as an order
+            "Make out.csv with the header id,time. Sort the rows by time, earliest first.",
+            "id,time\ne1,2026-11-06 11:05\ne2,2026-11-02 20:17\n",
+            "id,time\ne2,2026-11-02 20:17\ne1,2026-11-06 11:05\n",
+        ),
+    ):
+        checks = shape_checks(tmp_path, task, ["out.csv"])
+        (tmp_path / "out.csv").write_text(wrong)
+        assert not checks[-1]().passed
+        (tmp_path / "out.csv").write_text(right)
+        assert checks[-1]().passed
     assert not shape_checks(tmp_path, "Write out.txt; the list is not sorted.", ["out.txt"])
-
-    task = "Make rows.csv with the header id,time. Sort the rows by time, earliest first."
-    checks = shape_checks(tmp_path, task, ["rows.csv"])
-    (tmp_path / "rows.csv").write_text("id,time\ne1,2026-11-06 11:05\ne2,2026-11-02 20:17\n")
-    assert not checks[-1]().passed  # "Sort the rows by ...", as an order
-    (tmp_path / "rows.csv").write_text("id,time\ne2,2026-11-02 20:17\ne1,2026-11-06 11:05\n")
-    assert checks[-1]().passed
 
 
 def test_numbers_past_the_tasks_decimals_and_columns_off_its_format_fail(tmp_path: Path):

@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 from openpyxl.styles import Font
 from probe_solutions_files2 import SOLUTIONS_FILES2
-from probe_solutions_office2 import SOLUTIONS_OFFICE2
+from probe_solutions_office2 import SOLUTIONS_OFFICE2, bullet_slide
 
 from spud.eval.checks import CheckContext, run_checks
 from spud.eval.runner import prepare
@@ -157,12 +157,7 @@ def projects_deck(ws: Path) -> None:
         ),
         ("Budget", [f"Total budget: {sum(int(p['budget']) for p in projects)}"]),
     ):
-        slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = title
-        body = slide.placeholders[1].text_frame
-        body.text = lines[0]
-        for line in lines[1:]:
-            body.add_paragraph().text = line
+        bullet_slide(deck, title, lines)
     deck.save(ws / "status.pptx")
 
 
